@@ -1,0 +1,100 @@
+// FileSystem: POSIX semantics over storage items, one method per operation.
+//
+// Each mutating method runs in one Txn and commits it (not synced: in the WAL);
+// Sync() makes every earlier commit durable (device flush + WAL fsync, the group
+// commit) and then lets freed space be reused. Errors are errno values, exactly
+// those Linux returns for the same call on ext4.
+// Permission checks are done here too (the kernel's default_permissions is only
+// the first line): the caller's uid/gid/groups against mode bits, sticky dirs,
+// owner-only chmod/utimes, root-only chown to another uid, setgid clearing.
+// Timestamps change as Linux changes them; atime is relatime.
+// Thread: the server's storage executor only (not thread-safe).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/fs_types.h"
+#include "common/status.h"
+#include "storage/volume.h"
+
+namespace cohfs {
+
+struct InodeRange {
+  uint64_t first = 0;  // inclusive
+  uint64_t count = 0;
+};
+
+class FileSystem {
+ public:
+  explicit FileSystem(Volume& volume);
+
+  // --- reads
+  Result<Attr> Lookup(const Caller& c, InodeId parent, std::string_view name);
+  Result<Attr> GetAttr(InodeId ino);
+  Result<std::string> ReadLink(InodeId ino);
+  // Entries with cookie > `cookie` (0 = from the start; "." and ".." are the
+  // client's, cookies 1 and 2), in stable order, at most max_entries.
+  Result<std::vector<DirEntry>> ReadDir(const Caller& c, InodeId dir, uint64_t cookie,
+                                        size_t max_entries);
+  // Short at end of file; holes read as zeros.
+  Result<std::string> Read(InodeId ino, uint64_t offset, uint32_t len);
+  // SEEK_DATA / SEEK_HOLE (whence as in <unistd.h>); ENXIO past the end.
+  Result<uint64_t> Lseek(InodeId ino, uint64_t offset, int whence);
+  Result<std::string> GetXattr(const Caller& c, InodeId ino, std::string_view name);
+  Result<std::vector<std::string>> ListXattr(const Caller& c, InodeId ino);
+  Result<FsStat> StatFs();
+  // Checks open(2) access for `flags` (O_ACCMODE, O_TRUNC) on an existing inode.
+  Status Open(const Caller& c, InodeId ino, int flags);
+  Status Access(const Caller& c, InodeId ino, int mask);
+
+  // --- namespace changes; new inodes take the number the client allocated
+  // from its range (EEXIST if that number is in use).
+  Result<Attr> Mknod(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
+                     uint64_t rdev, InodeId new_ino);
+  Result<Attr> Mkdir(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
+                     InodeId new_ino);
+  Result<Attr> Symlink(const Caller& c, InodeId parent, std::string_view name,
+                       std::string_view target, InodeId new_ino);
+  Result<Attr> Link(const Caller& c, InodeId ino, InodeId new_parent, std::string_view new_name);
+  // Unlinking the last name of an inode leaves it an orphan (ORPHAN item) until
+  // Reclaim; returns the child's inode so the caller can drop it when unused.
+  Result<InodeId> Unlink(const Caller& c, InodeId parent, std::string_view name);
+  Result<InodeId> Rmdir(const Caller& c, InodeId parent, std::string_view name);
+  // flags: kRenameNoReplace, kRenameExchange. Returns the replaced inode, if any.
+  Result<std::optional<InodeId>> Rename(const Caller& c, InodeId parent, std::string_view name,
+                                        InodeId new_parent, std::string_view new_name,
+                                        uint32_t flags);
+
+  // --- inode changes
+  Result<Attr> SetAttr(const Caller& c, InodeId ino, const SetAttrRequest& req);
+  // Copy-on-write: data goes to new extents (or the INLINE item while the file
+  // stays <= kInlineMaxBytes). Clears setuid/setgid as Linux does.
+  Result<Attr> Write(const Caller& c, InodeId ino, uint64_t offset, std::span<const char> data);
+  // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE.
+  Result<Attr> Fallocate(const Caller& c, InodeId ino, int mode, uint64_t offset,
+                         uint64_t length);
+  // flags: XATTR_CREATE / XATTR_REPLACE.
+  Status SetXattr(const Caller& c, InodeId ino, std::string_view name, std::string_view value,
+                  int flags);
+  Status RemoveXattr(const Caller& c, InodeId ino, std::string_view name);
+
+  // --- lifecycle
+  // Deletes an orphan (nlink 0) inode with all its items and space, once no
+  // client references it. No-op for a linked inode.
+  Status Reclaim(InodeId ino);
+  // At server start, nothing references orphans any more: reclaims them all.
+  Status ReclaimAllOrphans();
+  // Hands out `count` never-used inode numbers (persisted in SUPER).
+  Result<InodeRange> AllocateInodes(uint64_t count);
+  Status Sync();
+
+ private:
+  Volume& volume_;
+};
+
+}  // namespace cohfs

@@ -1,0 +1,67 @@
+// ItemStore: the metadata items in RocksDB. The only file that includes RocksDB
+// headers is item_store.cc; rocksdb::Status is translated to errno there.
+//
+// Thread: one owner thread (the server's storage executor, or fsck).
+// A write or sync failure makes the store read-only: every later write is EIO.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+#include "storage/keys.h"
+
+namespace cohfs {
+
+class ItemIterator {
+ public:
+  virtual ~ItemIterator() = default;
+  virtual void Seek(const ItemKey& key) = 0;
+  virtual bool Valid() const = 0;
+  virtual void Next() = 0;
+  virtual ItemKey key() const = 0;  // CHECKs on a malformed key in the database
+  virtual std::string_view value() const = 0;
+  virtual Status status() const = 0;
+};
+
+// A transaction: reads see the transaction's own writes; applied atomically by
+// ItemStore::Commit (one RocksDB WriteBatch). Dropped uncommitted, it runs its
+// abort hooks (in reverse order) so in-memory state can be undone.
+class Txn {
+ public:
+  virtual ~Txn() = default;
+  virtual Result<std::optional<std::string>> Get(const ItemKey& key) = 0;
+  virtual void Put(const ItemKey& key, std::string_view value) = 0;
+  virtual void Delete(const ItemKey& key) = 0;
+  virtual std::unique_ptr<ItemIterator> NewIterator() = 0;
+  virtual size_t op_count() const = 0;
+  virtual void OnAbort(std::function<void()> undo) = 0;
+};
+
+struct ItemStoreOptions {
+  std::string dir;            // RocksDB directory
+  bool create = false;        // create a new, empty store (fails if one exists)
+  bool read_only = false;     // fsck opens read-only
+};
+
+class ItemStore {
+ public:
+  virtual ~ItemStore() = default;
+  static Result<std::unique_ptr<ItemStore>> Open(const ItemStoreOptions& options);
+
+  virtual Result<std::optional<std::string>> Get(const ItemKey& key) = 0;
+  virtual std::unique_ptr<ItemIterator> NewIterator() = 0;
+  virtual std::unique_ptr<Txn> BeginTxn() = 0;
+  // Applies the whole transaction or nothing. sync=false: in the WAL (survives
+  // a crash of this process), durable after the next SyncWal.
+  virtual Status Commit(Txn& txn, bool sync) = 0;
+  // Makes every earlier Commit durable (one WAL fsync: the group commit).
+  virtual Status SyncWal() = 0;
+  virtual bool read_only() const = 0;
+};
+
+}  // namespace cohfs
