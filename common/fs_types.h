@@ -73,6 +73,9 @@ struct FsStat {
   uint32_t max_name_bytes = 255;
 };
 
+// Lock modes per inode and client (DESIGN §5): NONE < SHARED < EXCLUSIVE.
+enum class LockMode : uint8_t { kNone = 0, kShared = 1, kExclusive = 2 };
+
 // rename(2) flags, values as in <linux/fs.h>.
 inline constexpr uint32_t kRenameNoReplace = 1;
 inline constexpr uint32_t kRenameExchange = 2;

@@ -27,7 +27,14 @@ class LogLine {
 
 }  // namespace cohfs
 
-#define LOG(level)                                                  \
-  if (!::cohfs::LogEnabled(::cohfs::LogLevel::k##level)) {          \
-  } else                                                            \
-    ::cohfs::LogLine(::cohfs::LogLevel::k##level, __FILE__, __LINE__)
+// `LogVoidify() & line` binds looser than <<, so LOG(x) << a << b is one expression.
+namespace cohfs {
+struct LogVoidify {
+  void operator&(const cohfs::LogLine&) {}
+};
+}  // namespace cohfs
+
+#define LOG(level)                                             \
+  !::cohfs::LogEnabled(::cohfs::LogLevel::k##level)            \
+      ? (void)0                                                \
+      : ::cohfs::LogVoidify() & ::cohfs::LogLine(::cohfs::LogLevel::k##level, __FILE__, __LINE__)

@@ -1,0 +1,135 @@
+#include "protocol/codec.h"
+
+#include "common/limits.h"
+
+namespace cohfs {
+namespace {
+
+capnp::ReaderOptions Limits() {
+  capnp::ReaderOptions o;
+  o.traversalLimitInWords = kMaxMessageBytes / sizeof(capnp::word);
+  o.nestingLimit = 16;
+  return o;
+}
+
+}  // namespace
+
+OutFrame EncodeFrame(FrameKind kind, RequestId id, capnp::MessageBuilder& message,
+                     std::string bulk) {
+  OutFrame f;
+  f.message = capnp::messageToFlatArray(message);
+  f.bulk = std::move(bulk);
+  FrameHeader h;
+  h.kind = kind;
+  h.request_id = id;
+  h.message_bytes = static_cast<uint32_t>(f.message.size() * sizeof(capnp::word));
+  h.bulk_bytes = static_cast<uint32_t>(f.bulk.size());
+  EncodeFrameHeader(h, f.header);
+  return f;
+}
+
+template <typename Root>
+DecodedMessage<Root>::DecodedMessage(InFrame frame) : frame_(std::move(frame)) {}
+
+template <typename Root>
+Result<std::unique_ptr<DecodedMessage<Root>>> DecodedMessage<Root>::Decode(InFrame frame) {
+  std::unique_ptr<DecodedMessage> m(new DecodedMessage(std::move(frame)));
+  Status st = GuardDecode([&] {
+    m->reader_ = std::make_unique<capnp::FlatArrayMessageReader>(m->frame_.message.asPtr(),
+                                                                 Limits());
+    m->root_ = m->reader_->template getRoot<Root>();
+    // Walk the whole message once so later field access cannot hit a bad pointer.
+    (void)m->root_.totalSize();
+    return Status::Ok();
+  });
+  if (!st.ok()) return st;
+  return m;
+}
+
+template class DecodedMessage<wire::Request>;
+template class DecodedMessage<wire::Reply>;
+
+void ToWire(const Attr& a, wire::Attr::Builder b) {
+  b.setIno(a.ino.value);
+  b.setGeneration(a.generation);
+  b.setMode(a.mode);
+  b.setNlink(a.nlink);
+  b.setUid(a.uid);
+  b.setGid(a.gid);
+  b.setRdev(a.rdev);
+  b.setSize(a.size);
+  b.setBlocks(a.blocks);
+  b.setAtimeNs(a.atime_ns);
+  b.setMtimeNs(a.mtime_ns);
+  b.setCtimeNs(a.ctime_ns);
+}
+
+Attr FromWire(wire::Attr::Reader r) {
+  Attr a;
+  a.ino = InodeId(r.getIno());
+  a.generation = r.getGeneration();
+  a.mode = r.getMode();
+  a.nlink = r.getNlink();
+  a.uid = r.getUid();
+  a.gid = r.getGid();
+  a.rdev = r.getRdev();
+  a.size = r.getSize();
+  a.blocks = r.getBlocks();
+  a.atime_ns = r.getAtimeNs();
+  a.mtime_ns = r.getMtimeNs();
+  a.ctime_ns = r.getCtimeNs();
+  return a;
+}
+
+void ToWire(const Caller& c, wire::Caller::Builder b) {
+  b.setUid(c.uid);
+  b.setGid(c.gid);
+  b.setPid(c.pid);
+  auto g = b.initGroups(static_cast<unsigned>(c.groups.size()));
+  for (size_t i = 0; i < c.groups.size(); i++) g.set(static_cast<unsigned>(i), c.groups[i]);
+}
+
+Caller FromWire(wire::Caller::Reader r) {
+  Caller c;
+  c.uid = r.getUid();
+  c.gid = r.getGid();
+  c.pid = r.getPid();
+  for (uint32_t g : r.getGroups()) c.groups.push_back(g);
+  return c;
+}
+
+void ToWire(const FsStat& s, wire::FsStat::Builder b) {
+  b.setBlockBytes(s.block_bytes);
+  b.setTotalBlocks(s.total_blocks);
+  b.setFreeBlocks(s.free_blocks);
+  b.setTotalInodes(s.total_inodes);
+  b.setFreeInodes(s.free_inodes);
+  b.setMaxNameBytes(s.max_name_bytes);
+}
+
+FsStat FromWire(wire::FsStat::Reader r) {
+  FsStat s;
+  s.block_bytes = r.getBlockBytes();
+  s.total_blocks = r.getTotalBlocks();
+  s.free_blocks = r.getFreeBlocks();
+  s.total_inodes = r.getTotalInodes();
+  s.free_inodes = r.getFreeInodes();
+  s.max_name_bytes = r.getMaxNameBytes();
+  return s;
+}
+
+void ToWire(const DirEntry& e, wire::Entry::Builder b) {
+  b.setName(AsData(e.name));
+  b.setCookie(e.cookie);
+  ToWire(e.attr, b.initAttr());
+}
+
+DirEntry FromWire(wire::Entry::Reader r) {
+  DirEntry e;
+  e.name = std::string(AsView(r.getName()));
+  e.cookie = r.getCookie();
+  e.attr = FromWire(r.getAttr());
+  return e;
+}
+
+}  // namespace cohfs

@@ -1,0 +1,217 @@
+# cohfs wire protocol, version 1 (docs/wire-protocol.md).
+# Every frame: a fixed 24-byte header (frame.h), one Request or Reply message,
+# then an optional bulk payload (file data for Write requests and Read replies).
+@0x833f476b7730c616;
+
+using Cxx = import "/capnp/c++.capnp";
+$Cxx.namespace("cohfs::wire");
+
+const protocolVersion :UInt32 = 1;
+
+enum LockMode {
+  none @0;
+  shared @1;
+  exclusive @2;
+}
+
+struct Grant {
+  ino @0 :UInt64;
+  mode @1 :LockMode;
+}
+
+struct Caller {
+  uid @0 :UInt32;
+  gid @1 :UInt32;
+  groups @2 :List(UInt32);
+  pid @3 :UInt32;
+}
+
+struct Attr {
+  ino @0 :UInt64;
+  generation @1 :UInt64;
+  mode @2 :UInt32;
+  nlink @3 :UInt32;
+  uid @4 :UInt32;
+  gid @5 :UInt32;
+  rdev @6 :UInt64;
+  size @7 :UInt64;
+  blocks @8 :UInt64;
+  atimeNs @9 :Int64;
+  mtimeNs @10 :Int64;
+  ctimeNs @11 :Int64;
+}
+
+struct Entry {
+  name @0 :Data;
+  cookie @1 :UInt64;
+  attr @2 :Attr;
+}
+
+struct InodeRange {
+  first @0 :UInt64;
+  count @1 :UInt64;
+}
+
+struct Request {
+  caller @0 :Caller;
+  union {
+    hello :group {
+      versionMin @1 :UInt32;
+      versionMax @2 :UInt32;
+      clientName @3 :Text;
+    }
+    lookup :group {
+      parent @4 :UInt64;
+      name @5 :Data;
+      wantLeaf @6 :Bool;     # attach the directory's entries when it is small
+    }
+    getAttr @7 :UInt64;      # ino
+    setAttr :group {
+      ino @8 :UInt64;
+      mask @9 :UInt32;       # SetAttrMask bits (common/fs_types.h)
+      mode @10 :UInt32;
+      uid @11 :UInt32;
+      gid @12 :UInt32;
+      size @13 :UInt64;
+      atimeNs @14 :Int64;
+      mtimeNs @15 :Int64;
+      ctimeNs @16 :Int64;
+      hasOpenHandle @17 :Bool;
+    }
+    readLink @18 :UInt64;
+    mknod :group {
+      parent @19 :UInt64;
+      name @20 :Data;
+      mode @21 :UInt32;
+      rdev @22 :UInt64;
+      newIno @23 :UInt64;    # from the client's inode range
+    }
+    mkdir :group {
+      parent @24 :UInt64;
+      name @25 :Data;
+      mode @26 :UInt32;
+      newIno @27 :UInt64;
+    }
+    symlink :group {
+      parent @28 :UInt64;
+      name @29 :Data;
+      target @30 :Data;
+      newIno @31 :UInt64;
+    }
+    link :group {
+      ino @32 :UInt64;
+      newParent @33 :UInt64;
+      newName @34 :Data;
+    }
+    unlink :group {
+      parent @35 :UInt64;
+      name @36 :Data;
+    }
+    rmdir :group {
+      parent @37 :UInt64;
+      name @38 :Data;
+    }
+    rename :group {
+      parent @39 :UInt64;
+      name @40 :Data;
+      newParent @41 :UInt64;
+      newName @42 :Data;
+      flags @43 :UInt32;
+    }
+    open :group {
+      ino @44 :UInt64;
+      flags @45 :Int32;
+    }
+    read :group {
+      ino @46 :UInt64;
+      offset @47 :UInt64;
+      length @48 :UInt32;
+    }
+    write :group {           # data in the bulk payload
+      ino @49 :UInt64;
+      offset @50 :UInt64;
+    }
+    fsync @51 :UInt64;       # ino; replies once everything is durable
+    readDir :group {
+      ino @52 :UInt64;
+      cookie @53 :UInt64;
+      maxEntries @54 :UInt32;
+    }
+    statFs @55 :Void;
+    setXattr :group {
+      ino @56 :UInt64;
+      name @57 :Data;
+      value @58 :Data;
+      flags @59 :Int32;
+    }
+    getXattr :group {
+      ino @60 :UInt64;
+      name @61 :Data;
+    }
+    listXattr @62 :UInt64;
+    removeXattr :group {
+      ino @63 :UInt64;
+      name @64 :Data;
+    }
+    fallocate :group {
+      ino @65 :UInt64;
+      mode @66 :Int32;
+      offset @67 :UInt64;
+      length @68 :UInt64;
+    }
+    lseek :group {
+      ino @69 :UInt64;
+      offset @70 :UInt64;
+      whence @71 :Int32;
+    }
+    access :group {
+      ino @72 :UInt64;
+      mask @73 :Int32;
+    }
+    release @74 :List(UInt64);   # the client drops its locks on these inodes
+    allocInodes @75 :UInt64;     # count wanted
+    renew @76 :Void;
+    syncFs @77 :Void;
+    goodbye @78 :Void;
+  }
+}
+
+struct Welcome {
+  version @0 :UInt32;
+  sessionId @1 :UInt64;
+  leaseMs @2 :UInt32;
+  rootIno @3 :UInt64;
+  inodes @4 :InodeRange;
+  serverGeneration @5 :UInt64;
+}
+
+struct FsStat {
+  blockBytes @0 :UInt64;
+  totalBlocks @1 :UInt64;
+  freeBlocks @2 :UInt64;
+  totalInodes @3 :UInt64;
+  freeInodes @4 :UInt64;
+  maxNameBytes @5 :UInt32;
+}
+
+struct Reply {
+  errno @0 :Int32;           # 0 = success; otherwise the union is `none`
+  message @1 :Text;
+  grants @2 :List(Grant);    # locks that make the reply's objects cacheable
+  leaf @3 :List(Entry);      # neighbouring items: a small directory's entries
+  leafComplete @4 :Bool;     # `leaf` is the whole directory
+  union {
+    none @5 :Void;
+    welcome @6 :Welcome;
+    attr @7 :Attr;
+    target @8 :Data;         # readlink
+    entries @9 :List(Entry); # readdir
+    data @10 :Void;          # read: bytes in the bulk payload
+    value @11 :Data;         # getxattr
+    names @12 :List(Data);   # listxattr
+    fsStat @13 :FsStat;
+    offset @14 :UInt64;      # lseek
+    inodes @15 :InodeRange;  # allocInodes
+    removed @16 :UInt64;     # unlink/rmdir/rename: inode whose last name went (0: none)
+  }
+}

@@ -1,0 +1,120 @@
+#include "protocol/frame.h"
+
+#include <cstring>
+
+#include "common/limits.h"
+
+namespace cohfs {
+namespace {
+
+void Put32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = static_cast<char>(v >> (8 * i));
+}
+void Put64(char* p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = static_cast<char>(v >> (8 * i));
+}
+uint32_t Get32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; i++) v |= uint32_t(uint8_t(p[i])) << (8 * i);
+  return v;
+}
+uint64_t Get64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; i++) v |= uint64_t(uint8_t(p[i])) << (8 * i);
+  return v;
+}
+
+bool LengthsValid(uint32_t message_bytes, uint32_t bulk_bytes) {
+  return message_bytes >= 8 && message_bytes % 8 == 0 && message_bytes <= kMaxMessageBytes &&
+         bulk_bytes <= kMaxBulkBytes;
+}
+
+constexpr size_t kInitialBufferBytes = 256 * 1024;
+
+}  // namespace
+
+void EncodeFrameHeader(const FrameHeader& h, char out[kFrameHeaderBytes]) {
+  CHECK_MSG(LengthsValid(h.message_bytes, h.bulk_bytes), "frame too large to send");
+  Put32(out, kFrameMagic);
+  out[4] = static_cast<char>(h.kind);
+  out[5] = 0;
+  out[6] = out[7] = 0;
+  Put64(out + 8, h.request_id.value);
+  Put32(out + 16, h.message_bytes);
+  Put32(out + 20, h.bulk_bytes);
+}
+
+Status DecodeFrameHeader(const char in[kFrameHeaderBytes], FrameHeader* h) {
+  if (Get32(in) != kFrameMagic) return Status::Error(EPROTO, "bad frame magic");
+  uint8_t kind = static_cast<uint8_t>(in[4]);
+  if (kind != static_cast<uint8_t>(FrameKind::kRequest) &&
+      kind != static_cast<uint8_t>(FrameKind::kReply)) {
+    return Status::Error(EPROTO, "unknown frame kind " + std::to_string(kind));
+  }
+  if (in[5] != 0 || in[6] != 0 || in[7] != 0) return Status::Error(EPROTO, "reserved bits set");
+  h->kind = static_cast<FrameKind>(kind);
+  h->request_id = RequestId(Get64(in + 8));
+  h->message_bytes = Get32(in + 16);
+  h->bulk_bytes = Get32(in + 20);
+  if (!LengthsValid(h->message_bytes, h->bulk_bytes)) {
+    return Status::Error(EPROTO, "frame lengths out of bounds: message " +
+                                     std::to_string(h->message_bytes) + " bulk " +
+                                     std::to_string(h->bulk_bytes));
+  }
+  return Status::Ok();
+}
+
+size_t OutFrame::total_bytes() const {
+  return kFrameHeaderBytes + message.size() * sizeof(capnp::word) + bulk.size();
+}
+
+void OutFrame::AppendIovecs(size_t skip, std::vector<iovec>* out) const {
+  const char* parts[3] = {header, reinterpret_cast<const char*>(message.begin()), bulk.data()};
+  size_t sizes[3] = {kFrameHeaderBytes, message.size() * sizeof(capnp::word), bulk.size()};
+  for (int i = 0; i < 3; i++) {
+    if (skip >= sizes[i]) {
+      skip -= sizes[i];
+      continue;
+    }
+    out->push_back(iovec{const_cast<char*>(parts[i]) + skip, sizes[i] - skip});
+    skip = 0;
+  }
+}
+
+char* FrameReader::WritableTail(size_t min_bytes, size_t* available) {
+  if (buf_.empty()) buf_.resize(kInitialBufferBytes);
+  if (buf_.size() - end_ < min_bytes) {
+    // Compact first; grow only when a single frame needs more room.
+    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+    if (buf_.size() - end_ < min_bytes) buf_.resize(end_ + min_bytes);
+  }
+  *available = buf_.size() - end_;
+  return buf_.data() + end_;
+}
+
+void FrameReader::CommitReceived(size_t bytes) {
+  CHECK(end_ + bytes <= buf_.size());
+  end_ += bytes;
+}
+
+Result<std::optional<InFrame>> FrameReader::Next() {
+  size_t have = end_ - begin_;
+  if (have < kFrameHeaderBytes) return std::optional<InFrame>();
+  FrameHeader h;
+  RETURN_IF_ERROR(DecodeFrameHeader(buf_.data() + begin_, &h));
+  size_t total = kFrameHeaderBytes + size_t(h.message_bytes) + h.bulk_bytes;
+  if (have < total) return std::optional<InFrame>();
+  InFrame f;
+  f.header = h;
+  f.message = kj::heapArray<capnp::word>(h.message_bytes / sizeof(capnp::word));
+  const char* p = buf_.data() + begin_ + kFrameHeaderBytes;
+  std::memcpy(f.message.begin(), p, h.message_bytes);
+  f.bulk.assign(p + h.message_bytes, h.bulk_bytes);
+  begin_ += total;
+  if (begin_ == end_) begin_ = end_ = 0;
+  return std::optional<InFrame>(std::move(f));
+}
+
+}  // namespace cohfs

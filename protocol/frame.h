@@ -1,0 +1,84 @@
+// Frames on a cohfs connection: a fixed 24-byte header, one Cap'n Proto
+// message (whole words), then an optional bulk payload (file data).
+//
+//   0  u32 magic "CHFS"     8  u64 request id
+//   4  u8  kind             16 u32 message bytes (multiple of 8, >= 8)
+//   5  u8  flags (0)        20 u32 bulk bytes
+//   6  u16 reserved (0)
+//
+// All fields little-endian. Every length is checked against common/limits.h on
+// the way out (CHECK: a bug) and on the way in (EPROTO: a hostile peer).
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <kj/array.h>
+#include <capnp/common.h>
+
+#include "common/ids.h"
+#include "common/status.h"
+
+namespace cohfs {
+
+inline constexpr uint32_t kFrameMagic = 0x53464843;  // "CHFS" in little-endian bytes
+inline constexpr size_t kFrameHeaderBytes = 24;
+
+enum class FrameKind : uint8_t {
+  kRequest = 1,  // client -> server
+  kReply = 2,    // server -> client, same request id
+};
+
+struct FrameHeader {
+  FrameKind kind = FrameKind::kRequest;
+  RequestId request_id;
+  uint32_t message_bytes = 0;
+  uint32_t bulk_bytes = 0;
+};
+
+void EncodeFrameHeader(const FrameHeader& h, char out[kFrameHeaderBytes]);
+// EPROTO for a bad magic, kind, reserved bits or an out-of-bounds length.
+Status DecodeFrameHeader(const char in[kFrameHeaderBytes], FrameHeader* h);
+
+// A received frame; the message is copied into word-aligned memory, as Cap'n
+// Proto readers require.
+struct InFrame {
+  FrameHeader header;
+  kj::Array<capnp::word> message;
+  std::string bulk;
+};
+
+// An encoded frame ready to send: header, message, bulk.
+struct OutFrame {
+  char header[kFrameHeaderBytes];
+  kj::Array<capnp::word> message;
+  std::string bulk;
+
+  size_t total_bytes() const;
+  // Appends this frame's (up to 3) iovecs, skipping the first `skip` bytes.
+  void AppendIovecs(size_t skip, std::vector<iovec>* out) const;
+};
+
+// Incremental frame parser for one connection's byte stream.
+// Owner: the thread that receives on the connection.
+class FrameReader {
+ public:
+  // A writable tail of at least `min_bytes` to receive into.
+  char* WritableTail(size_t min_bytes, size_t* available);
+  void CommitReceived(size_t bytes);
+  // The next complete frame, nullopt if more bytes are needed, or EPROTO.
+  Result<std::optional<InFrame>> Next();
+  size_t buffered_bytes() const { return end_ - begin_; }
+
+ private:
+  std::vector<char> buf_;
+  size_t begin_ = 0;
+  size_t end_ = 0;
+};
+
+}  // namespace cohfs

@@ -1,0 +1,381 @@
+#include "server/dispatch.h"
+
+#include <capnp/message.h>
+
+#include "common/limits.h"
+#include "common/log.h"
+
+#include <algorithm>
+
+namespace cohfs {
+
+bool Session::OwnsInode(InodeId ino) const {
+  for (const auto& r : inode_ranges) {
+    if (ino.value >= r.first && ino.value - r.first < r.count) return true;
+  }
+  return false;
+}
+
+struct Dispatcher::Ctx {
+  Session& session;
+  wire::Request::Reader req;
+  std::string& request_bulk;
+  capnp::MallocMessageBuilder message;
+  wire::Reply::Builder reply;
+  std::string reply_bulk;
+  std::vector<std::pair<InodeId, LockMode>> grants;
+  bool needs_sync = false;
+  bool mutated = false;
+  Caller caller;
+
+  Ctx(Session& s, wire::Request::Reader r, std::string& bulk)
+      : session(s), req(r), request_bulk(bulk), reply(message.initRoot<wire::Reply>()) {}
+};
+
+Dispatcher::Dispatcher(FileSystem& fs, LockManager& locks, const Volume& volume,
+                       const ServerConfig& config)
+    : fs_(fs), locks_(locks), volume_(volume), config_(config) {}
+
+OutFrame Dispatcher::ErrorReply(RequestId id, const Status& status) {
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<wire::Reply>();
+  r.setErrno(status.errno_value());
+  r.setMessage(status.message());
+  return EncodeFrame(FrameKind::kReply, id, m);
+}
+
+OutFrame Dispatcher::SyncReply(RequestId id, const Status& status) {
+  if (!status.ok()) return ErrorReply(id, status);
+  capnp::MallocMessageBuilder m;
+  m.initRoot<wire::Reply>().setNone();
+  return EncodeFrame(FrameKind::kReply, id, m);
+}
+
+void Dispatcher::Grant(Ctx& ctx, InodeId ino, LockMode mode) {
+  LockMode held = locks_.Acquire(ctx.session.client, ino, mode);
+  if (held != LockMode::kNone) ctx.grants.emplace_back(ino, held);
+}
+
+void Dispatcher::MaybeReclaim(InodeId ino) {
+  if (locks_.IsHeld(ino)) return;
+  Status st = fs_.Reclaim(ino);
+  if (!st.ok() && st.errno_value() != ENOENT) {
+    LOG(Warn) << "reclaim of inode " << ino.value << ": " << st.ToString();
+  }
+}
+
+void Dispatcher::ReleaseAndReclaim(ClientId client, InodeId ino) {
+  locks_.Release(client, ino);
+  MaybeReclaim(ino);
+}
+
+void Dispatcher::EndSession(Session& session) {
+  for (InodeId ino : locks_.ReleaseAll(session.client)) MaybeReclaim(ino);
+}
+
+Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request) {
+  RequestId id = request.frame().header.request_id;
+  Ctx ctx(session, request.root(), request.frame().bulk);
+  Status st = GuardDecode([&] { return Dispatch(ctx); });
+  Outcome out;
+  out.mutated = ctx.mutated;
+  if (ctx.needs_sync && st.ok()) {
+    out.needs_sync = true;
+    return out;  // the executor builds the reply after the sync
+  }
+  if (!st.ok()) {
+    out.reply = ErrorReply(id, st);
+    // Leaves may ride on errors too (a negative lookup in a cached directory).
+    return out;
+  }
+  auto g = ctx.reply.initGrants(static_cast<unsigned>(ctx.grants.size()));
+  for (size_t i = 0; i < ctx.grants.size(); i++) {
+    g[i].setIno(ctx.grants[i].first.value);
+    g[i].setMode(ctx.grants[i].second == LockMode::kExclusive ? wire::LockMode::EXCLUSIVE
+                                                               : wire::LockMode::SHARED);
+  }
+  out.reply = EncodeFrame(FrameKind::kReply, id, ctx.message, std::move(ctx.reply_bulk));
+  return out;
+}
+
+}  // namespace cohfs
+
+namespace cohfs {
+namespace {
+
+Status CheckName(std::string_view name) {
+  if (name.empty() || name == "." || name == ".." ||
+      name.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos) {
+    return Status::Error(EINVAL, "invalid name");
+  }
+  if (name.size() > kMaxNameBytes) return Status::Error(ENAMETOOLONG);
+  return Status::Ok();
+}
+
+LockMode ModeFor(bool mutated) { return mutated ? LockMode::kExclusive : LockMode::kShared; }
+
+}  // namespace
+
+Status Dispatcher::Dispatch(Ctx& ctx) {
+  auto req = ctx.req;
+  auto reply = ctx.reply;
+  ctx.caller = FromWire(req.getCaller());
+  const Caller& c = ctx.caller;
+  Session& s = ctx.session;
+  if (!s.welcomed && !req.isHello()) return Status::Error(EPROTO, "Hello must come first");
+
+  // Replies carrying one inode's attributes, with a grant on it.
+  auto reply_attr = [&](Result<Attr> r, bool mutated) -> Status {
+    if (!r.ok()) return r.status();
+    ctx.mutated |= mutated;
+    ToWire(*r, reply.initAttr());
+    Grant(ctx, r->ino, ModeFor(mutated));
+    return Status::Ok();
+  };
+  auto new_ino = [&](uint64_t v) -> Result<InodeId> {
+    InodeId ino(v);
+    if (!s.OwnsInode(ino)) return Status::Error(EINVAL, "inode number outside the client's range");
+    return ino;
+  };
+
+  switch (req.which()) {
+    case wire::Request::HELLO: {
+      auto h = req.getHello();
+      uint32_t v = wire::PROTOCOL_VERSION;
+      if (s.welcomed) return Status::Error(EPROTO, "second Hello");
+      if (h.getVersionMin() > v || h.getVersionMax() < v) {
+        return Status::Error(EPROTONOSUPPORT, "server speaks protocol version " +
+                                                  std::to_string(v));
+      }
+      ASSIGN_OR_RETURN(InodeRange range, fs_.AllocateInodes(config_.inode_range_size));
+      s.inode_ranges.push_back(range);
+      s.welcomed = true;
+      auto w = reply.initWelcome();
+      w.setVersion(v);
+      w.setSessionId(s.client.value);
+      w.setLeaseMs(config_.lease_ms);
+      w.setRootIno(kRootInode.value);
+      w.initInodes().setFirst(range.first);
+      w.getInodes().setCount(range.count);
+      w.setServerGeneration(volume_.super().generation);
+      LOG(Info) << "client " << s.client.value << " ('" << h.getClientName().cStr()
+                << "') welcomed, inodes [" << range.first << ", +" << range.count << ")";
+      return Status::Ok();
+    }
+    case wire::Request::LOOKUP: {
+      auto l = req.getLookup();
+      InodeId parent(l.getParent());
+      std::string_view name = AsView(l.getName());
+      RETURN_IF_ERROR(CheckName(name));
+      auto r = fs_.Lookup(c, parent, name);
+      if (l.getWantLeaf() && (r.ok() || r.errno_value() == ENOENT)) {
+        auto entries = fs_.ReadDir(c, parent, 0, config_.leaf_max_entries + 1);
+        if (entries.ok() && entries->size() <= config_.leaf_max_entries &&
+            locks_.Acquire(s.client, parent, LockMode::kShared) != LockMode::kNone) {
+          auto leaf = reply.initLeaf(static_cast<unsigned>(entries->size()));
+          for (size_t i = 0; i < entries->size(); i++) {
+            ToWire((*entries)[i], leaf[i]);
+            Grant(ctx, (*entries)[i].attr.ino, LockMode::kShared);
+          }
+          reply.setLeafComplete(true);
+          Grant(ctx, parent, LockMode::kShared);
+          if (!r.ok()) {
+            reply.setNone();
+            return Status::Ok();  // a negative lookup answered by the leaf
+          }
+        }
+      }
+      return reply_attr(std::move(r), false);
+    }
+    case wire::Request::GET_ATTR:
+      return reply_attr(fs_.GetAttr(InodeId(req.getGetAttr())), false);
+    case wire::Request::SET_ATTR: {
+      auto a = req.getSetAttr();
+      SetAttrRequest sr;
+      sr.mask = a.getMask();
+      sr.mode = a.getMode();
+      sr.uid = a.getUid();
+      sr.gid = a.getGid();
+      sr.size = a.getSize();
+      sr.atime_ns = a.getAtimeNs();
+      sr.mtime_ns = a.getMtimeNs();
+      sr.ctime_ns = a.getCtimeNs();
+      sr.has_open_handle = a.getHasOpenHandle();
+      return reply_attr(fs_.SetAttr(c, InodeId(a.getIno()), sr), true);
+    }
+    case wire::Request::READ_LINK: {
+      ASSIGN_OR_RETURN(std::string target, fs_.ReadLink(InodeId(req.getReadLink())));
+      reply.setTarget(AsData(target));
+      return Status::Ok();
+    }
+    case wire::Request::MKNOD: {
+      auto m = req.getMknod();
+      std::string_view name = AsView(m.getName());
+      RETURN_IF_ERROR(CheckName(name));
+      ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
+      InodeId parent(m.getParent());
+      Status st = reply_attr(fs_.Mknod(c, parent, name, m.getMode(), m.getRdev(), ino), true);
+      if (st.ok()) Grant(ctx, parent, LockMode::kExclusive);
+      return st;
+    }
+    case wire::Request::MKDIR: {
+      auto m = req.getMkdir();
+      std::string_view name = AsView(m.getName());
+      RETURN_IF_ERROR(CheckName(name));
+      ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
+      InodeId parent(m.getParent());
+      Status st = reply_attr(fs_.Mkdir(c, parent, name, m.getMode(), ino), true);
+      if (st.ok()) Grant(ctx, parent, LockMode::kExclusive);
+      return st;
+    }
+    case wire::Request::SYMLINK: {
+      auto m = req.getSymlink();
+      std::string_view name = AsView(m.getName());
+      RETURN_IF_ERROR(CheckName(name));
+      ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
+      InodeId parent(m.getParent());
+      Status st = reply_attr(fs_.Symlink(c, parent, name, AsView(m.getTarget()), ino), true);
+      if (st.ok()) Grant(ctx, parent, LockMode::kExclusive);
+      return st;
+    }
+    case wire::Request::LINK: {
+      auto m = req.getLink();
+      std::string_view name = AsView(m.getNewName());
+      RETURN_IF_ERROR(CheckName(name));
+      return reply_attr(fs_.Link(c, InodeId(m.getIno()), InodeId(m.getNewParent()), name), true);
+    }
+    case wire::Request::UNLINK:
+    case wire::Request::RMDIR: {
+      bool is_unlink = req.isUnlink();
+      InodeId parent(is_unlink ? req.getUnlink().getParent() : req.getRmdir().getParent());
+      std::string_view name =
+          AsView(is_unlink ? req.getUnlink().getName() : req.getRmdir().getName());
+      RETURN_IF_ERROR(CheckName(name));
+      ASSIGN_OR_RETURN(InodeId child, is_unlink ? fs_.Unlink(c, parent, name)
+                                                : fs_.Rmdir(c, parent, name));
+      ctx.mutated = true;
+      reply.setRemoved(child.value);
+      MaybeReclaim(child);
+      return Status::Ok();
+    }
+    case wire::Request::RENAME: {
+      auto m = req.getRename();
+      std::string_view name = AsView(m.getName());
+      std::string_view new_name = AsView(m.getNewName());
+      RETURN_IF_ERROR(CheckName(name));
+      RETURN_IF_ERROR(CheckName(new_name));
+      ASSIGN_OR_RETURN(std::optional<InodeId> replaced,
+                       fs_.Rename(c, InodeId(m.getParent()), name, InodeId(m.getNewParent()),
+                                  new_name, m.getFlags()));
+      ctx.mutated = true;
+      reply.setRemoved(replaced ? replaced->value : 0);
+      if (replaced) MaybeReclaim(*replaced);
+      return Status::Ok();
+    }
+    case wire::Request::OPEN: {
+      auto o = req.getOpen();
+      RETURN_IF_ERROR(fs_.Open(c, InodeId(o.getIno()), o.getFlags()));
+      return reply_attr(fs_.GetAttr(InodeId(o.getIno())), false);
+    }
+    case wire::Request::READ: {
+      auto r = req.getRead();
+      uint32_t len = std::min<uint32_t>(r.getLength(), kMaxIoBytes);
+      ASSIGN_OR_RETURN(ctx.reply_bulk, fs_.Read(InodeId(r.getIno()), r.getOffset(), len));
+      reply.setData();
+      return Status::Ok();
+    }
+    case wire::Request::WRITE: {
+      auto w = req.getWrite();
+      std::span<const char> data(ctx.request_bulk.data(), ctx.request_bulk.size());
+      return reply_attr(fs_.Write(c, InodeId(w.getIno()), w.getOffset(), data), true);
+    }
+    case wire::Request::FSYNC:
+    case wire::Request::SYNC_FS:
+      ctx.needs_sync = true;
+      return Status::Ok();
+    case wire::Request::READ_DIR: {
+      auto r = req.getReadDir();
+      InodeId dir(r.getIno());
+      size_t max = std::clamp<size_t>(r.getMaxEntries(), 1, 4096);
+      ASSIGN_OR_RETURN(std::vector<DirEntry> entries, fs_.ReadDir(c, dir, r.getCookie(), max));
+      auto list = reply.initEntries(static_cast<unsigned>(entries.size()));
+      for (size_t i = 0; i < entries.size(); i++) {
+        ToWire(entries[i], list[i]);
+        Grant(ctx, entries[i].attr.ino, LockMode::kShared);
+      }
+      Grant(ctx, dir, LockMode::kShared);
+      return Status::Ok();
+    }
+    case wire::Request::STAT_FS: {
+      ASSIGN_OR_RETURN(FsStat st, fs_.StatFs());
+      ToWire(st, reply.initFsStat());
+      return Status::Ok();
+    }
+    case wire::Request::SET_XATTR: {
+      auto x = req.getSetXattr();
+      InodeId ino(x.getIno());
+      RETURN_IF_ERROR(
+          fs_.SetXattr(c, ino, AsView(x.getName()), AsView(x.getValue()), x.getFlags()));
+      ctx.mutated = true;
+      return reply_attr(fs_.GetAttr(ino), true);
+    }
+    case wire::Request::GET_XATTR: {
+      auto x = req.getGetXattr();
+      ASSIGN_OR_RETURN(std::string value, fs_.GetXattr(c, InodeId(x.getIno()), AsView(x.getName())));
+      reply.setValue(AsData(value));
+      return Status::Ok();
+    }
+    case wire::Request::LIST_XATTR: {
+      ASSIGN_OR_RETURN(std::vector<std::string> names,
+                       fs_.ListXattr(c, InodeId(req.getListXattr())));
+      auto list = reply.initNames(static_cast<unsigned>(names.size()));
+      for (size_t i = 0; i < names.size(); i++) list.set(static_cast<unsigned>(i), AsData(names[i]));
+      return Status::Ok();
+    }
+    case wire::Request::REMOVE_XATTR: {
+      auto x = req.getRemoveXattr();
+      InodeId ino(x.getIno());
+      RETURN_IF_ERROR(fs_.RemoveXattr(c, ino, AsView(x.getName())));
+      ctx.mutated = true;
+      return reply_attr(fs_.GetAttr(ino), true);
+    }
+    case wire::Request::FALLOCATE: {
+      auto f = req.getFallocate();
+      return reply_attr(
+          fs_.Fallocate(c, InodeId(f.getIno()), f.getMode(), f.getOffset(), f.getLength()), true);
+    }
+    case wire::Request::LSEEK: {
+      auto l = req.getLseek();
+      ASSIGN_OR_RETURN(uint64_t off, fs_.Lseek(InodeId(l.getIno()), l.getOffset(), l.getWhence()));
+      reply.setOffset(off);
+      return Status::Ok();
+    }
+    case wire::Request::ACCESS: {
+      auto a = req.getAccess();
+      RETURN_IF_ERROR(fs_.Access(c, InodeId(a.getIno()), a.getMask()));
+      reply.setNone();
+      return Status::Ok();
+    }
+    case wire::Request::RELEASE: {
+      for (uint64_t ino : req.getRelease()) ReleaseAndReclaim(s.client, InodeId(ino));
+      reply.setNone();
+      return Status::Ok();
+    }
+    case wire::Request::ALLOC_INODES: {
+      uint64_t count = std::clamp<uint64_t>(req.getAllocInodes(), 1, config_.inode_range_size);
+      ASSIGN_OR_RETURN(InodeRange range, fs_.AllocateInodes(count));
+      s.inode_ranges.push_back(range);
+      auto r = reply.initInodes();
+      r.setFirst(range.first);
+      r.setCount(range.count);
+      return Status::Ok();
+    }
+    case wire::Request::RENEW:
+    case wire::Request::GOODBYE:
+      reply.setNone();
+      return Status::Ok();
+  }
+  return Status::Error(EOPNOTSUPP, "unknown request");
+}
+
+}  // namespace cohfs

@@ -1,0 +1,60 @@
+// Dispatch: one decoded request -> FileSystem call -> encoded reply, plus the
+// lock grants that make the reply's objects cacheable on the client.
+// Thread: the storage executor only.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "common/ids.h"
+#include "protocol/codec.h"
+#include "server/file_system.h"
+#include "server/lock_manager.h"
+
+namespace cohfs {
+
+// What the server remembers about one client connection.
+struct Session {
+  ClientId client;
+  bool welcomed = false;
+  std::vector<InodeRange> inode_ranges;  // numbers this client may create with
+  bool OwnsInode(InodeId ino) const;
+};
+
+struct ServerConfig {
+  uint32_t lease_ms = 15000;
+  uint64_t inode_range_size = 65536;
+  size_t leaf_max_entries = 256;  // a directory this small comes whole with a lookup
+};
+
+class Dispatcher {
+ public:
+  Dispatcher(FileSystem& fs, LockManager& locks, const Volume& volume, const ServerConfig& config);
+
+  struct Outcome {
+    OutFrame reply;
+    bool needs_sync = false;  // reply only after the next durable sync
+    bool mutated = false;     // the request committed a change
+  };
+  Outcome Handle(Session& session, DecodedRequest& request);
+  // The reply to a sync-gated request once the sync finished with `status`.
+  static OutFrame SyncReply(RequestId id, const Status& status);
+  static OutFrame ErrorReply(RequestId id, const Status& status);
+
+  // Session end: drop its locks and reclaim orphans nobody references.
+  void EndSession(Session& session);
+
+ private:
+  struct Ctx;
+  Status Dispatch(Ctx& ctx);
+  void Grant(Ctx& ctx, InodeId ino, LockMode mode);
+  void ReleaseAndReclaim(ClientId client, InodeId ino);
+  void MaybeReclaim(InodeId ino);
+
+  FileSystem& fs_;
+  LockManager& locks_;
+  const Volume& volume_;
+  ServerConfig config_;
+};
+
+}  // namespace cohfs

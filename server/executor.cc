@@ -1,0 +1,110 @@
+#include "server/executor.h"
+
+#include <chrono>
+
+#include "common/log.h"
+
+namespace cohfs {
+
+Executor::Executor(Dispatcher& dispatcher, FileSystem& fs, uint32_t sync_interval_ms)
+    : dispatcher_(dispatcher), fs_(fs), sync_interval_ms_(sync_interval_ms) {}
+
+Executor::~Executor() { CHECK_MSG(!thread_.joinable(), "StopAndSync not called"); }
+
+void Executor::Start(Reactor& reactor) {
+  reactor_ = &reactor;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void Executor::StopAndSync() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_one();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Executor::OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> request) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    queue_.push_back(Work{conn, std::move(request)});
+  }
+  cv_.notify_one();
+}
+
+void Executor::OnClosed(ConnectionId conn) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    queue_.push_back(Work{conn, nullptr});
+  }
+  cv_.notify_one();
+}
+
+void Executor::Loop() {
+  auto last_sync = std::chrono::steady_clock::now();
+  while (true) {
+    std::deque<Work> batch;
+    bool stop;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait_for(l, std::chrono::milliseconds(sync_interval_ms_),
+                   [this] { return stop_ || !queue_.empty(); });
+      size_t n = std::min(queue_.size(), kMaxBatch);
+      for (size_t i = 0; i < n; i++) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+      stop = stop_ && queue_.empty();
+    }
+    RunBatch(batch);
+    auto now = std::chrono::steady_clock::now();
+    bool interval_due = now - last_sync >= std::chrono::milliseconds(sync_interval_ms_);
+    if (dirty_ && (interval_due || stop)) {
+      Status st = fs_.Sync();
+      if (!st.ok()) LOG(Error) << "periodic sync failed: " << st.ToString();
+      dirty_ = false;
+      last_sync = now;
+    }
+    if (stop) break;
+  }
+  for (auto& [conn, session] : sessions_) dispatcher_.EndSession(session);
+  sessions_.clear();
+  Status st = fs_.Sync();
+  if (!st.ok()) LOG(Error) << "final sync failed: " << st.ToString();
+}
+
+void Executor::RunBatch(std::deque<Work>& batch) {
+  std::vector<OutgoingReply> replies;
+  std::vector<std::pair<ConnectionId, RequestId>> after_sync;
+  for (Work& w : batch) {
+    if (!w.request) {
+      auto it = sessions_.find(w.conn);
+      if (it != sessions_.end()) {
+        dispatcher_.EndSession(it->second);
+        sessions_.erase(it);
+      }
+      continue;
+    }
+    auto [it, inserted] = sessions_.try_emplace(w.conn);
+    if (inserted) it->second.client = ClientId(next_client_++);
+    Dispatcher::Outcome out = dispatcher_.Handle(it->second, *w.request);
+    dirty_ |= out.mutated;
+    if (out.needs_sync) {
+      after_sync.emplace_back(w.conn, w.request->frame().header.request_id);
+    } else {
+      replies.push_back(OutgoingReply{w.conn, std::move(out.reply)});
+    }
+  }
+  if (!after_sync.empty()) {
+    // One sync for every durability request in the batch: the group commit.
+    Status st = fs_.Sync();
+    if (st.ok()) dirty_ = false;
+    for (auto& [conn, id] : after_sync) {
+      replies.push_back(OutgoingReply{conn, Dispatcher::SyncReply(id, st)});
+    }
+  }
+  if (!replies.empty()) reactor_->PostReplies(std::move(replies));
+}
+
+}  // namespace cohfs

@@ -1,0 +1,61 @@
+// Executor: the commit pipeline. One thread takes every queued request, runs
+// it through the Dispatcher (each change a non-synced RocksDB commit), and
+// when any request of the batch needs durability (fsync, syncfs) makes the
+// whole batch durable with one FileSystem::Sync (device flush + one WAL fsync:
+// group commit) before those replies go out. Unsynced changes are also synced
+// every sync_interval_ms, and at shutdown.
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "server/dispatch.h"
+#include "server/reactor.h"
+
+namespace cohfs {
+
+class Executor : public FrameSink {
+ public:
+  Executor(Dispatcher& dispatcher, FileSystem& fs, uint32_t sync_interval_ms);
+  ~Executor() override;
+
+  void Start(Reactor& reactor);
+  // Finishes queued work, syncs, and joins the thread.
+  void StopAndSync();
+
+  // FrameSink (reactor thread):
+  void OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> request) override;
+  void OnClosed(ConnectionId conn) override;
+
+  static constexpr size_t kMaxBatch = 1024;
+
+ private:
+  struct Work {
+    ConnectionId conn = 0;
+    std::unique_ptr<DecodedRequest> request;  // null: the connection closed
+  };
+  void Loop();
+  void RunBatch(std::deque<Work>& batch);
+
+  Dispatcher& dispatcher_;
+  FileSystem& fs_;
+  uint32_t sync_interval_ms_;
+  Reactor* reactor_ = nullptr;
+  std::thread thread_;
+
+  std::mutex mu_;  // guards queue_ and stop_ (rank: leaf)
+  std::condition_variable cv_;
+  std::deque<Work> queue_;
+  bool stop_ = false;
+
+  // Executor thread only:
+  std::unordered_map<ConnectionId, Session> sessions_;
+  uint64_t next_client_ = 1;
+  bool dirty_ = false;  // changes committed since the last sync
+};
+
+}  // namespace cohfs

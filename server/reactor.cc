@@ -1,0 +1,231 @@
+#include "server/reactor.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+namespace cohfs {
+
+struct Reactor::Connection {
+  ConnectionId id = 0;
+  int fd = -1;
+  FrameReader reader;
+  Completion recv_done;
+  Completion send_done;
+  bool recv_inflight = false;
+  bool send_inflight = false;
+  bool closing = false;
+  size_t inflight_requests = 0;  // handed to the sink, reply not yet queued
+  std::deque<OutFrame> outq;
+  size_t front_sent = 0;  // bytes of outq.front() already sent
+  size_t frames_in_send = 0;
+  std::vector<iovec> iov;
+  msghdr msg{};
+};
+
+Reactor::Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink)
+    : ring_(std::move(ring)), listen_fd_(listen_fd), sink_(sink) {
+  accept_done_.on_complete = [this](int res, uint32_t) { OnAccept(res); };
+  wake_done_.on_complete = [this](int res, uint32_t) { OnWake(); };
+}
+
+Reactor::~Reactor() {
+  for (auto& [id, c] : conns_) close(c->fd);
+  close(listen_fd_);
+}
+
+void Reactor::Run() {
+  ArmAccept();
+  ArmWake();
+  while (!stopping_ || !conns_.empty()) {
+    Status st = ring_->RunOnce(-1);
+    closed_.clear();
+    CHECK_MSG(st.ok(), st.ToString().c_str());
+  }
+}
+
+void Reactor::Stop() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_requested_ = true;
+  }
+  wake_.Signal();
+}
+
+void Reactor::PostReplies(std::vector<OutgoingReply> replies) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (auto& r : replies) outbox_.push_back(std::move(r));
+  }
+  wake_.Signal();
+}
+
+void Reactor::PostClose(ConnectionId conn) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    close_requests_.push_back(conn);
+  }
+  wake_.Signal();
+}
+
+void Reactor::ArmAccept() { ring_->Accept(listen_fd_, &accept_done_); }
+
+void Reactor::OnAccept(int res) {
+  if (stopping_) {
+    if (res >= 0) close(res);
+    return;
+  }
+  if (res < 0) {
+    LOG(Warn) << "accept: " << strerror(-res);
+  } else {
+    auto c = std::make_unique<Connection>();
+    c->id = next_id_++;
+    c->fd = res;
+    (void)SetNoDelay(c->fd);
+    Connection* raw = c.get();
+    raw->recv_done.on_complete = [this, raw](int r, uint32_t) { OnRecv(*raw, r); };
+    raw->send_done.on_complete = [this, raw](int r, uint32_t) { OnSend(*raw, r); };
+    conns_[raw->id] = std::move(c);
+    LOG(Info) << "connection " << raw->id << " accepted";
+    ArmRecv(*raw);
+  }
+  ArmAccept();
+}
+
+void Reactor::ArmRecv(Connection& c) {
+  if (c.closing || c.recv_inflight || c.inflight_requests >= kMaxInflightRequests) return;
+  size_t avail = 0;
+  char* tail = c.reader.WritableTail(kRecvChunkBytes, &avail);
+  c.recv_inflight = true;
+  ring_->Recv(c.fd, tail, avail, &c.recv_done);
+}
+
+void Reactor::OnRecv(Connection& c, int res) {
+  c.recv_inflight = false;
+  if (c.closing) return MaybeFinishClose(c.id);
+  if (res <= 0) {
+    BeginClose(c, res == 0 ? "peer closed" : std::string("recv: ") + strerror(-res));
+    return MaybeFinishClose(c.id);
+  }
+  c.reader.CommitReceived(static_cast<size_t>(res));
+  while (true) {
+    auto next = c.reader.Next();
+    if (!next.ok()) {
+      BeginClose(c, "bad frame: " + next.status().ToString());
+      return MaybeFinishClose(c.id);
+    }
+    if (!next->has_value()) break;
+    InFrame frame = std::move(**next);
+    if (frame.header.kind != FrameKind::kRequest) {
+      BeginClose(c, "unexpected frame kind from a client");
+      return MaybeFinishClose(c.id);
+    }
+    auto decoded = DecodedRequest::Decode(std::move(frame));
+    if (!decoded.ok()) {
+      BeginClose(c, "bad message: " + decoded.status().ToString());
+      return MaybeFinishClose(c.id);
+    }
+    c.inflight_requests++;
+    sink_.OnRequest(c.id, std::move(decoded).value());
+  }
+  ArmRecv(c);
+}
+
+void Reactor::ArmSend(Connection& c) {
+  if (c.closing || c.send_inflight || c.outq.empty()) return;
+  c.iov.clear();
+  c.frames_in_send = 0;
+  size_t skip = c.front_sent;
+  for (auto& f : c.outq) {
+    if (c.iov.size() + 3 > IOV_MAX / 4) break;
+    f.AppendIovecs(skip, &c.iov);
+    skip = 0;
+    c.frames_in_send++;
+  }
+  c.msg = msghdr{};
+  c.msg.msg_iov = c.iov.data();
+  c.msg.msg_iovlen = c.iov.size();
+  c.send_inflight = true;
+  ring_->SendMsg(c.fd, &c.msg, &c.send_done);
+}
+
+void Reactor::OnSend(Connection& c, int res) {
+  c.send_inflight = false;
+  if (c.closing) return MaybeFinishClose(c.id);
+  if (res < 0) {
+    BeginClose(c, std::string("send: ") + strerror(-res));
+    return MaybeFinishClose(c.id);
+  }
+  // Retire fully sent frames; a short send resumes inside the front frame.
+  size_t sent = static_cast<size_t>(res) + c.front_sent;
+  while (!c.outq.empty() && sent >= c.outq.front().total_bytes()) {
+    sent -= c.outq.front().total_bytes();
+    c.outq.pop_front();
+  }
+  c.front_sent = sent;
+  ArmSend(c);
+}
+
+void Reactor::ArmWake() { ring_->Read(wake_.fd(), &wake_value_, sizeof(wake_value_), 0, &wake_done_); }
+
+void Reactor::OnWake() {
+  std::vector<OutgoingReply> replies;
+  std::vector<ConnectionId> closes;
+  bool stop;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    replies.swap(outbox_);
+    closes.swap(close_requests_);
+    stop = stop_requested_;
+  }
+  for (auto& r : replies) {
+    auto it = conns_.find(r.conn);
+    if (it == conns_.end()) continue;  // connection already gone: drop the reply
+    Connection& c = *it->second;
+    CHECK(c.inflight_requests > 0);
+    c.inflight_requests--;
+    c.outq.push_back(std::move(r.frame));
+    ArmSend(c);
+    ArmRecv(c);  // may have been paused at the in-flight limit
+  }
+  for (ConnectionId id : closes) {
+    auto it = conns_.find(id);
+    if (it == conns_.end()) continue;
+    BeginClose(*it->second, "closed by server");
+    MaybeFinishClose(id);
+  }
+  if (stop && !stopping_) {
+    stopping_ = true;
+    ring_->Cancel(&accept_done_);
+    std::vector<ConnectionId> ids;
+    for (auto& [id, c] : conns_) ids.push_back(id);
+    for (ConnectionId id : ids) {
+      BeginClose(*conns_[id], "server shutting down");
+      MaybeFinishClose(id);
+    }
+  }
+  ArmWake();
+}
+
+void Reactor::BeginClose(Connection& c, const std::string& why) {
+  if (c.closing) return;
+  c.closing = true;
+  LOG(Info) << "connection " << c.id << " closing: " << why;
+  // Completes any pending recv/send with an error so the connection can go.
+  shutdown(c.fd, SHUT_RDWR);
+}
+
+void Reactor::MaybeFinishClose(ConnectionId id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  Connection& c = *it->second;
+  if (!c.closing || c.recv_inflight || c.send_inflight) return;
+  close(c.fd);
+  // Destroyed after this completion returns: its callback is still running.
+  closed_.push_back(std::move(it->second));
+  conns_.erase(it);
+  sink_.OnClosed(id);
+}
+
+}  // namespace cohfs

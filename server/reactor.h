@@ -1,0 +1,85 @@
+// Reactor: the listening socket and every client connection, all socket I/O on
+// one io_uring (one thread). Complete frames go to a FrameSink; replies come
+// back through PostReplies from any thread, which wakes the ring via an eventfd.
+//
+// A framing error (bad header, oversized length, malformed message) closes that
+// one connection with a log line; the server goes on.
+#pragma once
+
+#include <atomic>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+#include <vector>
+
+#include "io/ring.h"
+#include "protocol/codec.h"
+#include "protocol/frame.h"
+
+namespace cohfs {
+
+using ConnectionId = uint64_t;
+
+// Receives what the reactor reads. Called on the reactor thread.
+class FrameSink {
+ public:
+  virtual ~FrameSink() = default;
+  virtual void OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> request) = 0;
+  virtual void OnClosed(ConnectionId conn) = 0;
+};
+
+struct OutgoingReply {
+  ConnectionId conn = 0;
+  OutFrame frame;
+};
+
+class Reactor {
+ public:
+  // Takes ownership of listen_fd.
+  Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink);
+  ~Reactor();
+
+  void Run();   // returns after Stop()
+  void Stop();  // thread-safe
+  // Thread-safe: queue replies for sending.
+  void PostReplies(std::vector<OutgoingReply> replies);
+  // Thread-safe: ask the reactor to close a connection.
+  void PostClose(ConnectionId conn);
+
+  // Limits per connection.
+  static constexpr size_t kMaxInflightRequests = 256;
+  static constexpr size_t kRecvChunkBytes = 256 * 1024;
+
+ private:
+  struct Connection;
+  void ArmAccept();
+  void OnAccept(int res);
+  void ArmRecv(Connection& c);
+  void OnRecv(Connection& c, int res);
+  void ArmSend(Connection& c);
+  void OnSend(Connection& c, int res);
+  void ArmWake();
+  void OnWake();
+  void BeginClose(Connection& c, const std::string& why);
+  void MaybeFinishClose(ConnectionId id);
+
+  std::unique_ptr<Ring> ring_;
+  int listen_fd_;
+  FrameSink& sink_;
+  Completion accept_done_;
+  Completion wake_done_;
+  EventFd wake_;
+  uint64_t wake_value_ = 0;
+  bool stopping_ = false;
+  ConnectionId next_id_ = 1;
+  std::unordered_map<ConnectionId, std::unique_ptr<Connection>> conns_;
+  std::vector<std::unique_ptr<Connection>> closed_;  // freed at the next loop turn
+
+  std::mutex mu_;  // guards the three fields below (rank: leaf)
+  std::vector<OutgoingReply> outbox_;
+  std::vector<ConnectionId> close_requests_;
+  bool stop_requested_ = false;
+};
+
+}  // namespace cohfs

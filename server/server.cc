@@ -1,0 +1,62 @@
+#include "server/server.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <thread>
+
+#include "common/log.h"
+#include "io/ring.h"
+#include "server/executor.h"
+#include "server/file_system.h"
+#include "server/lock_manager.h"
+#include "server/reactor.h"
+#include "storage/volume.h"
+
+namespace cohfs {
+
+Status Serve(const ServeOptions& options, const std::function<void(int port)>& on_listening) {
+  // Signals are taken by one waiting thread; every other thread blocks them.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  VolumeOptions vo;
+  vo.device = options.device;
+  vo.meta_dir = options.meta_dir;
+  ASSIGN_OR_RETURN(std::unique_ptr<Volume> volume, Volume::Open(vo));
+  FileSystem fs(*volume);
+  RETURN_IF_ERROR(fs.ReclaimAllOrphans());
+  RETURN_IF_ERROR(fs.Sync());
+  LockManager locks;
+  Dispatcher dispatcher(fs, locks, *volume, options.config);
+
+  int port = 0;
+  ASSIGN_OR_RETURN(int listen_fd, ListenTcp(options.listen, &port));
+  ASSIGN_OR_RETURN(std::unique_ptr<Ring> ring, Ring::Create(1024));
+  Executor executor(dispatcher, fs, options.sync_interval_ms);
+  Reactor reactor(std::move(ring), listen_fd, executor);
+  executor.Start(reactor);
+
+  std::thread signal_waiter([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    if (sig != 0) LOG(Info) << "signal " << sig << ": shutting down";
+    reactor.Stop();
+  });
+  LOG(Info) << "serving " << options.device << " (metadata in " << volume->meta_dir()
+            << ") on port " << port;
+  on_listening(port);
+  reactor.Run();
+  executor.StopAndSync();
+  // Wake the signal waiter if the reactor stopped for another reason.
+  pthread_kill(signal_waiter.native_handle(), SIGTERM);
+  signal_waiter.join();
+  LOG(Info) << "server stopped cleanly";
+  return Status::Ok();
+}
+
+}  // namespace cohfs

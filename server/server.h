@@ -1,0 +1,25 @@
+// Server wiring: volume -> file system -> lock manager -> dispatcher ->
+// executor (commit pipeline) <- reactor (sockets). Built here, owned here.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "common/status.h"
+#include "server/dispatch.h"
+
+namespace cohfs {
+
+struct ServeOptions {
+  std::string device;
+  std::string meta_dir;  // empty: default next to the image / under /var/lib/cohfs
+  std::string listen = "127.0.0.1:7420";
+  uint32_t sync_interval_ms = 5000;  // unsynced changes become durable at least this often
+  ServerConfig config;
+};
+
+// Runs until SIGINT or SIGTERM, then stops accepting, finishes queued work,
+// syncs and returns. `on_listening(port)` runs once the socket is bound.
+Status Serve(const ServeOptions& options, const std::function<void(int port)>& on_listening);
+
+}  // namespace cohfs
