@@ -1,0 +1,137 @@
+#include "client/mount.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+#include "client/fuse_ops.h"
+#include "common/log.h"
+
+namespace cohfs {
+namespace {
+
+// Tells the waiting parent that the mount is live (one byte) or failed (EOF).
+class ReadyPipe {
+ public:
+  ReadyPipe() { CHECK(pipe2(fds_, O_CLOEXEC) == 0); }
+  int read_fd() const { return fds_[0]; }
+  void CloseRead() { close(fds_[0]); }
+  void CloseWrite() {
+    if (fds_[1] >= 0) close(fds_[1]);
+    fds_[1] = -1;
+  }
+  void SignalReady() {
+    if (fds_[1] < 0) return;
+    char c = 1;
+    (void)!write(fds_[1], &c, 1);
+    CloseWrite();
+  }
+
+ private:
+  int fds_[2];
+};
+
+void RedirectStdio(const std::string& log_file) {
+  int in = open("/dev/null", O_RDONLY);
+  int out = open(log_file.empty() ? "/dev/null" : log_file.c_str(),
+                 O_WRONLY | O_CREAT | O_APPEND, 0644);
+  if (in >= 0) dup2(in, 0);
+  if (out >= 0) {
+    dup2(out, 1);
+    dup2(out, 2);
+  }
+  if (in > 2) close(in);
+  if (out > 2) close(out);
+}
+
+int Serve(fuse_session* se, RpcClient& rpc) {
+  Status st = rpc.Start();
+  if (!st.ok()) {
+    LOG(Error) << "cannot start the network thread: " << st.ToString();
+    return 1;
+  }
+  fuse_loop_config* cfg = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(cfg, 16);
+  fuse_loop_cfg_set_idle_threads(cfg, 4);
+  int rc = fuse_session_loop_mt(se, cfg);
+  fuse_loop_cfg_destroy(cfg);
+  return rc == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int RunMount(const MountOptions& options) {
+  ClientStats stats;
+  struct stat mst;
+  if (stat(options.mountpoint.c_str(), &mst) != 0 || !S_ISDIR(mst.st_mode)) {
+    std::fprintf(stderr, "cohfs mount: %s is not a directory\n", options.mountpoint.c_str());
+    return 1;
+  }
+  auto rpc = RpcClient::Connect(options.server, "cohfs-fuse", stats);
+  if (!rpc.ok()) {
+    std::fprintf(stderr, "cohfs mount: cannot reach server %s: %s\n", options.server.c_str(),
+                 rpc.status().ToString().c_str());
+    return 1;
+  }
+  FuseOps ops(**rpc, stats, FuseOpsConfig{});
+  ReadyPipe ready;
+  ops.set_on_init([&ready] { ready.SignalReady(); });
+
+  std::string fsname = "fsname=cohfs:" + options.server;
+  std::vector<const char*> argv = {"cohfs", "-o", "default_permissions,allow_other,subtype=cohfs",
+                                   "-o", fsname.c_str()};
+  if (options.debug) argv.push_back("-d");
+  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
+  fuse_session* se = fuse_session_new(&args, &FuseOps::Table(), sizeof(fuse_lowlevel_ops), &ops);
+  if (!se) {
+    std::fprintf(stderr, "cohfs mount: fuse_session_new failed\n");
+    return 1;
+  }
+  if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
+    std::fprintf(stderr, "cohfs mount: cannot mount on %s\n", options.mountpoint.c_str());
+    fuse_session_destroy(se);
+    return 1;
+  }
+
+  int rc;
+  if (options.foreground) {
+    ready.CloseRead();
+    ready.CloseWrite();
+    rc = Serve(se, **rpc);
+  } else {
+    pid_t pid = fork();
+    if (pid < 0) {
+      std::perror("cohfs mount: fork");
+      return 1;
+    }
+    if (pid > 0) {
+      // Parent: wait for INIT (the mount is live) or the child's death.
+      ready.CloseWrite();
+      char c;
+      ssize_t n;
+      do {
+        n = read(ready.read_fd(), &c, 1);
+      } while (n < 0 && errno == EINTR);
+      if (n == 1) return 0;
+      std::fprintf(stderr, "cohfs mount: the client daemon failed to start\n");
+      return 1;
+    }
+    ready.CloseRead();
+    setsid();
+    if (chdir("/") != 0) LOG(Warn) << "chdir /: " << strerror(errno);
+    RedirectStdio(options.log_file);
+    rc = Serve(se, **rpc);
+  }
+  fuse_session_unmount(se);
+  fuse_remove_signal_handlers(se);
+  fuse_session_destroy(se);
+  (*rpc)->Shutdown();
+  return rc;
+}
+
+}  // namespace cohfs

@@ -1,0 +1,20 @@
+// Mount: connect to the server, mount FUSE, daemonize, serve until unmounted.
+#pragma once
+
+#include <string>
+
+namespace cohfs {
+
+struct MountOptions {
+  std::string server;      // HOST:PORT
+  std::string mountpoint;
+  bool foreground = false;
+  bool debug = false;      // libfuse request tracing
+  std::string log_file;    // daemon stderr goes here when set (else /dev/null when daemonized)
+};
+
+// Returns the process exit code. In the background case the parent returns 0
+// only once the kernel's INIT has been answered: the mount is live.
+int RunMount(const MountOptions& options);
+
+}  // namespace cohfs

@@ -1,0 +1,100 @@
+#include "client/object_cache.h"
+
+namespace cohfs {
+
+void ObjectCache::PutAttr(const Attr& attr, LockMode lock) {
+  std::lock_guard<std::mutex> l(mu_);
+  Node& n = nodes_[attr.ino];
+  n.attr = attr;
+  n.has_attr = true;
+  if (lock > n.lock) n.lock = lock;
+}
+
+void ObjectCache::SetLock(InodeId ino, LockMode lock) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end()) it->second.lock = lock;
+}
+
+std::optional<Attr> ObjectCache::GetAttr(InodeId ino) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || !it->second.has_attr || it->second.lock == LockMode::kNone) {
+    return std::nullopt;
+  }
+  return it->second.attr;
+}
+
+LockMode ObjectCache::lock(InodeId ino) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  return it == nodes_.end() ? LockMode::kNone : it->second.lock;
+}
+
+ObjectCache::LookupResult ObjectCache::Lookup(InodeId parent, const std::string& name,
+                                              Attr* attr) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto p = nodes_.find(parent);
+  if (p == nodes_.end() || !p->second.complete || p->second.lock == LockMode::kNone) {
+    return LookupResult::kUnknown;
+  }
+  auto e = p->second.names.find(name);
+  if (e == p->second.names.end()) return LookupResult::kNegative;
+  auto c = nodes_.find(e->second);
+  if (c == nodes_.end() || !c->second.has_attr || c->second.lock == LockMode::kNone) {
+    return LookupResult::kUnknown;
+  }
+  *attr = c->second.attr;
+  return LookupResult::kFound;
+}
+
+void ObjectCache::SetDirectory(InodeId dir, const std::vector<DirEntry>& entries) {
+  std::lock_guard<std::mutex> l(mu_);
+  Node& n = nodes_[dir];
+  n.complete = true;
+  n.names.clear();
+  for (const DirEntry& e : entries) n.names[e.name] = e.attr.ino;
+}
+
+void ObjectCache::AddName(InodeId dir, const std::string& name, InodeId child) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(dir);
+  if (it != nodes_.end() && it->second.complete) it->second.names[name] = child;
+}
+
+void ObjectCache::RemoveName(InodeId dir, const std::string& name) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(dir);
+  if (it != nodes_.end()) it->second.names.erase(name);
+}
+
+void ObjectCache::ForgetDirectory(InodeId dir) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(dir);
+  if (it == nodes_.end()) return;
+  it->second.complete = false;
+  it->second.names.clear();
+}
+
+void ObjectCache::AddLookup(InodeId ino, uint64_t n) {
+  std::lock_guard<std::mutex> l(mu_);
+  nodes_[ino].nlookup += n;
+}
+
+bool ObjectCache::Forget(InodeId ino, uint64_t n) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return false;
+  Node& node = it->second;
+  node.nlookup = node.nlookup > n ? node.nlookup - n : 0;
+  if (node.nlookup > 0) return false;
+  nodes_.erase(it);
+  return true;
+}
+
+size_t ObjectCache::size() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return nodes_.size();
+}
+
+}  // namespace cohfs

@@ -1,0 +1,60 @@
+// ObjectCache: what this client knows about inodes and directory entries, and
+// the lock mode that makes each cacheable (DESIGN §6).
+//
+// An inode is cached while the kernel references it (nlookup > 0) and the
+// client holds a lock on it. A directory is "complete" when its whole listing
+// came in a leaf: then a name missing from it is a negative lookup answered
+// locally. Every change this client makes goes to the server first and is
+// applied here from the reply, so the cache never runs ahead of the server.
+// Thread-safe: one mutex (rank: leaf; never held across RPCs or FUSE replies).
+#pragma once
+
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/fs_types.h"
+
+namespace cohfs {
+
+class ObjectCache {
+ public:
+  enum class LookupResult { kUnknown, kFound, kNegative };
+
+  // Records fresh attributes (from any reply) and the lock that came with them.
+  void PutAttr(const Attr& attr, LockMode lock);
+  void SetLock(InodeId ino, LockMode lock);
+  std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
+  LockMode lock(InodeId ino) const;
+
+  // Name lookups answered from a complete directory.
+  LookupResult Lookup(InodeId parent, const std::string& name, Attr* attr) const;
+  void SetDirectory(InodeId dir, const std::vector<DirEntry>& entries);
+  void AddName(InodeId dir, const std::string& name, InodeId child);
+  void RemoveName(InodeId dir, const std::string& name);
+  void ForgetDirectory(InodeId dir);
+
+  // Kernel reference counting (FUSE lookup count).
+  void AddLookup(InodeId ino, uint64_t n = 1);
+  // Returns true when the kernel's last reference went: the node is evicted
+  // and its lock should be released to the server.
+  bool Forget(InodeId ino, uint64_t n);
+
+  size_t size() const;
+
+ private:
+  struct Node {
+    Attr attr;
+    bool has_attr = false;
+    LockMode lock = LockMode::kNone;
+    uint64_t nlookup = 0;
+    bool complete = false;  // `names` is the whole directory
+    std::unordered_map<std::string, InodeId> names;
+  };
+  mutable std::mutex mu_;
+  std::unordered_map<InodeId, Node> nodes_;
+};
+
+}  // namespace cohfs

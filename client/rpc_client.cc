@@ -1,0 +1,295 @@
+#include "client/rpc_client.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include "common/log.h"
+
+namespace cohfs {
+namespace {
+
+Status SendAll(int fd, const OutFrame& f) {
+  std::vector<iovec> iov;
+  f.AppendIovecs(0, &iov);
+  size_t total = f.total_bytes(), sent = 0;
+  while (sent < total) {
+    iov.clear();
+    f.AppendIovecs(sent, &iov);
+    msghdr m{};
+    m.msg_iov = iov.data();
+    m.msg_iovlen = iov.size();
+    ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return Status::Error(errno ? errno : EPIPE, "send to server");
+    sent += static_cast<size_t>(n);
+  }
+  return Status::Ok();
+}
+
+Result<InFrame> RecvFrame(int fd, FrameReader& reader) {
+  while (true) {
+    auto next = reader.Next();
+    if (!next.ok()) return next.status();
+    if (next->has_value()) return std::move(**next);
+    size_t avail = 0;
+    char* tail = reader.WritableTail(64 * 1024, &avail);
+    ssize_t n = recv(fd, tail, avail, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n == 0) return Status::Error(ECONNRESET, "server closed the connection");
+    if (n < 0) return Status::Error(errno, "recv from server");
+    reader.CommitReceived(static_cast<size_t>(n));
+  }
+}
+
+Status ReplyStatus(wire::Reply::Reader r) {
+  if (r.getErrno() == 0) return Status::Ok();
+  if (r.getErrno() < 0 || r.getErrno() > 4095) return Status::Error(EIO, "bad errno in reply");
+  return Status::Error(r.getErrno(), r.getMessage().cStr());
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& host_port,
+                                                      const std::string& client_name,
+                                                      ClientStats& stats) {
+  ASSIGN_OR_RETURN(int fd, ConnectTcp(host_port));
+  std::unique_ptr<RpcClient> c(new RpcClient(fd, stats));
+  RETURN_IF_ERROR(c->Handshake(client_name));
+  return c;
+}
+
+Status RpcClient::Handshake(const std::string& client_name) {
+  capnp::MallocMessageBuilder m;
+  auto req = m.initRoot<wire::Request>();
+  auto h = req.initHello();
+  h.setVersionMin(wire::PROTOCOL_VERSION);
+  h.setVersionMax(wire::PROTOCOL_VERSION);
+  h.setClientName(client_name);
+  RequestId id(next_id_++);
+  RETURN_IF_ERROR(SendAll(fd_, EncodeFrame(FrameKind::kRequest, id, m)));
+  stats_.rpcs[wire::Request::HELLO]++;
+  ASSIGN_OR_RETURN(InFrame frame, RecvFrame(fd_, reader_));
+  if (frame.header.kind != FrameKind::kReply || frame.header.request_id != id) {
+    return Status::Error(EPROTO, "unexpected frame during handshake");
+  }
+  ASSIGN_OR_RETURN(auto decoded, DecodedReply::Decode(std::move(frame)));
+  return GuardDecode([&]() -> Status {
+    auto r = decoded->root();
+    RETURN_IF_ERROR(ReplyStatus(r));
+    if (!r.isWelcome()) return Status::Error(EPROTO, "server did not answer Hello with Welcome");
+    auto w = r.getWelcome();
+    welcome_.version = w.getVersion();
+    welcome_.session_id = w.getSessionId();
+    welcome_.lease_ms = w.getLeaseMs();
+    welcome_.root = InodeId(w.getRootIno());
+    welcome_.inodes_first = w.getInodes().getFirst();
+    welcome_.inodes_count = w.getInodes().getCount();
+    return Status::Ok();
+  });
+}
+
+RpcClient::~RpcClient() {
+  Shutdown();
+  close(fd_);
+}
+
+Status RpcClient::Start() {
+  ASSIGN_OR_RETURN(ring_, Ring::Create(256));
+  recv_done_.on_complete = [this](int res, uint32_t) { OnRecv(res); };
+  send_done_.on_complete = [this](int res, uint32_t) { OnSend(res); };
+  wake_done_.on_complete = [this](int, uint32_t) { OnWake(); };
+  thread_ = std::thread([this] { NetLoop(); });
+  return Status::Ok();
+}
+
+void RpcClient::Shutdown() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) {
+    shutdown(fd_, SHUT_RDWR);
+    wake_.Signal();
+    thread_.join();
+  }
+  FailAll(Status::Error(ENOTCONN, "client shutting down"));
+}
+
+std::shared_ptr<RpcClient::Pending> RpcClient::Enqueue(capnp::MallocMessageBuilder& request,
+                                                       std::string bulk, bool want_reply) {
+  auto which = request.getRoot<wire::Request>().which();
+  if (static_cast<size_t>(which) < kMaxRequestKinds) stats_.rpcs[which]++;
+  RequestId id(next_id_++);
+  OutFrame frame = EncodeFrame(FrameKind::kRequest, id, request, std::move(bulk));
+  stats_.bytes_sent += frame.total_bytes();
+  auto p = want_reply ? std::make_shared<Pending>() : nullptr;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (broken_ || stop_) {
+      if (p) {
+        p->done = true;
+        p->error = Status::Error(ENOTCONN, "not connected to the server");
+      }
+      return p;
+    }
+    if (p) pending_[id.value] = p;
+    queue_.push_back(std::move(frame));
+  }
+  wake_.Signal();
+  return p;
+}
+
+Result<RpcReply> RpcClient::Call(capnp::MallocMessageBuilder& request, std::string bulk) {
+  auto p = Enqueue(request, std::move(bulk), true);
+  std::unique_lock<std::mutex> l(p->mu);
+  if (!p->cv.wait_for(l, std::chrono::milliseconds(kCallTimeoutMs), [&] { return p->done; })) {
+    stats_.rpc_errors++;
+    return Status::Error(EIO, "server did not answer in time");
+  }
+  if (!p->error.ok()) {
+    stats_.rpc_errors++;
+    return p->error;
+  }
+  Status st = GuardDecode([&] { return ReplyStatus(p->reply->root()); });
+  if (!st.ok()) return st;
+  return RpcReply(std::move(p->reply));
+}
+
+void RpcClient::Post(capnp::MallocMessageBuilder& request) { Enqueue(request, {}, false); }
+
+void RpcClient::NetLoop() {
+  ArmWake();
+  ArmRecv();
+  while (true) {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stop_ && !recv_inflight_ && !send_inflight_) break;
+    }
+    Status st = ring_->RunOnce(1000);
+    if (!st.ok()) {
+      LOG(Error) << "client ring: " << st.ToString();
+      FailAll(st);
+      break;
+    }
+  }
+}
+
+void RpcClient::ArmRecv() {
+  if (broken_ || recv_inflight_) return;
+  size_t avail = 0;
+  char* tail = reader_.WritableTail(256 * 1024, &avail);
+  recv_inflight_ = true;
+  ring_->Recv(fd_, tail, avail, &recv_done_);
+}
+
+void RpcClient::OnRecv(int res) {
+  recv_inflight_ = false;
+  if (res <= 0) {
+    FailAll(Status::Error(ENOTCONN, res == 0 ? "server closed the connection"
+                                             : std::string("recv: ") + strerror(-res)));
+    return;
+  }
+  stats_.bytes_received += static_cast<uint64_t>(res);
+  reader_.CommitReceived(static_cast<size_t>(res));
+  while (true) {
+    auto next = reader_.Next();
+    if (!next.ok()) {
+      FailAll(Status::Error(EPROTO, "bad frame from server: " + next.status().ToString()));
+      return;
+    }
+    if (!next->has_value()) break;
+    InFrame frame = std::move(**next);
+    uint64_t id = frame.header.request_id.value;
+    std::shared_ptr<Pending> p;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      auto it = pending_.find(id);
+      if (it != pending_.end()) {
+        p = it->second;
+        pending_.erase(it);
+      }
+    }
+    if (!p) continue;  // a Post()ed request's reply, or a timed-out call's
+    auto decoded = DecodedReply::Decode(std::move(frame));
+    std::lock_guard<std::mutex> l(p->mu);
+    if (decoded.ok()) {
+      p->reply = std::move(decoded).value();
+    } else {
+      p->error = decoded.status();
+    }
+    p->done = true;
+    p->cv.notify_one();
+  }
+  ArmRecv();
+}
+
+void RpcClient::ArmSend() {
+  if (broken_ || send_inflight_ || sending_.empty()) return;
+  iov_.clear();
+  size_t skip = front_sent_;
+  for (auto& f : sending_) {
+    if (iov_.size() + 3 > 256) break;
+    f.AppendIovecs(skip, &iov_);
+    skip = 0;
+  }
+  msg_ = msghdr{};
+  msg_.msg_iov = iov_.data();
+  msg_.msg_iovlen = iov_.size();
+  send_inflight_ = true;
+  ring_->SendMsg(fd_, &msg_, &send_done_);
+}
+
+void RpcClient::OnSend(int res) {
+  send_inflight_ = false;
+  if (broken_) {
+    sending_.clear();  // nothing in flight references these frames any more
+    return;
+  }
+  if (res < 0) {
+    FailAll(Status::Error(ENOTCONN, std::string("send: ") + strerror(-res)));
+    return;
+  }
+  size_t sent = static_cast<size_t>(res) + front_sent_;
+  while (!sending_.empty() && sent >= sending_.front().total_bytes()) {
+    sent -= sending_.front().total_bytes();
+    sending_.pop_front();
+  }
+  front_sent_ = sent;
+  ArmSend();
+}
+
+void RpcClient::ArmWake() { ring_->Read(wake_.fd(), &wake_value_, sizeof(wake_value_), 0, &wake_done_); }
+
+void RpcClient::OnWake() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    while (!queue_.empty()) {
+      sending_.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+  }
+  ArmSend();
+  ArmWake();
+}
+
+void RpcClient::FailAll(const Status& why) {
+  std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (!broken_ && !stop_) LOG(Error) << "connection to server lost: " << why.ToString();
+    broken_ = true;
+    pending.swap(pending_);
+    queue_.clear();
+  }
+  // sending_ is freed by OnSend: a send in flight may still read it.
+  for (auto& [id, p] : pending) {
+    std::lock_guard<std::mutex> l(p->mu);
+    p->done = true;
+    p->error = Status::Error(ENOTCONN, why.message());
+    p->cv.notify_one();
+  }
+}
+
+}  // namespace cohfs

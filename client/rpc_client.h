@@ -1,0 +1,117 @@
+// RpcClient: the client's one connection to the server.
+//
+// Connect() runs the Hello/Welcome handshake with blocking socket calls, so a
+// bad address fails at once, before any thread exists (the mount may fork after
+// it). Start() launches the network thread, which owns an io_uring and the
+// socket; any thread may then Call(), which queues the frame, wakes the network
+// thread through an eventfd and waits for the reply (or a deadline).
+// Requests carry ids; many are in flight at once and replies match by id.
+// When the connection breaks every waiter and every later call gets ENOTCONN.
+#pragma once
+
+#include <capnp/message.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+
+#include "client/stats.h"
+#include "common/status.h"
+#include "io/ring.h"
+#include "protocol/codec.h"
+
+namespace cohfs {
+
+struct Welcome {
+  uint32_t version = 0;
+  uint64_t session_id = 0;
+  uint32_t lease_ms = 0;
+  InodeId root;
+  uint64_t inodes_first = 0;
+  uint64_t inodes_count = 0;
+};
+
+// A reply whose errno was 0; owns the decoded message and its bulk payload.
+class RpcReply {
+ public:
+  explicit RpcReply(std::unique_ptr<DecodedReply> m) : m_(std::move(m)) {}
+  wire::Reply::Reader root() const { return m_->root(); }
+  std::string& bulk() { return m_->frame().bulk; }
+
+ private:
+  std::unique_ptr<DecodedReply> m_;
+};
+
+class RpcClient {
+ public:
+  static Result<std::unique_ptr<RpcClient>> Connect(const std::string& host_port,
+                                                    const std::string& client_name,
+                                                    ClientStats& stats);
+  ~RpcClient();
+
+  Status Start();
+  // Sends a request (caller already set in the message) and waits for the
+  // reply. A reply carrying an errno comes back as that Status.
+  Result<RpcReply> Call(capnp::MallocMessageBuilder& request, std::string bulk = {});
+  // Sends without waiting; the reply is dropped (Release).
+  void Post(capnp::MallocMessageBuilder& request);
+  void Shutdown();
+
+  const Welcome& welcome() const { return welcome_; }
+  bool connected() const { return !broken_; }
+
+  static constexpr int kCallTimeoutMs = 120000;
+
+ private:
+  struct Pending {
+    std::mutex mu;  // guards done, result (rank: leaf)
+    std::condition_variable cv;
+    bool done = false;
+    Status error;
+    std::unique_ptr<DecodedReply> reply;
+  };
+  RpcClient(int fd, ClientStats& stats) : fd_(fd), stats_(stats) {}
+  Status Handshake(const std::string& client_name);
+  std::shared_ptr<Pending> Enqueue(capnp::MallocMessageBuilder& request, std::string bulk,
+                                   bool want_reply);
+  void NetLoop();
+  void ArmRecv();
+  void OnRecv(int res);
+  void ArmSend();
+  void OnSend(int res);
+  void ArmWake();
+  void OnWake();
+  void FailAll(const Status& why);
+
+  int fd_;
+  ClientStats& stats_;
+  Welcome welcome_;
+  std::atomic<bool> broken_{false};
+  std::atomic<uint64_t> next_id_{1};
+  std::thread thread_;
+
+  std::mutex mu_;  // guards queue_, pending_, stop_ (rank: below Pending::mu)
+  std::deque<OutFrame> queue_;
+  std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending_;
+  bool stop_ = false;
+
+  // Network thread only:
+  std::unique_ptr<Ring> ring_;
+  EventFd wake_;
+  uint64_t wake_value_ = 0;
+  Completion recv_done_, send_done_, wake_done_;
+  FrameReader reader_;
+  std::deque<OutFrame> sending_;
+  size_t front_sent_ = 0;
+  bool send_inflight_ = false;
+  bool recv_inflight_ = false;
+  std::vector<iovec> iov_;
+  msghdr msg_{};
+};
+
+}  // namespace cohfs

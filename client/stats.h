@@ -1,0 +1,27 @@
+// Client counters, read by `cohfs stats MOUNTPOINT` (through the virtual
+// xattr "cohfs.stats" on the mount root). Lock-free; any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+namespace cohfs {
+
+inline constexpr size_t kMaxFuseOpcode = 64;
+inline constexpr size_t kMaxRequestKinds = 64;
+
+struct ClientStats {
+  std::atomic<uint64_t> fuse_ops[kMaxFuseOpcode] = {};
+  std::atomic<uint64_t> rpcs[kMaxRequestKinds] = {};
+  std::atomic<uint64_t> bytes_sent{0};
+  std::atomic<uint64_t> bytes_received{0};
+  std::atomic<uint64_t> cache_hits{0};         // answered from the object cache
+  std::atomic<uint64_t> negative_hits{0};      // ENOENT answered from a complete directory
+  std::atomic<uint64_t> rpc_errors{0};         // transport failures (not errno replies)
+
+  // "name value" lines; rpc_total is the sum of all round trips.
+  std::string Format() const;
+};
+
+}  // namespace cohfs

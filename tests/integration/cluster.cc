@@ -1,0 +1,164 @@
+#include "tests/integration/cluster.h"
+
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <grp.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+namespace cohfs::test {
+
+std::string CohfsBinary() { return COHFS_BINARY; }
+
+int RunCommand(const std::string& command, std::string* output) {
+  std::string cmd = command + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  std::array<char, 4096> buf;
+  std::string out;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int status = pclose(p);
+  if (output) *output = out;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds deadline) {
+  auto end = std::chrono::steady_clock::now() + deadline;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // poll interval, not a wait
+  }
+  return cond();
+}
+
+int RunAs(uid_t uid, gid_t gid, const std::function<int()>& fn) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgroups(0, nullptr) != 0 || setresgid(gid, gid, gid) != 0 ||
+        setresuid(uid, uid, uid) != 0) {
+      _exit(250);
+    }
+    _exit(fn());
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 251;
+}
+
+Cluster::Cluster(ClusterOptions options) {
+  char tmpl[] = "/var/tmp/cohfs-test-XXXXXX";
+  char* d = mkdtemp(tmpl);
+  if (!d) {
+    ADD_FAILURE() << "mkdtemp: " << strerror(errno);
+    return;
+  }
+  dir_ = d;
+  image_ = dir_ + "/image";
+  mnt_ = dir_ + "/mnt";
+  mkdir(mnt_.c_str(), 0755);
+  int fd = open(image_.c_str(), O_CREAT | O_RDWR, 0644);
+  EXPECT_EQ(ftruncate(fd, static_cast<off_t>(options.image_bytes)), 0);
+  close(fd);
+  std::string out;
+  EXPECT_EQ(RunCommand(CohfsBinary() + " format " + image_, &out), 0) << out;
+  StartServer();
+  Mount();
+}
+
+Cluster::~Cluster() {
+  for (auto m : std::vector<std::string>(mounts_)) Unmount(m);
+  if (server_pid_ > 0) StopServer();
+  std::string out;
+  EXPECT_EQ(Fsck(&out), 0) << out;
+  RunCommand("rm -rf " + dir_);
+}
+
+void Cluster::StartServer() {
+  int out_pipe[2];
+  ASSERT_EQ(pipe(out_pipe), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out_pipe[1], 1);
+    int log = open((dir_ + "/server.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (log >= 0) dup2(log, 2);
+    close(out_pipe[0]);
+    close(out_pipe[1]);
+    std::string bin = CohfsBinary();
+    std::string listen = port_ ? "127.0.0.1:" + std::to_string(port_) : "127.0.0.1:0";
+    execl(bin.c_str(), bin.c_str(), "serve", image_.c_str(), "--listen", listen.c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(out_pipe[1]);
+  server_pid_ = pid;
+  // The server prints "listening on port N" once it accepts connections.
+  std::string line;
+  char c;
+  while (read(out_pipe[0], &c, 1) == 1 && c != '\n') line.push_back(c);
+  close(out_pipe[0]);
+  int port = 0;
+  ASSERT_EQ(std::sscanf(line.c_str(), "listening on port %d", &port), 1)
+      << "server did not start: '" << line << "'";
+  port_ = port;
+}
+
+void Cluster::StopServer() {
+  ASSERT_GT(server_pid_, 0);
+  kill(server_pid_, SIGTERM);
+  int status = 0;
+  bool done = WaitFor([&] { return waitpid(server_pid_, &status, WNOHANG) == server_pid_; },
+                      std::chrono::seconds(60));
+  ASSERT_TRUE(done) << "server did not stop within 60 s";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "server exit status " << status;
+  server_pid_ = -1;
+}
+
+void Cluster::KillServer() {
+  ASSERT_GT(server_pid_, 0);
+  kill(server_pid_, SIGKILL);
+  waitpid(server_pid_, nullptr, 0);
+  server_pid_ = -1;
+}
+
+void Cluster::Mount(const std::string& mountpoint) {
+  std::string m = mountpoint.empty() ? mnt_ : mountpoint;
+  mkdir(m.c_str(), 0755);
+  std::string out;
+  ASSERT_EQ(RunCommand(CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port_) + " " + m +
+                    " --log " + dir_ + "/client.log",
+                &out),
+            0)
+      << out;
+  mounts_.push_back(m);
+}
+
+void Cluster::Unmount(const std::string& mountpoint) {
+  std::string m = mountpoint.empty() ? mnt_ : mountpoint;
+  if (umount2(m.c_str(), 0) != 0) {
+    // A dead server can leave the mount busy; detach it so the test ends.
+    EXPECT_EQ(umount2(m.c_str(), MNT_DETACH), 0) << "umount " << m << ": " << strerror(errno);
+  }
+  mounts_.erase(std::remove(mounts_.begin(), mounts_.end(), m), mounts_.end());
+}
+
+int Cluster::Fsck(std::string* output) {
+  return RunCommand(CohfsBinary() + " fsck " + image_, output);
+}
+
+std::string Cluster::Stats(const std::string& mountpoint) {
+  std::string out;
+  RunCommand(CohfsBinary() + " stats " + (mountpoint.empty() ? mnt_ : mountpoint), &out);
+  return out;
+}
+
+}  // namespace cohfs::test

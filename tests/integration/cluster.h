@@ -1,0 +1,61 @@
+// A real cohfs deployment for one test: an image file, a `cohfs serve`
+// process on loopback, and `cohfs mount` clients in temporary directories.
+// Every wait has a deadline; teardown unmounts, stops the server and requires
+// a clean fsck.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cohfs::test {
+
+// Runs a command; returns its exit status (or -1), with stdout+stderr in *output.
+int RunCommand(const std::string& command, std::string* output = nullptr);
+
+// Polls `cond` until it holds or the deadline passes.
+bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds deadline);
+
+// Runs `fn` in a child process as uid/gid (no supplementary groups); returns
+// what fn returned (an errno value, 0 for success).
+int RunAs(uid_t uid, gid_t gid, const std::function<int()>& fn);
+
+struct ClusterOptions {
+  uint64_t image_bytes = 2ull << 30;  // sparse
+};
+
+class Cluster {
+ public:
+  explicit Cluster(ClusterOptions options = {});
+  ~Cluster();
+
+  const std::string& dir() const { return dir_; }
+  const std::string& image() const { return image_; }
+  const std::string& mnt() const { return mnt_; }
+  std::string Path(const std::string& rel) const { return mnt_ + "/" + rel; }
+  int port() const { return port_; }
+
+  void StartServer();
+  void StopServer();      // SIGTERM and wait: a clean shutdown
+  void KillServer();      // SIGKILL: a crash
+  bool ServerRunning() const { return server_pid_ > 0; }
+  // Mounts a client at `mountpoint` (default: mnt()).
+  void Mount(const std::string& mountpoint = "");
+  void Unmount(const std::string& mountpoint = "");
+  // Runs `cohfs fsck`; returns its exit status, output in *output.
+  int Fsck(std::string* output = nullptr);
+  std::string Stats(const std::string& mountpoint = "");
+
+ private:
+  std::string dir_, image_, mnt_;
+  pid_t server_pid_ = -1;
+  int port_ = 0;
+  std::vector<std::string> mounts_;
+};
+
+std::string CohfsBinary();
+
+}  // namespace cohfs::test

@@ -1,0 +1,155 @@
+// Bad input and dead peers: clear errors, no hangs, the server survives.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "tests/integration/cluster.h"
+
+namespace cohfs::test {
+namespace {
+
+int ConnectTo(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// True when the server closed the connection (recv returns 0 or an error).
+bool ServerClosed(int fd) {
+  timeval tv{30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  char buf[256];
+  while (true) {
+    ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n == 0) return true;
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+  }
+}
+
+bool MountWorks(Cluster& c, const std::string& name) {
+  std::string p = c.Path(name);
+  int fd = open(p.c_str(), O_CREAT | O_WRONLY, 0644);
+  if (fd < 0) return false;
+  bool ok = write(fd, "ok", 2) == 2;
+  close(fd);
+  struct stat st;
+  return ok && stat(p.c_str(), &st) == 0 && st.st_size == 2;
+}
+
+TEST(Failure, MountOfUnreachableServerFailsAtOnce) {
+  char tmpl[] = "/var/tmp/cohfs-mnt-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  // A port nobody listens on: bind one, close it.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  close(fd);
+  std::string out;
+  int rc = RunCommand(CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port) + " " + tmpl, &out);
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(out.find("cannot reach server"), std::string::npos) << out;
+  EXPECT_NE(out.find("ECONNREFUSED"), std::string::npos) << out;
+  rmdir(tmpl);
+}
+
+TEST(Failure, MalformedFramesCloseOnlyThatConnection) {
+  Cluster c;
+  ASSERT_TRUE(MountWorks(c, "before"));
+  // Garbage header.
+  int fd = ConnectTo(c.port());
+  ASSERT_GE(fd, 0);
+  std::string junk(64, '\x5a');
+  ASSERT_EQ(send(fd, junk.data(), junk.size(), 0), 64);
+  EXPECT_TRUE(ServerClosed(fd));
+  close(fd);
+  // A valid magic with an oversized length.
+  fd = ConnectTo(c.port());
+  char hdr[24] = {'C', 'H', 'F', 'S', 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0};
+  uint32_t huge = 0x7ffffff8;
+  std::memcpy(hdr + 16, &huge, 4);
+  ASSERT_EQ(send(fd, hdr, sizeof(hdr), 0), 24);
+  EXPECT_TRUE(ServerClosed(fd));
+  close(fd);
+  // A well-framed message whose Cap'n Proto content is garbage.
+  fd = ConnectTo(c.port());
+  char frame[24 + 32] = {'C', 'H', 'F', 'S', 1, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0};
+  uint32_t msg = 32;
+  std::memcpy(frame + 16, &msg, 4);
+  std::memset(frame + 24, 0xff, 32);
+  ASSERT_EQ(send(fd, frame, sizeof(frame), 0), static_cast<ssize_t>(sizeof(frame)));
+  EXPECT_TRUE(ServerClosed(fd));
+  close(fd);
+  // A client that connects and vanishes mid-frame.
+  fd = ConnectTo(c.port());
+  ASSERT_EQ(send(fd, hdr, 10, 0), 10);
+  close(fd);
+  EXPECT_TRUE(MountWorks(c, "after"));
+}
+
+TEST(Failure, DeadServerGivesErrorsNotHangs) {
+  Cluster c;
+  ASSERT_TRUE(MountWorks(c, "f"));
+  c.KillServer();
+  // Operations that need the server fail promptly with ENOTCONN or EIO.
+  int fd = open(c.Path("new-file").c_str(), O_CREAT | O_WRONLY, 0644);
+  EXPECT_EQ(fd, -1);
+  EXPECT_TRUE(errno == ENOTCONN || errno == EIO) << strerror(errno);
+  EXPECT_NE(mkdir(c.Path("newdir").c_str(), 0755), 0);
+  EXPECT_TRUE(errno == ENOTCONN || errno == EIO) << strerror(errno);
+  c.Unmount();
+  c.StartServer();  // for the teardown fsck's sake the server comes back
+  c.Mount();
+  EXPECT_TRUE(MountWorks(c, "f"));
+}
+
+TEST(Failure, FullDeviceGivesEnospc) {
+  ClusterOptions o;
+  o.image_bytes = 64ull << 20;
+  Cluster c(o);
+  std::string chunk(1 << 20, 'f');
+  int fd = open(c.Path("filler").c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  int err = 0;
+  for (int i = 0; i < 128; i++) {
+    if (write(fd, chunk.data(), chunk.size()) < 0) {
+      err = errno;
+      break;
+    }
+  }
+  EXPECT_EQ(err, ENOSPC);
+  close(fd);
+  EXPECT_TRUE(MountWorks(c, "small"));  // metadata still works on a full device
+  // Deleting frees the space again (once the kernel drops the inode).
+  ASSERT_EQ(unlink(c.Path("filler").c_str()), 0);
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        int f = open(c.Path("again").c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+        bool ok = f >= 0 && write(f, chunk.data(), chunk.size()) == ssize_t(chunk.size());
+        if (f >= 0) close(f);
+        return ok;
+      },
+      std::chrono::seconds(30)));
+}
+
+}  // namespace
+}  // namespace cohfs::test

@@ -1,0 +1,201 @@
+#include "tools/commands.h"
+
+#include <algorithm>
+#include <sys/xattr.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "client/mount.h"
+#include "common/log.h"
+#include "server/server.h"
+#include "storage/fsck.h"
+#include "storage/volume.h"
+
+namespace cohfs {
+namespace {
+
+// Parses `--name value` and `--flag` options; leaves positionals in order.
+struct Args {
+  std::vector<std::string> positional;
+  std::vector<std::pair<std::string, std::string>> options;
+  bool help = false;
+  std::string error;
+
+  bool Has(const std::string& name) const {
+    for (auto& [k, v] : options) {
+      if (k == name) return true;
+    }
+    return false;
+  }
+  std::string Get(const std::string& name, const std::string& def = "") const {
+    for (auto& [k, v] : options) {
+      if (k == name) return v;
+    }
+    return def;
+  }
+};
+
+Args Parse(int argc, char** argv, const std::vector<std::string>& with_value,
+           const std::vector<std::string>& flags) {
+  Args a;
+  for (int i = 1; i < argc; i++) {
+    std::string s = argv[i];
+    if (s == "--help" || s == "-h") {
+      a.help = true;
+    } else if (std::find(with_value.begin(), with_value.end(), s) != with_value.end()) {
+      if (i + 1 >= argc) {
+        a.error = s + " needs a value";
+        return a;
+      }
+      a.options.emplace_back(s, argv[++i]);
+    } else if (std::find(flags.begin(), flags.end(), s) != flags.end()) {
+      a.options.emplace_back(s, "");
+    } else if (!s.empty() && s[0] == '-') {
+      a.error = "unknown option " + s;
+      return a;
+    } else {
+      a.positional.push_back(s);
+    }
+  }
+  return a;
+}
+
+// Prints help or a usage error; returns the exit code, or -1 to go on.
+int CheckArgs(const Args& a, size_t positionals, const char* usage) {
+  if (a.help) {
+    std::printf("%s", usage);
+    return 0;
+  }
+  if (!a.error.empty() || a.positional.size() != positionals) {
+    std::fprintf(stderr, "%s%s", a.error.empty() ? "" : (a.error + "\n").c_str(), usage);
+    return 2;
+  }
+  return -1;
+}
+
+}  // namespace
+
+int FormatCommand(int argc, char** argv) {
+  Args a = Parse(argc, argv, {"--meta"}, {"--force"});
+  int rc = CheckArgs(a, 1,
+                     "usage: cohfs format DEVICE [--force] [--meta DIR]\n"
+                     "  DEVICE    a block device or an existing image file (its size is used)\n"
+                     "  --force   overwrite an existing cohfs file system\n"
+                     "  --meta    metadata directory (default: DEVICE.meta for an image,\n"
+                     "            /var/lib/cohfs/<uuid> for a block device)\n");
+  if (rc >= 0) return rc;
+  FormatOptions o;
+  o.device = a.positional[0];
+  o.meta_dir = a.Get("--meta");
+  o.force = a.Has("--force");
+  Status st = Volume::Format(o);
+  if (!st.ok()) {
+    std::fprintf(stderr, "cohfs format: %s: %s\n", o.device.c_str(), st.ToString().c_str());
+    if (st.errno_value() == EEXIST) std::fprintf(stderr, "  (use --force to overwrite it)\n");
+    return 1;
+  }
+  std::printf("formatted %s\n", o.device.c_str());
+  return 0;
+}
+
+int ServeCommand(int argc, char** argv) {
+  Args a = Parse(argc, argv, {"--listen", "--meta", "--sync-interval-ms"}, {"--verbose"});
+  int rc = CheckArgs(a, 1,
+                     "usage: cohfs serve DEVICE --listen HOST:PORT [--meta DIR]\n"
+                     "  --listen            address to listen on (default 127.0.0.1:7420;\n"
+                     "                      port 0 picks a free port and prints it)\n"
+                     "  --meta              metadata directory (default as for format)\n"
+                     "  --sync-interval-ms  unsynced changes become durable at least this often\n"
+                     "  --verbose           debug logging\n"
+                     "Runs in the foreground; SIGINT or SIGTERM stop it after a final sync.\n");
+  if (rc >= 0) return rc;
+  if (a.Has("--verbose")) SetLogLevel(LogLevel::kDebug);
+  ServeOptions o;
+  o.device = a.positional[0];
+  o.meta_dir = a.Get("--meta");
+  o.listen = a.Get("--listen", o.listen);
+  o.sync_interval_ms = static_cast<uint32_t>(std::stoul(a.Get("--sync-interval-ms", "5000")));
+  Status st = Serve(o, [](int port) {
+    std::printf("listening on port %d\n", port);
+    std::fflush(stdout);
+  });
+  if (!st.ok()) {
+    std::fprintf(stderr, "cohfs serve: %s\n", st.ToString().c_str());
+    return 1;
+  }
+  return 0;
+}
+
+int MountCommand(int argc, char** argv) {
+  Args a = Parse(argc, argv, {"--log"}, {"-f", "--foreground", "-d", "--debug"});
+  int rc = CheckArgs(a, 2,
+                     "usage: cohfs mount HOST:PORT MOUNTPOINT [-f] [-d] [--log FILE]\n"
+                     "  -f, --foreground  keep the client daemon in the foreground\n"
+                     "  -d, --debug       trace FUSE requests (implies -f)\n"
+                     "  --log FILE        the background daemon's log\n"
+                     "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
+  if (rc >= 0) return rc;
+  MountOptions o;
+  o.server = a.positional[0];
+  o.mountpoint = a.positional[1];
+  o.debug = a.Has("-d") || a.Has("--debug");
+  o.foreground = o.debug || a.Has("-f") || a.Has("--foreground");
+  o.log_file = a.Get("--log");
+  return RunMount(o);
+}
+
+int FsckCommand(int argc, char** argv) {
+  Args a = Parse(argc, argv, {"--meta"}, {"--no-checksums"});
+  int rc = CheckArgs(a, 1,
+                     "usage: cohfs fsck DEVICE [--meta DIR] [--no-checksums]\n"
+                     "Checks every invariant of an unmounted (not served) file system.\n"
+                     "Exit status 0 only when all hold; otherwise each problem is printed.\n");
+  if (rc >= 0) return rc;
+  VolumeOptions vo;
+  vo.device = a.positional[0];
+  vo.meta_dir = a.Get("--meta");
+  vo.read_only = true;
+  auto volume = Volume::Open(vo);
+  if (!volume.ok()) {
+    std::fprintf(stderr, "cohfs fsck: %s: %s\n", vo.device.c_str(),
+                 volume.status().ToString().c_str());
+    return 1;
+  }
+  auto report = Fsck(**volume, !a.Has("--no-checksums"));
+  if (!report.ok()) {
+    std::fprintf(stderr, "cohfs fsck: %s\n", report.status().ToString().c_str());
+    return 1;
+  }
+  for (const std::string& p : report->problems) std::printf("problem: %s\n", p.c_str());
+  std::printf("%s: %lu inodes, %lu directories, %lu extents, %lu data bytes, %lu free bytes: %s\n",
+              vo.device.c_str(), (unsigned long)report->inodes, (unsigned long)report->directories,
+              (unsigned long)report->extents, (unsigned long)report->data_bytes,
+              (unsigned long)report->free_bytes,
+              report->ok() ? "clean" : (std::to_string(report->problems.size()) + " problems").c_str());
+  return report->ok() ? 0 : 1;
+}
+
+int StatsCommand(int argc, char** argv) {
+  Args a = Parse(argc, argv, {}, {});
+  int rc = CheckArgs(a, 1,
+                     "usage: cohfs stats MOUNTPOINT\n"
+                     "Prints the client's counters as 'name value' lines: FUSE requests by\n"
+                     "opcode (fuse.*), server round trips by message (rpc.*, total rpc_total),\n"
+                     "bytes each way and cache hits.\n");
+  if (rc >= 0) return rc;
+  const std::string& mnt = a.positional[0];
+  std::vector<char> buf(64 * 1024);
+  ssize_t n = getxattr(mnt.c_str(), "cohfs.stats", buf.data(), buf.size());
+  if (n < 0) {
+    std::fprintf(stderr, "cohfs stats: %s is not a cohfs mount (%s)\n", mnt.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  std::fwrite(buf.data(), 1, static_cast<size_t>(n), stdout);
+  return 0;
+}
+
+}  // namespace cohfs

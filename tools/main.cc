@@ -1,0 +1,40 @@
+// cohfs: one binary, one subcommand per job.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "tools/commands.h"
+
+namespace {
+
+void Usage(FILE* out) {
+  std::fprintf(out,
+               "usage: cohfs COMMAND [ARGS]\n\n"
+               "commands:\n"
+               "  format DEVICE [--force] [--meta DIR]        make a new file system\n"
+               "  serve DEVICE --listen HOST:PORT [--meta DIR] serve it (foreground)\n"
+               "  mount HOST:PORT MOUNTPOINT [-f]             mount it with FUSE\n"
+               "  fsck DEVICE [--meta DIR] [--no-checksums]   check every invariant offline\n"
+               "  stats MOUNTPOINT                            the client's counters\n\n"
+               "Run 'cohfs COMMAND --help' for a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    Usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  std::string cmd = argv[1];
+  int sub_argc = argc - 1;
+  char** sub_argv = argv + 1;
+  if (cmd == "format") return cohfs::FormatCommand(sub_argc, sub_argv);
+  if (cmd == "serve") return cohfs::ServeCommand(sub_argc, sub_argv);
+  if (cmd == "mount") return cohfs::MountCommand(sub_argc, sub_argv);
+  if (cmd == "fsck") return cohfs::FsckCommand(sub_argc, sub_argv);
+  if (cmd == "stats") return cohfs::StatsCommand(sub_argc, sub_argv);
+  std::fprintf(stderr, "cohfs: unknown command '%s'\n\n", cmd.c_str());
+  Usage(stderr);
+  return 2;
+}
