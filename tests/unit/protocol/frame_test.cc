@@ -1,0 +1,175 @@
+#include "protocol/frame.h"
+
+#include <capnp/message.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "common/limits.h"
+#include "protocol/codec.h"
+
+namespace cohfs {
+namespace {
+
+OutFrame SampleRequest(RequestId id, std::string bulk = {}) {
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<wire::Request>();
+  Caller c;
+  c.uid = 1000;
+  c.gid = 100;
+  c.groups = {4, 27};
+  ToWire(c, r.initCaller());
+  auto l = r.initLookup();
+  l.setParent(1);
+  l.setName(AsData("hello"));
+  return EncodeFrame(FrameKind::kRequest, id, m, std::move(bulk));
+}
+
+std::string Flatten(const OutFrame& f) {
+  std::vector<iovec> iov;
+  f.AppendIovecs(0, &iov);
+  std::string s;
+  for (auto& v : iov) s.append(static_cast<const char*>(v.iov_base), v.iov_len);
+  return s;
+}
+
+void Feed(FrameReader& r, const std::string& bytes) {
+  size_t avail = 0;
+  char* tail = r.WritableTail(bytes.size(), &avail);
+  ASSERT_GE(avail, bytes.size());
+  std::memcpy(tail, bytes.data(), bytes.size());
+  r.CommitReceived(bytes.size());
+}
+
+TEST(Frame, HeaderGoldenVector) {
+  FrameHeader h;
+  h.kind = FrameKind::kReply;
+  h.request_id = RequestId(0x0102030405060708ull);
+  h.message_bytes = 16;
+  h.bulk_bytes = 5;
+  char out[kFrameHeaderBytes];
+  EncodeFrameHeader(h, out);
+  const unsigned char expect[kFrameHeaderBytes] = {'C', 'H', 'F', 'S', 2, 0, 0, 0,
+                                                   8,   7,   6,   5,   4, 3, 2, 1,
+                                                   16,  0,   0,   0,   5, 0, 0, 0};
+  EXPECT_EQ(std::memcmp(out, expect, sizeof(expect)), 0);
+  FrameHeader back;
+  ASSERT_TRUE(DecodeFrameHeader(out, &back).ok());
+  EXPECT_EQ(back.request_id, h.request_id);
+  EXPECT_EQ(back.kind, FrameKind::kReply);
+  EXPECT_EQ(back.message_bytes, 16u);
+  EXPECT_EQ(back.bulk_bytes, 5u);
+}
+
+TEST(Frame, RoundTripThroughReaderByteByByte) {
+  std::string wire = Flatten(SampleRequest(RequestId(7), "bulk-data")) +
+                     Flatten(SampleRequest(RequestId(8)));
+  FrameReader r;
+  std::vector<InFrame> frames;
+  for (char c : wire) {
+    Feed(r, std::string(1, c));
+    auto next = r.Next();
+    ASSERT_TRUE(next.ok());
+    if (next->has_value()) frames.push_back(std::move(**next));
+  }
+  ASSERT_EQ(frames.size(), 2u);
+  EXPECT_EQ(frames[0].header.request_id, RequestId(7));
+  EXPECT_EQ(frames[0].bulk, "bulk-data");
+  EXPECT_EQ(frames[1].header.request_id, RequestId(8));
+  auto decoded = DecodedRequest::Decode(std::move(frames[0]));
+  ASSERT_TRUE(decoded.ok());
+  auto root = (*decoded)->root();
+  ASSERT_TRUE(root.isLookup());
+  EXPECT_EQ(AsView(root.getLookup().getName()), "hello");
+  Caller c = FromWire(root.getCaller());
+  EXPECT_EQ(c.uid, 1000u);
+  EXPECT_EQ(c.groups, (std::vector<uint32_t>{4, 27}));
+}
+
+TEST(Frame, TruncatedFrameWaitsForMore) {
+  std::string wire = Flatten(SampleRequest(RequestId(1)));
+  FrameReader r;
+  Feed(r, wire.substr(0, wire.size() - 1));
+  auto next = r.Next();
+  ASSERT_TRUE(next.ok());
+  EXPECT_FALSE(next->has_value());
+}
+
+TEST(Frame, RejectsBadHeaders) {
+  std::string good = Flatten(SampleRequest(RequestId(1)));
+  auto expect_bad = [](std::string bytes, const char* what) {
+    FrameReader r;
+    Feed(r, bytes);
+    auto next = r.Next();
+    ASSERT_FALSE(next.ok()) << what;
+    EXPECT_EQ(next.errno_value(), EPROTO) << what;
+  };
+  std::string s = good;
+  s[0] = 'X';
+  expect_bad(s, "magic");
+  s = good;
+  s[4] = 9;
+  expect_bad(s, "kind");
+  s = good;
+  s[6] = 1;
+  expect_bad(s, "reserved");
+  s = good;
+  uint32_t odd = 12;
+  std::memcpy(&s[16], &odd, 4);
+  expect_bad(s, "unaligned message length");
+  s = good;
+  uint32_t huge = kMaxMessageBytes + 8;
+  std::memcpy(&s[16], &huge, 4);
+  expect_bad(s, "oversized message");
+  s = good;
+  uint32_t big_bulk = kMaxBulkBytes + 1;
+  std::memcpy(&s[20], &big_bulk, 4);
+  expect_bad(s, "oversized bulk");
+  s = good;
+  uint32_t zero = 0;
+  std::memcpy(&s[16], &zero, 4);
+  expect_bad(s, "empty message");
+}
+
+TEST(Frame, MalformedMessageIsEprotoNotACrash) {
+  // A well-framed message full of garbage pointers.
+  std::string bytes(24 + 64, '\xff');
+  FrameHeader h;
+  h.kind = FrameKind::kRequest;
+  h.request_id = RequestId(3);
+  h.message_bytes = 64;
+  EncodeFrameHeader(h, bytes.data());
+  FrameReader r;
+  Feed(r, bytes);
+  auto next = r.Next();
+  ASSERT_TRUE(next.ok());
+  ASSERT_TRUE(next->has_value());
+  auto decoded = DecodedRequest::Decode(std::move(**next));
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.errno_value(), EPROTO);
+}
+
+TEST(Frame, DeeplyNestedOrHugeListsAreRejected) {
+  // A list pointer claiming 2^29 elements in a tiny message.
+  uint64_t words[4] = {};
+  // Segment table: one segment of 3 words.
+  uint64_t table = uint64_t(3) << 32;
+  words[0] = table;
+  // Root struct pointer: offset 0, data 0 words, 1 pointer.
+  uint64_t root = (uint64_t(1) << 48);
+  words[1] = root;
+  // Its pointer field: a list of 8-byte elements, count 2^29-1, far past the end.
+  uint64_t list = 1 | (uint64_t(5) << 32) | (uint64_t((1u << 29) - 1) << 35);
+  words[2] = list;
+  InFrame f;
+  f.header.kind = FrameKind::kRequest;
+  f.header.message_bytes = sizeof(words);
+  f.message = kj::heapArray<capnp::word>(4);
+  std::memcpy(f.message.begin(), words, sizeof(words));
+  auto decoded = DecodedRequest::Decode(std::move(f));
+  ASSERT_FALSE(decoded.ok());
+  EXPECT_EQ(decoded.errno_value(), EPROTO);
+}
+
+}  // namespace
+}  // namespace cohfs
