@@ -24,6 +24,7 @@ struct Dispatcher::Ctx {
   wire::Reply::Builder reply;
   std::string reply_bulk;
   std::vector<std::pair<InodeId, LockMode>> grants;
+  std::vector<InodeId> changed;  // attrs to attach besides the main one
   bool needs_sync = false;
   bool mutated = false;
   Caller caller;
@@ -94,6 +95,13 @@ Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request
     g[i].setMode(ctx.grants[i].second == LockMode::kExclusive ? wire::LockMode::EXCLUSIVE
                                                                : wire::LockMode::SHARED);
   }
+  std::vector<Attr> changed;
+  for (InodeId ino : ctx.changed) {
+    auto a = fs_.GetAttr(ino);
+    if (a.ok()) changed.push_back(*a);  // a reclaimed inode has nothing to report
+  }
+  auto list = ctx.reply.initChanged(static_cast<unsigned>(changed.size()));
+  for (size_t i = 0; i < changed.size(); i++) ToWire(changed[i], list[i]);
   out.reply = EncodeFrame(FrameKind::kReply, id, ctx.message, std::move(ctx.reply_bulk));
   return out;
 }
@@ -215,7 +223,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
       InodeId parent(m.getParent());
       Status st = reply_attr(fs_.Mknod(c, parent, name, m.getMode(), m.getRdev(), ino), true);
-      if (st.ok()) Grant(ctx, parent, LockMode::kExclusive);
+      if (st.ok()) ctx.changed.push_back(parent);
       return st;
     }
     case wire::Request::MKDIR: {
@@ -225,7 +233,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
       InodeId parent(m.getParent());
       Status st = reply_attr(fs_.Mkdir(c, parent, name, m.getMode(), ino), true);
-      if (st.ok()) Grant(ctx, parent, LockMode::kExclusive);
+      if (st.ok()) ctx.changed.push_back(parent);
       return st;
     }
     case wire::Request::SYMLINK: {
@@ -235,13 +243,14 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
       InodeId parent(m.getParent());
       Status st = reply_attr(fs_.Symlink(c, parent, name, AsView(m.getTarget()), ino), true);
-      if (st.ok()) Grant(ctx, parent, LockMode::kExclusive);
+      if (st.ok()) ctx.changed.push_back(parent);
       return st;
     }
     case wire::Request::LINK: {
       auto m = req.getLink();
       std::string_view name = AsView(m.getNewName());
       RETURN_IF_ERROR(CheckName(name));
+      ctx.changed.push_back(InodeId(m.getNewParent()));
       return reply_attr(fs_.Link(c, InodeId(m.getIno()), InodeId(m.getNewParent()), name), true);
     }
     case wire::Request::UNLINK:
@@ -256,6 +265,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       ctx.mutated = true;
       reply.setRemoved(child.value);
       MaybeReclaim(child);
+      ctx.changed.push_back(parent);
+      ctx.changed.push_back(child);
       return Status::Ok();
     }
     case wire::Request::RENAME: {
@@ -270,6 +281,15 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       ctx.mutated = true;
       reply.setRemoved(replaced ? replaced->value : 0);
       if (replaced) MaybeReclaim(*replaced);
+      ctx.changed.push_back(InodeId(m.getParent()));
+      if (m.getNewParent() != m.getParent()) ctx.changed.push_back(InodeId(m.getNewParent()));
+      if (replaced) ctx.changed.push_back(*replaced);
+      // The moved inode(s): their ctime changed.
+      for (std::string_view n : {new_name, name}) {
+        InodeId dir(n == new_name ? m.getNewParent() : m.getParent());
+        auto moved = fs_.Lookup(c, dir, n);
+        if (moved.ok()) ctx.changed.push_back(moved->ino);
+      }
       return Status::Ok();
     }
     case wire::Request::OPEN: {

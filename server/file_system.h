@@ -94,6 +94,20 @@ class FileSystem {
   Status Sync();
 
  private:
+  class Tx;
+  Result<Attr> CreateNode(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
+                          uint64_t rdev, InodeId new_ino, std::string_view symlink_target);
+  // Copy-on-write of [offset, offset + data.size()) inside one transaction.
+  Status WriteRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t offset,
+                    std::span<const char> data);
+  Status ReadRange(Tx& tx, InodeId ino, const InodeItem& inode, uint64_t offset,
+                   std::span<char> out);
+  Status PunchRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t start, uint64_t end);
+  Status ConvertInline(Tx& tx, InodeId ino, InodeItem& inode);
+  Status Truncate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t size);
+  // Allocates and writes new extents, syncing once to reuse freed space on ENOSPC.
+  Result<std::vector<ExtentItem>> WriteExtents(Tx& tx, std::span<const char> data);
+
   Volume& volume_;
 };
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "common/ids.h"
 #include "common/status.h"
 #include "storage/allocator.h"
 #include "storage/block_device.h"

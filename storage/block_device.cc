@@ -1,0 +1,162 @@
+#include "storage/block_device.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <liburing.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+
+#include "common/limits.h"
+#include "common/log.h"
+
+namespace cohfs {
+
+AlignedBuffer::AlignedBuffer(size_t bytes) {
+  size_ = (bytes + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
+  if (size_ == 0) size_ = kBlockBytes;
+  void* p = nullptr;
+  CHECK(posix_memalign(&p, kBlockBytes, size_) == 0);
+  std::memset(p, 0, size_);
+  data_.reset(static_cast<char*>(p));
+}
+
+void AlignedBuffer::Deleter::operator()(char* p) const { std::free(p); }
+
+namespace {
+
+bool Aligned(uint64_t v) { return v % kBlockBytes == 0; }
+
+class UringBlockDevice : public BlockDevice {
+ public:
+  UringBlockDevice(int fd, uint64_t size, bool is_block, bool read_only)
+      : fd_(fd), size_(size), is_block_(is_block), read_only_(read_only) {}
+  ~UringBlockDevice() override {
+    io_uring_queue_exit(&ring_);
+    close(fd_);
+  }
+  Status Init() {
+    int rc = io_uring_queue_init(64, &ring_, 0);
+    if (rc < 0) return Status::Error(-rc, "io_uring_queue_init");
+    return Status::Ok();
+  }
+
+  uint64_t size_bytes() const override { return size_; }
+  bool is_block_device() const override { return is_block_; }
+
+  Status Read(uint64_t offset, void* buf, size_t len) override {
+    return Transfer(false, offset, static_cast<char*>(buf), len, false);
+  }
+  Status Write(uint64_t offset, const void* buf, size_t len, bool durable) override {
+    if (read_only_ || failed_) return Status::Error(EIO, "device is read-only");
+    Status st = Transfer(true, offset, const_cast<char*>(static_cast<const char*>(buf)), len,
+                         durable);
+    if (!st.ok()) Fail(st);
+    return st;
+  }
+  Status Flush() override {
+    if (read_only_) return Status::Ok();
+    if (failed_) return Status::Error(EIO, "device is read-only");
+    std::lock_guard<std::mutex> l(mu_);
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
+    int res = SubmitAndWait();
+    if (res < 0) {
+      Status st = Status::Error(-res, "device flush");
+      Fail(st);
+      return st;
+    }
+    return Status::Ok();
+  }
+
+ private:
+  void Fail(const Status& st) {
+    if (!failed_) LOG(Error) << "device write failed, device is now read-only: " << st.ToString();
+    failed_ = true;
+  }
+
+  int SubmitAndWait() {
+    int rc = io_uring_submit_and_wait(&ring_, 1);
+    if (rc < 0) return rc;
+    io_uring_cqe* cqe = nullptr;
+    rc = io_uring_wait_cqe(&ring_, &cqe);
+    if (rc < 0) return rc;
+    int res = cqe->res;
+    io_uring_cqe_seen(&ring_, cqe);
+    return res;
+  }
+
+  // One read or write, resubmitting the rest after a short transfer.
+  Status Transfer(bool write, uint64_t offset, char* buf, size_t len, bool durable) {
+    CHECK(Aligned(offset) && Aligned(len) && Aligned(reinterpret_cast<uintptr_t>(buf)));
+    if (offset > size_ || len > size_ - offset) {
+      return Status::Error(EIO, "I/O beyond the end of the device");
+    }
+    std::lock_guard<std::mutex> l(mu_);
+    size_t done = 0;
+    while (done < len) {
+      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      unsigned n = static_cast<unsigned>(std::min<size_t>(len - done, 1u << 30));
+      if (write) {
+        io_uring_prep_write(sqe, fd_, buf + done, n, offset + done);
+        if (durable) sqe->rw_flags = RWF_DSYNC;
+      } else {
+        io_uring_prep_read(sqe, fd_, buf + done, n, offset + done);
+      }
+      int res = SubmitAndWait();
+      if (res == -EINTR || res == -EAGAIN) continue;
+      if (res < 0) {
+        return Status::Error(-res, std::string(write ? "device write" : "device read") +
+                                       " at " + std::to_string(offset + done));
+      }
+      if (res == 0) return Status::Error(EIO, "device returned 0 bytes");
+      done += static_cast<size_t>(res);
+    }
+    return Status::Ok();
+  }
+
+  int fd_;
+  uint64_t size_;
+  bool is_block_;
+  bool read_only_;
+  bool failed_ = false;
+  std::mutex mu_;  // guards ring_ (rank: leaf)
+  io_uring ring_{};
+};
+
+}  // namespace
+
+Result<std::unique_ptr<BlockDevice>> BlockDevice::Open(const std::string& path, bool read_only) {
+  int fd = open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) return Status::Error(errno, "open " + path + ": " + std::strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return Status::Error(err, "stat " + path);
+  }
+  uint64_t size = 0;
+  bool is_block = S_ISBLK(st.st_mode);
+  if (is_block) {
+    if (ioctl(fd, BLKGETSIZE64, &size) != 0) {
+      int err = errno;
+      close(fd);
+      return Status::Error(err, "BLKGETSIZE64 " + path);
+    }
+  } else if (S_ISREG(st.st_mode)) {
+    size = static_cast<uint64_t>(st.st_size);
+  } else {
+    close(fd);
+    return Status::Error(EINVAL, path + " is neither a block device nor a regular file");
+  }
+  size -= size % kBlockBytes;
+  auto dev = std::make_unique<UringBlockDevice>(fd, size, is_block, read_only);
+  RETURN_IF_ERROR(dev->Init());
+  return std::unique_ptr<BlockDevice>(std::move(dev));
+}
+
+}  // namespace cohfs

@@ -1,0 +1,168 @@
+#include "storage/item_store.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/utilities/write_batch_with_index.h>
+
+#include "common/log.h"
+
+namespace cohfs {
+namespace {
+
+// The one place rocksdb::Status becomes an errno.
+Status FromRocks(const rocksdb::Status& s, const char* what) {
+  if (s.ok()) return Status::Ok();
+  int err = EIO;
+  if (s.IsNoSpace()) err = ENOSPC;
+  else if (s.IsNotFound()) err = ENOENT;
+  else if (s.IsInvalidArgument()) err = EINVAL;
+  else if (s.IsBusy() || s.IsTryAgain()) err = EAGAIN;
+  return Status::Error(err, std::string(what) + ": " + s.ToString());
+}
+
+
+class RocksIterator : public ItemIterator {
+ public:
+  explicit RocksIterator(std::unique_ptr<rocksdb::Iterator> it) : it_(std::move(it)) {}
+  void Seek(const ItemKey& key) override { it_->Seek(EncodeKey(key)); }
+  bool Valid() const override { return it_->Valid(); }
+  void Next() override { it_->Next(); }
+  ItemKey key() const override {
+    ItemKey k;
+    Status st = DecodeKey(std::string_view(it_->key().data(), it_->key().size()), &k);
+    CHECK_MSG(st.ok(), st.ToString().c_str());
+    return k;
+  }
+  std::string_view value() const override {
+    return std::string_view(it_->value().data(), it_->value().size());
+  }
+  Status status() const override { return FromRocks(it_->status(), "iterator"); }
+
+ private:
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
+class RocksTxn : public Txn {
+ public:
+  explicit RocksTxn(rocksdb::DB* db) : db_(db), batch_(rocksdb::BytewiseComparator(), 0, true) {}
+  ~RocksTxn() override {
+    if (committed_) return;
+    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) (*it)();
+  }
+  Result<std::optional<std::string>> Get(const ItemKey& key) override {
+    std::string value;
+    rocksdb::Status s = batch_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), EncodeKey(key), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s, "get");
+    return std::optional<std::string>(std::move(value));
+  }
+  void Put(const ItemKey& key, std::string_view value) override {
+    CHECK(batch_.Put(EncodeKey(key), rocksdb::Slice(value.data(), value.size())).ok());
+    ops_++;
+  }
+  void Delete(const ItemKey& key) override {
+    CHECK(batch_.Delete(EncodeKey(key)).ok());
+    ops_++;
+  }
+  std::unique_ptr<ItemIterator> NewIterator() override {
+    std::unique_ptr<rocksdb::Iterator> base(db_->NewIterator(rocksdb::ReadOptions()));
+    return std::make_unique<RocksIterator>(
+        std::unique_ptr<rocksdb::Iterator>(batch_.NewIteratorWithBase(base.release())));
+  }
+  size_t op_count() const override { return ops_; }
+  void OnAbort(std::function<void()> undo) override { undo_.push_back(std::move(undo)); }
+
+  rocksdb::WriteBatch* batch() { return batch_.GetWriteBatch(); }
+  void MarkCommitted() { committed_ = true; }
+
+ private:
+  rocksdb::DB* db_;
+  rocksdb::WriteBatchWithIndex batch_;
+  size_t ops_ = 0;
+  bool committed_ = false;
+  std::vector<std::function<void()>> undo_;
+};
+
+class RocksItemStore : public ItemStore {
+ public:
+  RocksItemStore(std::unique_ptr<rocksdb::DB> db, bool read_only)
+      : db_(std::move(db)), read_only_(read_only) {}
+  ~RocksItemStore() override {
+    if (!read_only_ && !failed_) {
+      rocksdb::Status s = db_->SyncWAL();
+      if (!s.ok()) LOG(Error) << "final WAL sync: " << s.ToString();
+    }
+    (void)db_->Close();
+  }
+
+  Result<std::optional<std::string>> Get(const ItemKey& key) override {
+    std::string value;
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), EncodeKey(key), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    if (!s.ok()) return FromRocks(s, "get");
+    return std::optional<std::string>(std::move(value));
+  }
+  std::unique_ptr<ItemIterator> NewIterator() override {
+    return std::make_unique<RocksIterator>(
+        std::unique_ptr<rocksdb::Iterator>(db_->NewIterator(rocksdb::ReadOptions())));
+  }
+  std::unique_ptr<Txn> BeginTxn() override { return std::make_unique<RocksTxn>(db_.get()); }
+
+  Status Commit(Txn& txn, bool sync) override {
+    if (read_only_ || failed_) return Status::Error(EIO, "metadata store is read-only");
+    auto& t = static_cast<RocksTxn&>(txn);
+    rocksdb::WriteOptions wo;
+    wo.sync = sync;
+    rocksdb::Status s = db_->Write(wo, t.batch());
+    if (!s.ok()) {
+      failed_ = true;  // never retry: from now on every write is EIO
+      LOG(Error) << "metadata commit failed, store is now read-only: " << s.ToString();
+      return FromRocks(s, "commit");
+    }
+    t.MarkCommitted();
+    return Status::Ok();
+  }
+
+  Status SyncWal() override {
+    if (read_only_) return Status::Ok();
+    if (failed_) return Status::Error(EIO, "metadata store is read-only");
+    rocksdb::Status s = db_->SyncWAL();
+    if (!s.ok()) {
+      failed_ = true;
+      LOG(Error) << "WAL sync failed, store is now read-only: " << s.ToString();
+      return FromRocks(s, "sync");
+    }
+    return Status::Ok();
+  }
+  bool read_only() const override { return read_only_ || failed_; }
+
+ private:
+  std::unique_ptr<rocksdb::DB> db_;
+  bool read_only_;
+  bool failed_ = false;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ItemStore>> ItemStore::Open(const ItemStoreOptions& options) {
+  rocksdb::Options o;
+  o.create_if_missing = options.create;
+  o.error_if_exists = options.create;
+  o.max_background_jobs = 2;
+  o.write_buffer_size = 64 << 20;
+  o.compression = rocksdb::kNoCompression;
+  rocksdb::BlockBasedTableOptions t;
+  t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  t.block_cache = rocksdb::NewLRUCache(256 << 20);
+  o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+  rocksdb::DB* db = nullptr;
+  rocksdb::Status s = options.read_only ? rocksdb::DB::OpenForReadOnly(o, options.dir, &db)
+                                        : rocksdb::DB::Open(o, options.dir, &db);
+  if (!s.ok()) return FromRocks(s, ("open metadata store " + options.dir).c_str());
+  return std::unique_ptr<ItemStore>(
+      new RocksItemStore(std::unique_ptr<rocksdb::DB>(db), options.read_only));
+}
+
+}  // namespace cohfs
