@@ -133,16 +133,24 @@ struct FuseOps::Impl {
   static void ReplyErr(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.errno_value()); }
 
   static Result<uint64_t> NewInode(FuseOps* s, fuse_req_t req) {
-    std::lock_guard<std::mutex> l(s->ino_mu_);
-    if (s->next_ino_ == s->end_ino_) {
+    while (true) {
+      {
+        std::lock_guard<std::mutex> l(s->ino_mu_);
+        if (s->next_ino_ < s->end_ino_) return s->next_ino_++;
+      }
+      // Out of numbers: ask for a new range without holding the lock across
+      // the round trip (two threads may both ask; the spare range is dropped).
       Request r(req);
       r.root.setAllocInodes(65536);
       ASSIGN_OR_RETURN(RpcReply reply, s->rpc_.Call(r.message));
-      s->next_ino_ = reply.root().getInodes().getFirst();
-      s->end_ino_ = s->next_ino_ + reply.root().getInodes().getCount();
-      if (s->next_ino_ == s->end_ino_) return Status::Error(ENOSPC, "server gave no inodes");
+      auto range = reply.root().getInodes();
+      if (range.getCount() == 0) return Status::Error(ENOSPC, "server gave no inodes");
+      std::lock_guard<std::mutex> l(s->ino_mu_);
+      if (s->next_ino_ >= s->end_ino_) {
+        s->next_ino_ = range.getFirst();
+        s->end_ino_ = range.getFirst() + range.getCount();
+      }
     }
-    return s->next_ino_++;
   }
 
   // ---- operations
@@ -467,7 +475,8 @@ struct FuseOps::Impl {
     LockMode lock = s->cache_.lock(InodeId(ino));
     // The kernel has checked permissions (default_permissions); the server
     // checks again for anyone but root, who may open anything it can reach.
-    if (ctx->uid != 0 || lock == LockMode::kNone) {
+    // O_TRUNC always goes to the server: with atomic_o_trunc, open truncates.
+    if (ctx->uid != 0 || lock == LockMode::kNone || (fi->flags & O_TRUNC)) {
       Request r(req);
       auto o = r.root.initOpen();
       o.setIno(ino);
@@ -580,7 +589,9 @@ struct FuseOps::Impl {
     FuseOps* s = Self(req);
     Count(s, plus ? FUSE_READDIRPLUS : FUSE_READDIR);
     auto* h = reinterpret_cast<DirHandle*>(fi->fh);
-    std::lock_guard<std::mutex> l(h->mu);
+    // The handle lock must be released before replying: once the kernel has
+    // the reply, releasedir may free the handle on another thread.
+    std::unique_lock<std::mutex> l(h->mu);
     std::vector<char> buf(size);
     size_t used = 0;
     std::vector<InodeId> counted;  // lookups the kernel now holds (readdirplus)
@@ -632,6 +643,7 @@ struct FuseOps::Impl {
       }
     };
     Status st = fill_entries();
+    l.unlock();
     if (!st.ok() && used == 0) return ReplyErr(req, st);
     for (InodeId i : counted) s->cache_.AddLookup(i);
     fuse_reply_buf(req, buf.data(), used);

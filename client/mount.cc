@@ -88,6 +88,7 @@ int RunMount(const MountOptions& options) {
   if (options.debug) argv.push_back("-d");
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
   fuse_session* se = fuse_session_new(&args, &FuseOps::Table(), sizeof(fuse_lowlevel_ops), &ops);
+  fuse_opt_free_args(&args);
   if (!se) {
     std::fprintf(stderr, "cohfs mount: fuse_session_new failed\n");
     return 1;

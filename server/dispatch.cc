@@ -5,6 +5,8 @@
 #include "common/limits.h"
 #include "common/log.h"
 
+#include <fcntl.h>
+
 #include <algorithm>
 
 namespace cohfs {
@@ -295,7 +297,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     case wire::Request::OPEN: {
       auto o = req.getOpen();
       RETURN_IF_ERROR(fs_.Open(c, InodeId(o.getIno()), o.getFlags()));
-      return reply_attr(fs_.GetAttr(InodeId(o.getIno())), false);
+      return reply_attr(fs_.GetAttr(InodeId(o.getIno())), (o.getFlags() & O_TRUNC) != 0);
     }
     case wire::Request::READ: {
       auto r = req.getRead();

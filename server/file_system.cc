@@ -391,7 +391,15 @@ Status FileSystem::Open(const Caller& c, InodeId ino, int flags) {
   if (flags & O_TRUNC) mask |= kMayWrite;
   if (S_ISDIR(i->mode) && (mask & kMayWrite)) return Status::Error(EISDIR);
   if (i->nlink == 0 && !S_ISREG(i->mode)) return Status::Error(ENOENT);
-  return Permission(c, *i, mask);
+  RETURN_IF_ERROR(Permission(c, *i, mask));
+  if ((flags & O_TRUNC) && S_ISREG(i->mode)) {
+    // FUSE's atomic O_TRUNC: the kernel leaves the truncation to open.
+    RETURN_IF_ERROR(Truncate(tx, ino, *i, 0));
+    i->mtime_ns = i->ctime_ns = NowNs();
+    KillPrivileges(c, *i);
+    return tx.Commit();
+  }
+  return Status::Ok();
 }
 
 Status FileSystem::Access(const Caller& c, InodeId ino, int mask) {

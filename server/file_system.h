@@ -48,7 +48,8 @@ class FileSystem {
   Result<std::string> GetXattr(const Caller& c, InodeId ino, std::string_view name);
   Result<std::vector<std::string>> ListXattr(const Caller& c, InodeId ino);
   Result<FsStat> StatFs();
-  // Checks open(2) access for `flags` (O_ACCMODE, O_TRUNC) on an existing inode.
+  // Checks open(2) access for `flags` (O_ACCMODE, O_TRUNC) on an existing inode,
+  // and truncates a regular file opened with O_TRUNC (FUSE atomic_o_trunc).
   Status Open(const Caller& c, InodeId ino, int flags);
   Status Access(const Caller& c, InodeId ino, int mask);
 

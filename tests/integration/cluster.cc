@@ -63,6 +63,7 @@ Cluster::Cluster(ClusterOptions options) {
     return;
   }
   dir_ = d;
+  chmod(dir_.c_str(), 0755);  // non-root test callers must reach the mount
   image_ = dir_ + "/image";
   mnt_ = dir_ + "/mnt";
   mkdir(mnt_.c_str(), 0755);
