@@ -316,7 +316,12 @@ Result<uint64_t> FileSystem::Lseek(InodeId ino, uint64_t offset, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return Status::Error(EINVAL);
   if (offset >= i->size) return Status::Error(ENXIO);
   if (i->allocated_bytes == 0) {
-    return whence == SEEK_DATA ? (i->size > 0 && offset < i->size ? offset : 0) : i->size;
+    // No extents: either an inline file (all data) or one big hole.
+    ASSIGN_OR_RETURN(std::optional<std::string> inline_data,
+                     tx.txn().Get(ItemKey{ino.value, ItemType::kInline, 0}));
+    bool data = inline_data.has_value() && i->size <= kInlineMaxBytes;
+    if (whence == SEEK_DATA) return data ? Result<uint64_t>(offset) : Status::Error(ENXIO);
+    return data ? i->size : offset;
   }
   ASSIGN_OR_RETURN(auto extents, tx.Extents(ino, RoundDown(offset), UINT64_MAX));
   uint64_t pos = offset;
