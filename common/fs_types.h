@@ -31,7 +31,11 @@ struct Attr {
   int64_t atime_ns = 0;
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
+  uint32_t flags = 0;  // kInodeHasXattrs, ...
 };
+
+// Inode flags (InodeItem::flags, Attr::flags).
+inline constexpr uint32_t kInodeHasXattrs = 1;  // lets a client answer ENODATA without asking
 
 // Which SetAttr fields apply, as FUSE_SET_ATTR_* but our own bits.
 enum SetAttrMask : uint32_t {

@@ -62,6 +62,7 @@ void ToWire(const Attr& a, wire::Attr::Builder b) {
   b.setAtimeNs(a.atime_ns);
   b.setMtimeNs(a.mtime_ns);
   b.setCtimeNs(a.ctime_ns);
+  b.setFlags(a.flags);
 }
 
 Attr FromWire(wire::Attr::Reader r) {
@@ -78,6 +79,7 @@ Attr FromWire(wire::Attr::Reader r) {
   a.atime_ns = r.getAtimeNs();
   a.mtime_ns = r.getMtimeNs();
   a.ctime_ns = r.getCtimeNs();
+  a.flags = r.getFlags();
   return a;
 }
 

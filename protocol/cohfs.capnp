@@ -39,6 +39,7 @@ struct Attr {
   atimeNs @9 :Int64;
   mtimeNs @10 :Int64;
   ctimeNs @11 :Int64;
+  flags @12 :UInt32;         # kInodeHasXattrs = 1
 }
 
 struct Entry {
@@ -212,6 +213,7 @@ struct Reply {
     fsStat @13 :FsStat;
     offset @14 :UInt64;      # lseek
     inodes @15 :InodeRange;  # allocInodes
-    removed @16 :UInt64;     # unlink/rmdir/rename: inode whose last name went (0: none)
+    removed @16 :UInt64;     # unlink/rmdir/rename: the inode that lost a name (0: none)
   }
+  changed @17 :List(Attr);   # other inodes the request changed (parents, unlinked children)
 }

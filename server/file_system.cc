@@ -81,6 +81,7 @@ Attr ToAttr(InodeId ino, const InodeItem& i) {
   a.atime_ns = i.atime_ns;
   a.mtime_ns = i.mtime_ns;
   a.ctime_ns = i.ctime_ns;
+  a.flags = i.flags;
   return a;
 }
 
@@ -974,6 +975,7 @@ Status FileSystem::SetXattr(const Caller& c, InodeId ino, std::string_view name,
     x.entries.emplace_back(std::string(name), std::string(value));
   }
   tx.txn().Put(key, EncodeXattr(x));
+  i->flags |= kInodeHasXattrs;
   i->ctime_ns = NowNs();
   return tx.Commit();
 }
@@ -995,6 +997,13 @@ Status FileSystem::RemoveXattr(const Caller& c, InodeId ino, std::string_view na
     tx.txn().Delete(key);
   } else {
     tx.txn().Put(key, EncodeXattr(x));
+  }
+  // Clear the flag when this was the inode's last xattr item.
+  auto it = tx.txn().NewIterator();
+  it->Seek(ItemKey{ino.value, ItemType::kXattr, 0});
+  RETURN_IF_ERROR(it->status());
+  if (!it->Valid() || it->key().objectid != ino.value || it->key().type != ItemType::kXattr) {
+    i->flags &= ~kInodeHasXattrs;
   }
   i->ctime_ns = NowNs();
   return tx.Commit();

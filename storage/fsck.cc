@@ -7,6 +7,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "common/fs_types.h"
 #include "common/limits.h"
 
 namespace cohfs {
@@ -196,6 +197,9 @@ class Checker {
         if (in->second > i.size) Problem("inline data of ", ino, " longer than its size");
       }
       if (S_ISLNK(i.mode) != (symlinks_.count(ino) > 0)) Problem("inode ", ino, " symlink item mismatch");
+      if (other_items_.count(ino) && !(i.flags & kInodeHasXattrs)) {
+        Problem("inode ", ino, " has xattrs but not the has-xattrs flag");
+      }
     }
     auto missing = [&](uint64_t ino, const char* what) {
       if (!inodes_.count(ino)) Problem(what, " item of missing inode ", ino);
