@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <unordered_map>
 #include <vector>
 
 #include "common/limits.h"
@@ -52,33 +53,53 @@ LockMode FromWire(wire::LockMode m) {
   }
 }
 
-LockMode GrantFor(wire::Reply::Reader r, InodeId ino) {
-  LockMode best = LockMode::kNone;
-  for (auto g : r.getGrants()) {
-    if (g.getIno() == ino.value) best = std::max(best, FromWire(g.getMode()));
+// The grants of one reply, indexed once (a reply may carry thousands).
+class Grants {
+ public:
+  explicit Grants(wire::Reply::Reader r) {
+    for (auto g : r.getGrants()) {
+      LockMode& m = modes_[g.getIno()];
+      m = std::max(m, FromWire(g.getMode()));
+    }
   }
-  return best;
+  LockMode For(InodeId ino) const {
+    auto it = modes_.find(ino.value);
+    return it == modes_.end() ? LockMode::kNone : it->second;
+  }
+
+ private:
+  std::unordered_map<uint64_t, LockMode> modes_;
+};
+Caller CallerOf(fuse_req_t req) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  Caller c;
+  c.uid = ctx->uid;
+  c.gid = ctx->gid;
+  c.pid = static_cast<uint32_t>(ctx->pid);
+  if (c.uid != 0) {
+    // Supplementary groups matter only for non-root callers (root bypasses).
+    gid_t groups[64];
+    int n = fuse_req_getgroups(req, 64, groups);
+    for (int i = 0; i < n && i < 64; i++) c.groups.push_back(groups[i]);
+  }
+  return c;
 }
 
-// Builds a request stamped with the FUSE caller's identity.
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Builds a request stamped with the caller's identity.
 struct Request {
   capnp::MallocMessageBuilder message;
   wire::Request::Builder root;
 
-  explicit Request(fuse_req_t req) : root(message.initRoot<wire::Request>()) {
-    const fuse_ctx* ctx = fuse_req_ctx(req);
-    Caller c;
-    c.uid = ctx->uid;
-    c.gid = ctx->gid;
-    c.pid = static_cast<uint32_t>(ctx->pid);
-    if (c.uid != 0) {
-      // Supplementary groups matter only for non-root callers (root bypasses).
-      gid_t groups[64];
-      int n = fuse_req_getgroups(req, 64, groups);
-      for (int i = 0; i < n && i < 64; i++) c.groups.push_back(groups[i]);
-    }
+  explicit Request(const Caller& c) : root(message.initRoot<wire::Request>()) {
     ToWire(c, root.initCaller());
   }
+  explicit Request(fuse_req_t req) : Request(CallerOf(req)) {}
 };
 
 struct DirHandle {
@@ -99,16 +120,17 @@ struct FuseOps::Impl {
 
   // Applies what any reply teaches: attributes of changed inodes and grants.
   static void Absorb(FuseOps* s, wire::Reply::Reader r) {
+    Grants grants(r);
     for (auto a : r.getChanged()) {
       Attr attr = cohfs::FromWire(a);
-      s->cache_.PutAttr(attr, GrantFor(r, attr.ino));
+      s->cache_.PutAttr(attr, grants.For(attr.ino));
     }
   }
 
   static Attr AbsorbAttr(FuseOps* s, wire::Reply::Reader r, LockMode* lock) {
     Absorb(s, r);
     Attr attr = cohfs::FromWire(r.getAttr());
-    *lock = GrantFor(r, attr.ino);
+    *lock = Grants(r).For(attr.ino);
     s->cache_.PutAttr(attr, *lock);
     return attr;
   }
@@ -197,14 +219,15 @@ struct FuseOps::Impl {
     if (!reply.ok()) return ReplyErr(req, reply.status());
     auto root = reply->root();
     if (root.getLeafComplete()) {
+      Grants grants(root);
       std::vector<DirEntry> entries;
       for (auto e : root.getLeaf()) {
         DirEntry d = cohfs::FromWire(e);
-        s->cache_.PutAttr(d.attr, GrantFor(root, d.attr.ino));
+        s->cache_.PutAttr(d.attr, grants.For(d.attr.ino));
         entries.push_back(std::move(d));
       }
       s->cache_.SetDirectory(InodeId(parent), entries);
-      s->cache_.SetLock(InodeId(parent), GrantFor(root, InodeId(parent)));
+      s->cache_.SetLock(InodeId(parent), grants.For(InodeId(parent)));
     }
     if (!root.isAttr()) return ReplyNegative(s, req, s->cache_.lock(InodeId(parent)));
     LockMode lock;
@@ -253,6 +276,7 @@ struct FuseOps::Impl {
       struct stat st = ToStat(*a);
       return (void)fuse_reply_attr(req, &st, Timeout(s, s->cache_.lock(InodeId(ino))));
     }
+    if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     r.root.setGetAttr(ino);
     auto reply = s->rpc_.Call(r.message);
@@ -267,6 +291,7 @@ struct FuseOps::Impl {
                       fuse_file_info* fi) {
     FuseOps* s = Self(req);
     Count(s, FUSE_SETATTR);
+    if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto a = r.root.initSetAttr();
     a.setIno(ino);
@@ -396,6 +421,7 @@ struct FuseOps::Impl {
   static void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
     FuseOps* s = Self(req);
     Count(s, FUSE_LINK);
+    if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto l = r.root.initLink();
     l.setIno(ino);
@@ -422,6 +448,11 @@ struct FuseOps::Impl {
     } else {
       set(r.root.initUnlink());
     }
+    Attr child;
+    if (s->cache_.Lookup(InodeId(parent), name, &child) == ObjectCache::LookupResult::kFound) {
+      // The reply carries the child's server attributes: send its data first.
+      if (Status fst = FlushData(s, child.ino.value); !fst.ok()) return ReplyErr(req, fst);
+    }
     auto reply = s->rpc_.Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     Absorb(s, reply->root());
@@ -444,6 +475,11 @@ struct FuseOps::Impl {
     bool know_moved = s->cache_.Lookup(InodeId(parent), name, &moved) ==
                       ObjectCache::LookupResult::kFound;
     auto victim_state = s->cache_.Lookup(InodeId(new_parent), new_name, &victim);
+    for (const Attr* a : {&moved, &victim}) {
+      if (a->ino.valid()) {
+        if (Status fst = FlushData(s, a->ino.value); !fst.ok()) return ReplyErr(req, fst);
+      }
+    }
     Request r(req);
     auto m = r.root.initRename();
     m.setParent(parent);
@@ -471,6 +507,9 @@ struct FuseOps::Impl {
   static void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseOps* s = Self(req);
     Count(s, FUSE_OPEN);
+    if (fi->flags & O_TRUNC) {
+      if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
+    }
     const fuse_ctx* ctx = fuse_req_ctx(req);
     LockMode lock = s->cache_.lock(InodeId(ino));
     // The kernel has checked permissions (default_permissions); the server
@@ -494,6 +533,7 @@ struct FuseOps::Impl {
   static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
     FuseOps* s = Self(req);
     Count(s, FUSE_READ);
+    if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto rd = r.root.initRead();
     rd.setIno(ino);
@@ -505,35 +545,63 @@ struct FuseOps::Impl {
     fuse_reply_buf(req, data.data(), data.size());
   }
 
+  // Sends one range of file data (the WriteBehind sender, or a direct write).
+  static Status SendWrite(FuseOps* s, InodeId ino, const Caller& c, uint64_t off,
+                          std::string data) {
+    Request r(c);
+    auto w = r.root.initWrite();
+    w.setIno(ino.value);
+    w.setOffset(off);
+    ASSIGN_OR_RETURN(RpcReply reply, s->rpc_.Call(r.message, std::move(data)));
+    LockMode lock;
+    AbsorbAttr(s, reply.root(), &lock);
+    return Status::Ok();
+  }
+
+  // The server must have this inode's buffered data before it answers about it.
+  static Status FlushData(FuseOps* s, fuse_ino_t ino) {
+    return s->write_behind_.Flush(InodeId(ino));
+  }
+
   static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
                     fuse_file_info*) {
     FuseOps* s = Self(req);
     Count(s, FUSE_WRITE);
     if (size > kMaxIoBytes) return (void)fuse_reply_err(req, EINVAL);
-    Request r(req);
-    auto w = r.root.initWrite();
-    w.setIno(ino);
-    w.setOffset(static_cast<uint64_t>(off));
-    auto reply = s->rpc_.Call(r.message, std::string(buf, size));
-    if (!reply.ok()) return ReplyErr(req, reply.status());
-    LockMode lock;
-    AbsorbAttr(s, reply->root(), &lock);
+    Caller c = CallerOf(req);
+    Status st;
+    if (s->cache_.lock(InodeId(ino)) == LockMode::kExclusive) {
+      // Owned: answer from memory, send behind.
+      st = s->write_behind_.Write(InodeId(ino), c, static_cast<uint64_t>(off),
+                                  std::string_view(buf, size));
+      if (st.ok()) s->cache_.NoteLocalWrite(InodeId(ino), static_cast<uint64_t>(off) + size, NowNs());
+    } else {
+      st = FlushData(s, ino);
+      if (st.ok()) st = SendWrite(s, InodeId(ino), c, static_cast<uint64_t>(off), std::string(buf, size));
+    }
+    if (!st.ok()) return ReplyErr(req, st);
     fuse_reply_write(req, size);
   }
 
-  static void Flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
-    Count(Self(req), FUSE_FLUSH);
-    fuse_reply_err(req, 0);  // write-through: nothing buffered here
+  static void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_FLUSH);
+    Status st = FlushData(s, ino);  // close() reports a failed deferred write
+    fuse_reply_err(req, st.ok() ? 0 : st.errno_value());
   }
 
-  static void Release(fuse_req_t req, fuse_ino_t, fuse_file_info*) {
-    Count(Self(req), FUSE_RELEASE);
+  static void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_RELEASE);
+    Status st = s->write_behind_.FlushAndDrop(InodeId(ino));
+    if (!st.ok()) LOG(Warn) << "deferred write of inode " << ino << " lost: " << st.ToString();
     fuse_reply_err(req, 0);
   }
 
   static void SyncInode(fuse_req_t req, fuse_ino_t ino, int opcode) {
     FuseOps* s = Self(req);
     Count(s, opcode);
+    if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     r.root.setFsync(ino);
     auto reply = s->rpc_.Call(r.message);
@@ -573,10 +641,11 @@ struct FuseOps::Impl {
     rd.setMaxEntries(s->config_.readdir_batch);
     ASSIGN_OR_RETURN(RpcReply reply, s->rpc_.Call(r.message));
     auto root = reply.root();
+    Grants grants(root);
     h.entries.clear();
     for (auto e : root.getEntries()) {
       DirEntry d = cohfs::FromWire(e);
-      s->cache_.PutAttr(d.attr, GrantFor(root, d.attr.ino));
+      s->cache_.PutAttr(d.attr, grants.For(d.attr.ino));
       h.entries.push_back(std::move(d));
     }
     h.after = after;
@@ -686,6 +755,7 @@ struct FuseOps::Impl {
                        size_t size, int flags) {
     FuseOps* s = Self(req);
     Count(s, FUSE_SETXATTR);
+    if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto x = r.root.initSetXattr();
     x.setIno(ino);
@@ -740,6 +810,7 @@ struct FuseOps::Impl {
   static void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     FuseOps* s = Self(req);
     Count(s, FUSE_REMOVEXATTR);
+    if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto x = r.root.initRemoveXattr();
     x.setIno(ino);
@@ -766,6 +837,7 @@ struct FuseOps::Impl {
                         fuse_file_info*) {
     FuseOps* s = Self(req);
     Count(s, FUSE_FALLOCATE);
+    if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto f = r.root.initFallocate();
     f.setIno(ino);
@@ -782,6 +854,7 @@ struct FuseOps::Impl {
   static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) {
     FuseOps* s = Self(req);
     Count(s, FUSE_LSEEK);
+    if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto l = r.root.initLseek();
     l.setIno(ino);
@@ -794,7 +867,14 @@ struct FuseOps::Impl {
 };
 
 FuseOps::FuseOps(RpcClient& rpc, ClientStats& stats, const FuseOpsConfig& config)
-    : rpc_(rpc), stats_(stats), config_(config) {}
+    : rpc_(rpc),
+      stats_(stats),
+      config_(config),
+      write_behind_(
+          [this](InodeId ino, const Caller& c, uint64_t off, std::string data) {
+            return Impl::SendWrite(this, ino, c, off, std::move(data));
+          },
+          kMaxIoBytes) {}
 
 const fuse_lowlevel_ops& FuseOps::Table() {
   static const fuse_lowlevel_ops ops = [] {

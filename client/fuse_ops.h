@@ -13,6 +13,7 @@
 #include "client/object_cache.h"
 #include "client/rpc_client.h"
 #include "client/stats.h"
+#include "client/write_behind.h"
 
 namespace cohfs {
 
@@ -38,6 +39,7 @@ class FuseOps {
   ClientStats& stats_;
   FuseOpsConfig config_;
   ObjectCache cache_;
+  WriteBehind write_behind_;
   std::function<void()> on_init_;
 
   std::mutex ino_mu_;  // guards next_ino_, end_ino_ (rank: leaf)

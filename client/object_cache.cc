@@ -1,5 +1,7 @@
 #include "client/object_cache.h"
 
+#include <algorithm>
+
 namespace cohfs {
 
 void ObjectCache::PutAttr(const Attr& attr, LockMode lock) {
@@ -23,6 +25,15 @@ std::optional<Attr> ObjectCache::GetAttr(InodeId ino) const {
     return std::nullopt;
   }
   return it->second.attr;
+}
+
+void ObjectCache::NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || !it->second.has_attr) return;
+  Attr& a = it->second.attr;
+  a.size = std::max(a.size, end);
+  a.mtime_ns = a.ctime_ns = now_ns;
 }
 
 LockMode ObjectCache::lock(InodeId ino) const {

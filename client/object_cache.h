@@ -27,6 +27,8 @@ class ObjectCache {
   void PutAttr(const Attr& attr, LockMode lock);
   void SetLock(InodeId ino, LockMode lock);
   std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
+  // A write answered from memory: size and times move as the server would move them.
+  void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns);
   LockMode lock(InodeId ino) const;
 
   // Name lookups answered from a complete directory.

@@ -7,7 +7,9 @@ namespace {
 
 capnp::ReaderOptions Limits() {
   capnp::ReaderOptions o;
-  o.traversalLimitInWords = kMaxMessageBytes / sizeof(capnp::word);
+  // Validation walks the message once and every field read counts again, so
+  // allow a few passes over the largest message: still bounds amplification.
+  o.traversalLimitInWords = 8 * kMaxMessageBytes / sizeof(capnp::word);
   o.nestingLimit = 16;
   return o;
 }

@@ -433,3 +433,60 @@ TEST_F(Posix, StatsCountRoundTrips) {
 
 }  // namespace
 }  // namespace cohfs::test
+
+namespace cohfs::test {
+namespace {
+
+TEST(PosixLarge, DirectoryOfManyEntriesListsCompletely) {
+  Cluster c;
+  std::string d = c.Path("many");
+  ASSERT_EQ(mkdir(d.c_str(), 0755), 0);
+  const int kEntries = 5000;  // several server ReadDir batches and FUSE buffers
+  for (int i = 0; i < kEntries; i++) {
+    int fd = open((d + "/n" + std::to_string(i)).c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0);
+    close(fd);
+  }
+  // A cold client: unmount and mount again, then list with attributes.
+  c.Unmount();
+  c.Mount();
+  DIR* dir = opendir(d.c_str());
+  ASSERT_NE(dir, nullptr);
+  std::set<std::string> names;
+  while (dirent* e = readdir(dir)) {
+    names.insert(e->d_name);
+    EXPECT_NE(e->d_ino, 0u);
+  }
+  closedir(dir);
+  EXPECT_EQ(names.size(), size_t(kEntries) + 2);
+  for (int i = 0; i < kEntries; i += 997) EXPECT_TRUE(names.count("n" + std::to_string(i)));
+  struct stat st;
+  EXPECT_EQ(stat((d + "/n4999").c_str(), &st), 0);
+}
+
+TEST(PosixLarge, WriteBehindKeepsOrderAndReportsAtClose) {
+  Cluster c;
+  std::string p = c.Path("wb");
+  int fd = open(p.c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  std::string expect;
+  for (int i = 0; i < 300; i++) {  // small unaligned writes, like tar's 10 KiB records
+    std::string rec(10240 - i, static_cast<char>('a' + i % 26));
+    ASSERT_EQ(write(fd, rec.data(), rec.size()), static_cast<ssize_t>(rec.size()));
+    expect += rec;
+  }
+  struct stat st;
+  ASSERT_EQ(fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_size, static_cast<off_t>(expect.size()));  // buffered, yet visible
+  ASSERT_EQ(pwrite(fd, "HOLE", 4, 5 << 20), 4);  // non-contiguous: flushes the buffer
+  expect.resize(5 << 20, '\0');
+  expect += "HOLE";
+  ASSERT_EQ(close(fd), 0);
+  EXPECT_EQ(ReadAll(p), expect);
+  c.Unmount();
+  c.Mount();
+  EXPECT_EQ(ReadAll(p), expect);
+}
+
+}  // namespace
+}  // namespace cohfs::test

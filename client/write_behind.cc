@@ -1,0 +1,84 @@
+#include "client/write_behind.h"
+
+namespace cohfs {
+
+WriteBehind::WriteBehind(Sender send, size_t max_bytes_per_inode)
+    : send_(std::move(send)), max_bytes_(max_bytes_per_inode) {}
+
+std::shared_ptr<WriteBehind::Buffer> WriteBehind::Get(InodeId ino) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto& b = buffers_[ino];
+  if (!b) b = std::make_shared<Buffer>();
+  return b;
+}
+
+Status WriteBehind::SendPending(InodeId ino, Buffer& b) {
+  if (b.data.empty()) return Status::Ok();
+  std::string data;
+  data.swap(b.data);
+  Status st = send_(ino, b.caller, b.offset, std::move(data));
+  if (!st.ok() && b.error.ok()) b.error = st;
+  return st;
+}
+
+Status WriteBehind::Write(InodeId ino, const Caller& caller, uint64_t offset,
+                          std::string_view data) {
+  while (true) {
+    std::shared_ptr<Buffer> b = Get(ino);
+    std::lock_guard<std::mutex> l(b->mu);
+    if (b->dropped) continue;
+    if (!b->error.ok()) {
+      Status st = b->error;
+      b->error = Status::Ok();
+      return st;
+    }
+    bool contiguous = !b->data.empty() && offset == b->offset + b->data.size() &&
+                      caller.uid == b->caller.uid && caller.gid == b->caller.gid;
+    if (!b->data.empty() && (!contiguous || b->data.size() + data.size() > max_bytes_)) {
+      RETURN_IF_ERROR(SendPending(ino, *b));
+      b->error = Status::Ok();
+    }
+    if (data.size() >= max_bytes_) return send_(ino, caller, offset, std::string(data));
+    if (b->data.empty()) {
+      b->offset = offset;
+      b->caller = caller;
+    }
+    b->data.append(data);
+    return Status::Ok();
+  }
+}
+
+Status WriteBehind::Flush(InodeId ino) {
+  std::shared_ptr<Buffer> b;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    auto it = buffers_.find(ino);
+    if (it == buffers_.end()) return Status::Ok();
+    b = it->second;
+  }
+  std::lock_guard<std::mutex> l(b->mu);
+  Status st = SendPending(ino, *b);
+  if (!b->error.ok()) st = b->error;
+  b->error = Status::Ok();
+  return st;
+}
+
+Status WriteBehind::FlushAndDrop(InodeId ino) {
+  Status st = Flush(ino);
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = buffers_.find(ino);
+  if (it == buffers_.end()) return st;
+  std::lock_guard<std::mutex> bl(it->second->mu);
+  if (it->second->data.empty() && it->second->error.ok()) {
+    it->second->dropped = true;
+    buffers_.erase(it);
+  }
+  return st;
+}
+
+size_t WriteBehind::buffered_inodes() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return buffers_.size();
+}
+
+}  // namespace cohfs

@@ -1,0 +1,60 @@
+// WriteBehind: file data written under an EXCLUSIVE lock is answered from
+// memory and sent later (DESIGN §6): contiguous writes to one inode gather in
+// one buffer of at most `max_bytes_per_inode` and go to the server as one Write
+// when the buffer is full, the writes stop being contiguous, or something
+// needs the server to have the data (close, fsync, read, setattr, getattr from
+// the server, link, fallocate, lseek). An error of a deferred send is
+// reported by the next Write or Flush of that inode (as NFS reports it at
+// close or fsync).
+//
+// Locks: mu_ guards the map (rank 1); each Buffer::mu guards its buffer
+// (rank 2) and is held across the send so one inode's data reaches the server
+// in order. No other lock is taken under them.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "common/fs_types.h"
+#include "common/ids.h"
+#include "common/status.h"
+
+namespace cohfs {
+
+class WriteBehind {
+ public:
+  using Sender =
+      std::function<Status(InodeId ino, const Caller& caller, uint64_t offset, std::string data)>;
+  WriteBehind(Sender send, size_t max_bytes_per_inode);
+
+  // Buffers the write (or sends it at once when it is as large as a buffer).
+  Status Write(InodeId ino, const Caller& caller, uint64_t offset, std::string_view data);
+  // Sends whatever is pending for `ino`; returns a deferred error, once.
+  Status Flush(InodeId ino);
+  // Flush, then forget the buffer (last close of the file).
+  Status FlushAndDrop(InodeId ino);
+  size_t buffered_inodes() const;
+
+ private:
+  struct Buffer {
+    std::mutex mu;
+    uint64_t offset = 0;
+    std::string data;
+    Caller caller;  // who wrote the buffered bytes (the server clears setuid for non-root)
+    Status error;
+    bool dropped = false;  // removed from the map: holders must look again
+  };
+  std::shared_ptr<Buffer> Get(InodeId ino);
+  Status SendPending(InodeId ino, Buffer& b);
+
+  Sender send_;
+  size_t max_bytes_;
+  mutable std::mutex mu_;
+  std::unordered_map<InodeId, std::shared_ptr<Buffer>> buffers_;
+};
+
+}  // namespace cohfs
