@@ -520,44 +520,37 @@ Result<Attr> FileSystem::Link(const Caller& c, InodeId ino, InodeId new_parent,
 }
 
 Result<InodeId> FileSystem::Unlink(const Caller& c, InodeId parent, std::string_view name) {
-  RETURN_IF_ERROR(CheckNameLength(name));
-  Tx tx(volume_);
-  ASSIGN_OR_RETURN(InodeItem * dir, tx.Dir(parent));
-  RETURN_IF_ERROR(Permission(c, *dir, kMayWrite | kMayExec));
-  ASSIGN_OR_RETURN(auto found, tx.Find(parent, name));
-  if (!found) return Status::Error(ENOENT);
-  auto [seq, child] = *found;
-  ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(child));
-  if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
-  RETURN_IF_ERROR(StickyCheck(c, *dir, *i));
-  int64_t now = NowNs();
-  RETURN_IF_ERROR(tx.RemoveName(parent, name, seq));
-  tx.DropLink(child, *i, now);
-  dir->mtime_ns = dir->ctime_ns = now;
-  RETURN_IF_ERROR(tx.Commit());
-  return child;
+  return RemoveEntry(c, parent, name, /*dir=*/false);
 }
 
 Result<InodeId> FileSystem::Rmdir(const Caller& c, InodeId parent, std::string_view name) {
-  RETURN_IF_ERROR(CheckNameLength(name));
   if (name == ".") return Status::Error(EINVAL);
   if (name == "..") return Status::Error(ENOTEMPTY);
+  return RemoveEntry(c, parent, name, /*dir=*/true);
+}
+
+Result<InodeId> FileSystem::RemoveEntry(const Caller& c, InodeId parent, std::string_view name,
+                                        bool dir) {
+  RETURN_IF_ERROR(CheckNameLength(name));
   Tx tx(volume_);
-  ASSIGN_OR_RETURN(InodeItem * dir, tx.Dir(parent));
-  RETURN_IF_ERROR(Permission(c, *dir, kMayWrite | kMayExec));
+  ASSIGN_OR_RETURN(InodeItem * d, tx.Dir(parent));
+  RETURN_IF_ERROR(Permission(c, *d, kMayWrite | kMayExec));
   ASSIGN_OR_RETURN(auto found, tx.Find(parent, name));
   if (!found) return Status::Error(ENOENT);
   auto [seq, child] = *found;
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(child));
-  if (!S_ISDIR(i->mode)) return Status::Error(ENOTDIR);
-  RETURN_IF_ERROR(StickyCheck(c, *dir, *i));
-  ASSIGN_OR_RETURN(bool empty, tx.DirEmpty(child));
-  if (!empty) return Status::Error(ENOTEMPTY);
+  if (dir && !S_ISDIR(i->mode)) return Status::Error(ENOTDIR);
+  if (!dir && S_ISDIR(i->mode)) return Status::Error(EISDIR);
+  RETURN_IF_ERROR(StickyCheck(c, *d, *i));
+  if (dir) {
+    ASSIGN_OR_RETURN(bool empty, tx.DirEmpty(child));
+    if (!empty) return Status::Error(ENOTEMPTY);
+    d->nlink--;
+  }
   int64_t now = NowNs();
   RETURN_IF_ERROR(tx.RemoveName(parent, name, seq));
   tx.DropLink(child, *i, now);
-  dir->nlink--;
-  dir->mtime_ns = dir->ctime_ns = now;
+  d->mtime_ns = d->ctime_ns = now;
   RETURN_IF_ERROR(tx.Commit());
   return child;
 }

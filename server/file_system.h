@@ -96,6 +96,7 @@ class FileSystem {
 
  private:
   class Tx;
+  Result<InodeId> RemoveEntry(const Caller& c, InodeId parent, std::string_view name, bool dir);
   Result<Attr> CreateNode(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
                           uint64_t rdev, InodeId new_ino, std::string_view symlink_target);
   // Copy-on-write of [offset, offset + data.size()) inside one transaction.
