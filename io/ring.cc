@@ -119,27 +119,32 @@ Result<addrinfo*> Resolve(const std::string& host_port, bool passive) {
   return res;
 }
 
-}  // namespace
-
-Result<int> ListenTcp(const std::string& host_port, int* bound_port) {
-  ASSIGN_OR_RETURN(addrinfo * res, Resolve(host_port, true));
-  int err = EADDRNOTAVAIL;
+// The first address of `host_port` on which `setup(fd, ai)` succeeds.
+Result<int> OpenSocket(const std::string& host_port, bool passive, int default_err,
+                       const std::function<bool(int fd, const addrinfo* ai)>& setup) {
+  ASSIGN_OR_RETURN(addrinfo * res, Resolve(host_port, passive));
+  int err = default_err;
   int fd = -1;
   for (addrinfo* ai = res; ai; ai = ai->ai_next) {
     fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      err = errno;
-      continue;
-    }
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0) break;
+    if (fd >= 0 && setup(fd, ai)) break;
     err = errno;
-    close(fd);
+    if (fd >= 0) close(fd);
     fd = -1;
   }
   freeaddrinfo(res);
-  if (fd < 0) return Status::Error(err, "cannot listen on " + host_port);
+  if (fd < 0) return Status::Error(err, host_port + ": " + std::strerror(err));
+  return fd;
+}
+
+}  // namespace
+
+Result<int> ListenTcp(const std::string& host_port, int* bound_port) {
+  ASSIGN_OR_RETURN(int fd, OpenSocket(host_port, true, EADDRNOTAVAIL, [](int fd, const addrinfo* ai) {
+                     int one = 1;
+                     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+                     return bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0;
+                   }));
   sockaddr_storage ss{};
   socklen_t len = sizeof(ss);
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
@@ -152,24 +157,9 @@ Result<int> ListenTcp(const std::string& host_port, int* bound_port) {
 }
 
 Result<int> ConnectTcp(const std::string& host_port) {
-  ASSIGN_OR_RETURN(addrinfo * res, Resolve(host_port, false));
-  int err = ECONNREFUSED;
-  int fd = -1;
-  for (addrinfo* ai = res; ai; ai = ai->ai_next) {
-    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-    if (fd < 0) {
-      err = errno;
-      continue;
-    }
-    if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0) break;
-    err = errno;
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(res);
-  if (fd < 0) {
-    return Status::Error(err, "cannot connect to " + host_port + ": " + std::strerror(err));
-  }
+  ASSIGN_OR_RETURN(int fd, OpenSocket(host_port, false, ECONNREFUSED, [](int fd, const addrinfo* ai) {
+                     return connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+                   }));
   RETURN_IF_ERROR(SetNoDelay(fd));
   return fd;
 }
