@@ -95,19 +95,30 @@ class FileSystem {
   Status Sync();
 
  private:
-  class Tx;
+  class Tx;  // server/fs_tx.h
+  // EIO once the metadata store has gone read-only (a failed commit or sync).
+  Status CheckWritable();
   Result<InodeId> RemoveEntry(const Caller& c, InodeId parent, std::string_view name, bool dir);
   Result<Attr> CreateNode(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
                           uint64_t rdev, InodeId new_ino, std::string_view symlink_target);
-  // Copy-on-write of [offset, offset + data.size()) inside one transaction.
+  // --- data path (server/file_data.cc), all inside the caller's transaction.
+  // Copy-on-write of [offset, offset + data.size()); grows the size if needed.
   Status WriteRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t offset,
                     std::span<const char> data);
+  // Reads [offset, offset + out.size()) ignoring the size: holes are zeros.
   Status ReadRange(Tx& tx, InodeId ino, const InodeItem& inode, uint64_t offset,
                    std::span<char> out);
+  // Drops the extents over the block-aligned [start, end), freeing their space.
   Status PunchRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t start, uint64_t end);
+  // Makes [start, end) read as zeros: partial blocks by copy-on-write, whole blocks punched.
+  Status ZeroRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t start, uint64_t end);
+  // Unwritten extents over the holes of the blocks covering [start, end).
+  Status Preallocate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t start, uint64_t end);
   Status ConvertInline(Tx& tx, InodeId ino, InodeItem& inode);
   Status Truncate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t size);
-  // Allocates and writes new extents, syncing once to reuse freed space on ENOSPC.
+  // Allocates and writes new extents (at most kMaxExtentBytes each). On ENOSPC,
+  // when space freed by earlier commits is waiting for durability, syncs once and
+  // retries (only if this transaction has freed nothing itself).
   Result<std::vector<ExtentItem>> WriteExtents(Tx& tx, std::span<const char> data);
 
   Volume& volume_;

@@ -1,0 +1,176 @@
+#include "server/fs_tx.h"
+
+#include <time.h>
+
+#include <algorithm>
+
+namespace cohfs {
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+Attr ToAttr(InodeId ino, const InodeItem& i) {
+  Attr a;
+  a.ino = ino;
+  a.generation = i.generation;
+  a.mode = i.mode;
+  a.nlink = i.nlink;
+  a.uid = i.uid;
+  a.gid = i.gid;
+  a.rdev = i.rdev;
+  a.size = i.size;
+  a.blocks = i.allocated_bytes / 512;
+  if (S_ISREG(i.mode) && i.allocated_bytes == 0 && i.size <= kInlineMaxBytes) {
+    // Inline data occupies space too; a zero count would make tools treat
+    // the file as entirely sparse.
+    a.blocks = (i.size + 511) / 512;
+  }
+  a.atime_ns = i.atime_ns;
+  a.mtime_ns = i.mtime_ns;
+  a.ctime_ns = i.ctime_ns;
+  a.flags = i.flags;
+  return a;
+}
+
+FileSystem::Tx::Tx(Volume& v) : v_(v), txn_(v.items().BeginTxn()) {}
+
+Result<InodeItem*> FileSystem::Tx::Inode(InodeId ino) {
+  auto it = inodes_.find(ino.value);
+  if (it != inodes_.end()) return &it->second.item;
+  if (!ino.valid()) return Status::Error(ENOENT);
+  ASSIGN_OR_RETURN(std::optional<std::string> raw, txn_->Get(InodeKey(ino)));
+  if (!raw) return Status::Error(ENOENT);
+  Cached c;
+  RETURN_IF_ERROR(DecodeInode(*raw, &c.item));
+  c.original = std::move(*raw);
+  return &inodes_.emplace(ino.value, std::move(c)).first->second.item;
+}
+
+Result<InodeItem*> FileSystem::Tx::Dir(InodeId ino) {
+  ASSIGN_OR_RETURN(InodeItem * d, Inode(ino));
+  if (!S_ISDIR(d->mode)) return Status::Error(ENOTDIR);
+  return d;
+}
+
+InodeItem* FileSystem::Tx::NewInode(InodeId ino, const InodeItem& item) {
+  Cached& c = inodes_[ino.value];
+  c.item = item;
+  c.original.clear();
+  return &c.item;
+}
+
+void FileSystem::Tx::ForgetInode(InodeId ino) { inodes_.erase(ino.value); }
+
+Result<std::optional<std::pair<uint64_t, InodeId>>> FileSystem::Tx::Find(InodeId dir,
+                                                                         std::string_view name) {
+  using Found = std::optional<std::pair<uint64_t, InodeId>>;
+  ASSIGN_OR_RETURN(std::optional<std::string> raw,
+                   txn_->Get(ItemKey{dir.value, ItemType::kDirName, NameHash(name)}));
+  if (!raw) return Found();
+  DirNameItem names;
+  RETURN_IF_ERROR(DecodeDirName(*raw, &names));
+  for (auto& [n, seq] : names.entries) {
+    if (n != name) continue;
+    ASSIGN_OR_RETURN(std::optional<std::string> idx,
+                     txn_->Get(ItemKey{dir.value, ItemType::kDirIndex, seq}));
+    if (!idx) return Status::Error(EIO, "DIR_NAME without DIR_INDEX");
+    DirIndexItem d;
+    RETURN_IF_ERROR(DecodeDirIndex(*idx, &d));
+    return Found(std::make_pair(seq, InodeId(d.child)));
+  }
+  return Found();
+}
+
+Status FileSystem::Tx::AddName(InodeId dir, std::string_view name, InodeId child,
+                               uint32_t child_mode) {
+  ASSIGN_OR_RETURN(InodeItem * d, Inode(dir));
+  uint64_t seq = d->next_dir_seq++;
+  ItemKey nk{dir.value, ItemType::kDirName, NameHash(name)};
+  ASSIGN_OR_RETURN(std::optional<std::string> raw, txn_->Get(nk));
+  DirNameItem names;
+  if (raw) RETURN_IF_ERROR(DecodeDirName(*raw, &names));
+  names.entries.emplace_back(std::string(name), seq);
+  txn_->Put(nk, EncodeDirName(names));
+  DirIndexItem idx{std::string(name), child.value, DtOf(child_mode)};
+  txn_->Put(ItemKey{dir.value, ItemType::kDirIndex, seq}, EncodeDirIndex(idx));
+  return Status::Ok();
+}
+
+Status FileSystem::Tx::RemoveName(InodeId dir, std::string_view name, uint64_t seq) {
+  ItemKey nk{dir.value, ItemType::kDirName, NameHash(name)};
+  ASSIGN_OR_RETURN(std::optional<std::string> raw, txn_->Get(nk));
+  if (!raw) return Status::Error(EIO, "missing DIR_NAME");
+  DirNameItem names;
+  RETURN_IF_ERROR(DecodeDirName(*raw, &names));
+  std::erase_if(names.entries, [&](auto& e) { return e.first == name && e.second == seq; });
+  if (names.entries.empty()) {
+    txn_->Delete(nk);
+  } else {
+    txn_->Put(nk, EncodeDirName(names));
+  }
+  txn_->Delete(ItemKey{dir.value, ItemType::kDirIndex, seq});
+  return Status::Ok();
+}
+
+Result<bool> FileSystem::Tx::DirEmpty(InodeId dir) {
+  auto it = txn_->NewIterator();
+  it->Seek(ItemKey{dir.value, ItemType::kDirIndex, 0});
+  if (!it->Valid()) {
+    RETURN_IF_ERROR(it->status());
+    return true;
+  }
+  ItemKey k = it->key();
+  return !(k.objectid == dir.value && k.type == ItemType::kDirIndex);
+}
+
+void FileSystem::Tx::DropLink(InodeId ino, InodeItem& i, int64_t now) {
+  if (S_ISDIR(i.mode)) {
+    i.nlink = 0;
+  } else if (i.nlink > 0) {
+    i.nlink--;
+  }
+  i.ctime_ns = now;
+  if (i.nlink == 0) txn_->Put(OrphanKey(ino), "");
+}
+
+Result<ExtentList> FileSystem::Tx::Extents(InodeId ino, uint64_t start, uint64_t end) {
+  ExtentList out;
+  if (start >= end) return out;
+  auto it = txn_->NewIterator();
+  // No extent is longer than kMaxExtentBytes, so one covering `start` begins after this.
+  uint64_t from = start > kMaxExtentBytes ? start - kMaxExtentBytes : 0;
+  for (it->Seek(ExtentKey(ino, from)); it->Valid(); it->Next()) {
+    ItemKey k = it->key();
+    if (k.objectid != ino.value || k.type != ItemType::kExtent || k.offset >= end) break;
+    ExtentItem e;
+    RETURN_IF_ERROR(DecodeExtent(it->value(), &e));
+    if (k.offset + e.length > start) out.emplace_back(k.offset, std::move(e));
+  }
+  RETURN_IF_ERROR(it->status());
+  return out;
+}
+
+Result<bool> FileSystem::Tx::HasWrittenData(InodeId ino, uint64_t start, uint64_t end) {
+  ASSIGN_OR_RETURN(ExtentList extents, Extents(ino, start, end));
+  return std::any_of(extents.begin(), extents.end(), [](const auto& e) {
+    return !(e.second.flags & ExtentItem::kUnwritten);
+  });
+}
+
+void FileSystem::Tx::Free(DeviceRange range) {
+  v_.allocator().Free(range, *txn_);
+  freed_space_ = true;
+}
+
+Status FileSystem::Tx::Commit() {
+  for (auto& [ino, c] : inodes_) {
+    std::string encoded = EncodeInode(c.item);
+    if (encoded != c.original) txn_->Put(InodeKey(InodeId(ino)), encoded);
+  }
+  return v_.items().Commit(*txn_, /*sync=*/false);
+}
+
+}  // namespace cohfs
