@@ -10,63 +10,15 @@
 
 #include "common/limits.h"
 #include "storage/fsck.h"
-#include "tests/unit/storage/test_volume.h"
+#include "tests/unit/server/fs_fixture.h"
 
 namespace cohfs {
 namespace {
 
-const Caller kRoot{0, 0, {}, 0};
-const Caller kUser{1000, 1000, {}, 0};
-const Caller kOther{2000, 2000, {}, 0};
-
-class FileSystemTest : public ::testing::Test {
- protected:
-  FileSystemTest() : tv_(256ull << 20) { Open(); }
-  ~FileSystemTest() override {
-    fs_.reset();
-    auto report = Fsck(tv_.volume(), true);
-    EXPECT_TRUE(report.ok());
-    if (report.ok()) {
-      for (auto& p : report->problems) ADD_FAILURE() << "fsck: " << p;
-    }
-  }
-  void Open() {
-    fs_ = std::make_unique<FileSystem>(tv_.volume());
-    auto r = fs_->AllocateInodes(1 << 20);
-    ASSERT_TRUE(r.ok());
-    next_ = r->first;
-  }
-  void Reopen() {
-    ASSERT_TRUE(fs_->Sync().ok());
-    fs_.reset();
-    tv_.Reopen();
-    Open();
-  }
-  InodeId NewIno() { return InodeId(next_++); }
-  Attr Create(InodeId dir, const std::string& name, uint32_t mode = 0644, const Caller& c = kRoot) {
-    auto r = fs_->Mknod(c, dir, name, S_IFREG | mode, 0, NewIno());
-    EXPECT_TRUE(r.ok()) << name << ": " << r.status().ToString();
-    return r.ok() ? *r : Attr{};
-  }
-  Attr Mkdir(InodeId dir, const std::string& name, uint32_t mode = 0755, const Caller& c = kRoot) {
-    auto r = fs_->Mkdir(c, dir, name, mode, NewIno());
-    EXPECT_TRUE(r.ok()) << name << ": " << r.status().ToString();
-    return r.ok() ? *r : Attr{};
-  }
-  void Write(InodeId ino, uint64_t off, const std::string& data) {
-    auto r = fs_->Write(kRoot, ino, off, std::span<const char>(data.data(), data.size()));
-    ASSERT_TRUE(r.ok()) << r.status().ToString();
-  }
-  std::string Read(InodeId ino, uint64_t off, uint32_t len) {
-    auto r = fs_->Read(ino, off, len);
-    EXPECT_TRUE(r.ok()) << r.status().ToString();
-    return r.ok() ? *r : "";
-  }
-
-  test::TempVolume tv_;
-  std::unique_ptr<FileSystem> fs_;
-  uint64_t next_ = 0;
-};
+using test::kOther;
+using test::kRoot;
+using test::kUser;
+using FileSystemTest = test::FsTest;
 
 TEST_F(FileSystemTest, CreateLookupAndErrors) {
   Attr f = Create(kRootInode, "f");
