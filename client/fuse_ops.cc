@@ -240,22 +240,26 @@ struct FuseOps::Impl {
     if (s->cache_.Forget(InodeId(ino), n)) released->push_back(ino);
   }
 
-  static void SendRelease(FuseOps* s, fuse_req_t req, const std::vector<uint64_t>& inos) {
+  // Queues lock releases; they go to the server in batches (SendReleases).
+  static void QueueRelease(FuseOps* s, const std::vector<uint64_t>& inos) {
     if (inos.empty()) return;
-    capnp::MallocMessageBuilder m;
-    auto root = m.initRoot<wire::Request>();
-    ToWire(Caller{}, root.initCaller());
-    auto list = root.initRelease(static_cast<unsigned>(inos.size()));
-    for (size_t i = 0; i < inos.size(); i++) list.set(static_cast<unsigned>(i), inos[i]);
-    s->rpc_.Post(m);
+    bool full;
+    {
+      std::lock_guard<std::mutex> l(s->release_mu_);
+      if (s->pending_release_.empty()) s->oldest_release_ns_ = NowNs();
+      s->pending_release_.insert(s->pending_release_.end(), inos.begin(), inos.end());
+      full = s->pending_release_.size() >= kReleaseBatch;
+    }
+    if (full) s->SendReleases(0);
   }
+  static constexpr size_t kReleaseBatch = 512;
 
   static void Forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
     FuseOps* s = Self(req);
     Count(s, FUSE_FORGET);
     std::vector<uint64_t> released;
     ForgetOne(s, ino, nlookup, &released);
-    SendRelease(s, req, released);
+    QueueRelease(s, released);
     fuse_reply_none(req);
   }
 
@@ -264,7 +268,7 @@ struct FuseOps::Impl {
     Count(s, FUSE_BATCH_FORGET);
     std::vector<uint64_t> released;
     for (size_t i = 0; i < count; i++) ForgetOne(s, forgets[i].ino, forgets[i].nlookup, &released);
-    SendRelease(s, req, released);
+    QueueRelease(s, released);
     fuse_reply_none(req);
   }
 
@@ -865,6 +869,21 @@ struct FuseOps::Impl {
     fuse_reply_lseek(req, static_cast<off_t>(reply->root().getOffset()));
   }
 };
+
+void FuseOps::SendReleases(int64_t min_age_ms) {
+  std::vector<uint64_t> inos;
+  {
+    std::lock_guard<std::mutex> l(release_mu_);
+    if (pending_release_.empty() || NowNs() - oldest_release_ns_ < min_age_ms * 1000000) return;
+    inos.swap(pending_release_);
+  }
+  capnp::MallocMessageBuilder m;
+  auto root = m.initRoot<wire::Request>();
+  ToWire(Caller{}, root.initCaller());
+  auto list = root.initRelease(static_cast<unsigned>(inos.size()));
+  for (size_t i = 0; i < inos.size(); i++) list.set(static_cast<unsigned>(i), inos[i]);
+  rpc_.Post(m);
+}
 
 FuseOps::FuseOps(RpcClient& rpc, ClientStats& stats, const FuseOpsConfig& config)
     : rpc_(rpc),

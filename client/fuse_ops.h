@@ -9,6 +9,7 @@
 
 #include <functional>
 #include <mutex>
+#include <vector>
 
 #include "client/object_cache.h"
 #include "client/rpc_client.h"
@@ -30,6 +31,9 @@ class FuseOps {
   // Called once the kernel's INIT has been answered (the mount is live).
   void set_on_init(std::function<void()> f) { on_init_ = std::move(f); }
 
+  // Sends queued lock releases older than `min_age_ms` (network thread hook).
+  void SendReleases(int64_t min_age_ms);
+
   // Implementation entry points, one per FUSE operation (see fuse_ops.cc).
   struct Impl;
 
@@ -41,6 +45,11 @@ class FuseOps {
   ObjectCache cache_;
   WriteBehind write_behind_;
   std::function<void()> on_init_;
+
+  // Inodes the kernel forgot, whose locks go back to the server in batches.
+  std::mutex release_mu_;  // guards the two fields below (rank: leaf)
+  std::vector<uint64_t> pending_release_;
+  int64_t oldest_release_ns_ = 0;
 
   std::mutex ino_mu_;  // guards next_ino_, end_ino_ (rank: leaf)
   uint64_t next_ino_ = 0;

@@ -79,6 +79,8 @@ int RunMount(const MountOptions& options) {
     return 1;
   }
   FuseOps ops(**rpc, stats, FuseOpsConfig{});
+  // Forgotten inodes' locks go back in batches, at the latest about a second later.
+  (*rpc)->SetPeriodicHook([&ops] { ops.SendReleases(/*min_age_ms=*/500); });
   ReadyPipe ready;
   ops.set_on_init([&ready] { ready.SignalReady(); });
 

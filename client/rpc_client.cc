@@ -173,6 +173,7 @@ void RpcClient::NetLoop() {
       FailAll(st);
       break;
     }
+    if (periodic_hook_) periodic_hook_();
   }
 }
 

@@ -61,6 +61,8 @@ class RpcClient {
   // Sends without waiting; the reply is dropped (Release).
   void Post(capnp::MallocMessageBuilder& request);
   void Shutdown();
+  // Runs on the network thread at least once a second (set before Start).
+  void SetPeriodicHook(std::function<void()> hook) { periodic_hook_ = std::move(hook); }
 
   const Welcome& welcome() const { return welcome_; }
   bool connected() const { return !broken_; }
@@ -94,6 +96,7 @@ class RpcClient {
   std::atomic<bool> broken_{false};
   std::atomic<uint64_t> next_id_{1};
   std::thread thread_;
+  std::function<void()> periodic_hook_;
 
   std::mutex mu_;  // guards queue_, pending_, stop_ (rank: below Pending::mu)
   std::deque<OutFrame> queue_;
