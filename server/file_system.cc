@@ -518,10 +518,10 @@ Status FileSystem::RemoveXattr(const Caller& c, InodeId ino, std::string_view na
 // ---------------------------------------------------------------- lifecycle
 
 Status FileSystem::Reclaim(InodeId ino) {
-  RETURN_IF_ERROR(CheckWritable());
   Tx tx(volume_);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (i->nlink > 0) return Status::Ok();
+  RETURN_IF_ERROR(CheckWritable());
   std::vector<ItemKey> keys;
   auto it = tx.txn().NewIterator();
   for (it->Seek(InodeKey(ino)); it->Valid(); it->Next()) {

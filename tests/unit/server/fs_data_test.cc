@@ -9,6 +9,8 @@
 
 #include <random>
 
+#include "storage/items.h"
+#include "storage/keys.h"
 #include "tests/unit/server/fs_fixture.h"
 
 namespace cohfs::test {
@@ -292,6 +294,30 @@ TEST_F(DataTest, RandomOperationsMatchAModel) {
     }
   }
   ASSERT_EQ(Read(f.ino, 0, static_cast<uint32_t>(model.size())), model);
+}
+
+TEST_F(DataTest, ChecksumMismatchIsEio) {
+  Attr f = Create(kRootInode, "f");
+  std::string data = Pattern(2 * kBlockBytes, 6);
+  Write(f.ino, 0, data);
+  ASSERT_TRUE(fs_->Sync().ok());
+  auto raw = tv_.volume().items().Get(ItemKey{f.ino.value, ItemType::kExtent, 0});
+  ASSERT_TRUE(raw.ok() && raw->has_value());
+  ExtentItem e;
+  ASSERT_TRUE(DecodeExtent(**raw, &e).ok());
+  int fd = open(tv_.image().c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, "garbage", 7, static_cast<off_t>(e.device_offset + 100)), 7);
+  ASSERT_EQ(fsync(fd), 0);
+  close(fd);
+  EXPECT_EQ(Err(fs_->Read(f.ino, 0, 10)), EIO);
+  EXPECT_EQ(Err(fs_->Read(f.ino, 4000, 200)), EIO);
+  EXPECT_EQ(Read(f.ino, kBlockBytes, kBlockBytes), data.substr(kBlockBytes));  // own checksum
+  // A partial write into the bad block needs its old bytes: EIO, nothing changed.
+  EXPECT_EQ(Err(fs_->Write(kRoot, f.ino, 10, std::span<const char>("x", 1))), EIO);
+  // Overwriting the whole block replaces it.
+  Write(f.ino, 0, data.substr(0, kBlockBytes));
+  EXPECT_EQ(Read(f.ino, 0, 2 * kBlockBytes), data);
 }
 
 TEST_F(DataTest, ReadOnlyStoreFailsWritesWithEio) {

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 
+#include <array>
+#include <random>
 #include <set>
 
 #include "tests/unit/server/fs_fixture.h"
@@ -382,6 +384,60 @@ TEST_F(NamespaceTest, InodeRangesArePersisted) {
   EXPECT_GT(st->free_blocks, 0u);
   EXPECT_LE(st->free_blocks, st->total_blocks);
   EXPECT_LT(st->free_inodes, st->total_inodes);
+}
+
+}  // namespace
+}  // namespace cohfs::test
+
+namespace cohfs::test {
+namespace {
+
+// Random namespace operations with fsck as the oracle: link counts, parents,
+// names and orphans stay consistent whatever succeeds or fails.
+TEST_F(NamespaceTest, RandomOperationsKeepFsckClean) {
+  std::mt19937_64 rng(777);
+  std::vector<InodeId> dirs = {kRootInode};
+  auto name = [&] { return "n" + std::to_string(rng() % 12); };
+  auto dir = [&] { return dirs[rng() % dirs.size()]; };
+  const std::set<int> kExpected = {0,       ENOENT, EEXIST,    ENOTDIR, EISDIR,
+                                    ENOTEMPTY, EINVAL, EPERM, ENAMETOOLONG};
+  for (int step = 0; step < 3000; step++) {
+    int op = static_cast<int>(rng() % 9);
+    int err = 0;
+    switch (op) {
+      case 0:
+      case 1: {
+        auto r = fs_->Mknod(kRoot, dir(), name(), S_IFREG | 0644, 0, NewIno());
+        err = r.errno_value();
+        if (r.ok() && rng() % 2) Write(r->ino, 0, std::string(rng() % 9000, 'd'));
+        break;
+      }
+      case 2: {
+        auto r = fs_->Mkdir(kRoot, dir(), name(), 0755, NewIno());
+        err = r.errno_value();
+        if (r.ok()) dirs.push_back(r->ino);
+        break;
+      }
+      case 3: {
+        auto found = fs_->Lookup(kRoot, dir(), name());
+        if (found.ok()) err = fs_->Link(kRoot, found->ino, dir(), name()).errno_value();
+        break;
+      }
+      case 4: err = fs_->Unlink(kRoot, dir(), name()).errno_value(); break;
+      case 5: err = fs_->Rmdir(kRoot, dir(), name()).errno_value(); break;
+      default: {
+        uint32_t flags = std::array<uint32_t, 3>{0, kRenameNoReplace, kRenameExchange}[rng() % 3];
+        err = fs_->Rename(kRoot, dir(), name(), dir(), name(), flags).errno_value();
+        break;
+      }
+    }
+    ASSERT_TRUE(kExpected.count(err)) << "step " << step << " op " << op << " errno " << err;
+    if (step % 1000 == 999) {
+      ExpectFsckClean();
+      if (HasFailure()) return;
+    }
+  }
+  ASSERT_TRUE(fs_->ReclaimAllOrphans().ok());
 }
 
 }  // namespace
