@@ -43,7 +43,8 @@ class FileSystem {
                                         size_t max_entries);
   // Short at end of file; holes read as zeros.
   Result<std::string> Read(InodeId ino, uint64_t offset, uint32_t len);
-  // SEEK_DATA / SEEK_HOLE (whence as in <unistd.h>); ENXIO past the end.
+  // SEEK_DATA / SEEK_HOLE (whence as in <unistd.h>); ENXIO at or past the end.
+  // Unwritten (fallocated) extents count as holes, as on ext4.
   Result<uint64_t> Lseek(InodeId ino, uint64_t offset, int whence);
   Result<std::string> GetXattr(const Caller& c, InodeId ino, std::string_view name);
   Result<std::vector<std::string>> ListXattr(const Caller& c, InodeId ino);
@@ -76,7 +77,8 @@ class FileSystem {
   // Copy-on-write: data goes to new extents (or the INLINE item while the file
   // stays <= kInlineMaxBytes). Clears setuid/setgid as Linux does.
   Result<Attr> Write(const Caller& c, InodeId ino, uint64_t offset, std::span<const char> data);
-  // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE.
+  // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE
+  // (optionally |KEEP_SIZE); others EOPNOTSUPP. ENOSPC leaves nothing changed.
   Result<Attr> Fallocate(const Caller& c, InodeId ino, int mode, uint64_t offset,
                          uint64_t length);
   // flags: XATTR_CREATE / XATTR_REPLACE.
@@ -86,7 +88,7 @@ class FileSystem {
 
   // --- lifecycle
   // Deletes an orphan (nlink 0) inode with all its items and space, once no
-  // client references it. No-op for a linked inode.
+  // client references it. No-op for a linked inode; ENOENT if it is gone.
   Status Reclaim(InodeId ino);
   // At server start, nothing references orphans any more: reclaims them all.
   Status ReclaimAllOrphans();
