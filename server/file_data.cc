@@ -191,7 +191,13 @@ Status FileSystem::Preallocate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t s
   auto fill = [&](uint64_t from, uint64_t to) -> Status {
     while (from < to) {
       uint64_t n = std::min<uint64_t>(to - from, kMaxExtentBytes);
-      ASSIGN_OR_RETURN(std::vector<DeviceRange> ranges, volume_.allocator().Allocate(n, tx.txn()));
+      auto allocated = volume_.allocator().Allocate(n, tx.txn());
+      if (!allocated.ok() && allocated.errno_value() == ENOSPC && !tx.freed_space() &&
+          volume_.allocator().free_bytes() > volume_.allocator().allocatable_bytes()) {
+        RETURN_IF_ERROR(Sync());  // as in WriteExtents
+        allocated = volume_.allocator().Allocate(n, tx.txn());
+      }
+      ASSIGN_OR_RETURN(std::vector<DeviceRange> ranges, std::move(allocated));
       for (const DeviceRange& r : ranges) {
         ExtentItem e;
         e.device_offset = r.offset;

@@ -258,6 +258,14 @@ TEST_F(DataTest, NoSpaceChangesNothing) {
   ASSERT_TRUE(fs_->Reclaim(big.ino).ok());
   Write(f.ino, 50000, mib);
   EXPECT_EQ(Read(f.ino, 50000, 1 << 20), mib);
+  // Likewise for fallocate.
+  Attr big2 = Create(kRootInode, "big2");
+  uint64_t avail = fs_->StatFs()->free_blocks - 10;
+  ASSERT_TRUE(fs_->Fallocate(kRoot, big2.ino, 0, 0, avail * kBlockBytes).ok());
+  ASSERT_TRUE(fs_->Unlink(kRoot, kRootInode, "big2").ok());
+  ASSERT_TRUE(fs_->Reclaim(big2.ino).ok());
+  Attr big3 = Create(kRootInode, "big3");
+  EXPECT_TRUE(fs_->Fallocate(kRoot, big3.ino, 0, 0, avail * kBlockBytes).ok());
 }
 
 TEST_F(DataTest, RandomOperationsMatchAModel) {
