@@ -268,17 +268,22 @@ TEST_F(DataTest, NoSpaceChangesNothing) {
   EXPECT_TRUE(fs_->Fallocate(kRoot, big3.ino, 0, 0, avail * kBlockBytes).ok());
 }
 
+// COHFS_STRESS_STEPS=n and COHFS_STRESS_SEED=s run a longer walk.
 TEST_F(DataTest, RandomOperationsMatchAModel) {
-  std::mt19937_64 rng(12345);
+  const char* steps_env = getenv("COHFS_STRESS_STEPS");
+  const char* seed_env = getenv("COHFS_STRESS_SEED");
+  const int steps = steps_env ? atoi(steps_env) : 400;
+  const uint64_t seed = seed_env ? strtoull(seed_env, nullptr, 10) : 12345;
+  std::mt19937_64 rng(seed);
   Attr f = Create(kRootInode, "f");
   std::string model;
   const uint64_t kSpan = 3 << 20;
-  for (int step = 0; step < 300; step++) {
-    int op = static_cast<int>(rng() % 10);
+  for (int step = 0; step < steps; step++) {
+    int op = static_cast<int>(rng() % 14);
     uint64_t off = rng() % kSpan;
     if (rng() % 4 == 0) off = rng() % 10000;  // exercise the inline range too
+    uint64_t len = 1 + rng() % (rng() % 3 == 0 ? 300000 : 5000);
     if (op < 6) {
-      size_t len = 1 + rng() % (rng() % 3 == 0 ? 300000 : 5000);
       std::string d = Pattern(len, step);
       Write(f.ino, off, d);
       if (model.size() < off + len) model.resize(off + len, '\0');
@@ -287,18 +292,33 @@ TEST_F(DataTest, RandomOperationsMatchAModel) {
       uint64_t size = rng() % 3 == 0 ? rng() % 8000 : rng() % kSpan;
       ASSERT_TRUE(Truncate(f.ino, size).ok());
       model.resize(size, '\0');
-    } else {
-      uint64_t len = 1 + rng() % 200000;
+    } else if (op < 10) {
       ASSERT_TRUE(fs_->Fallocate(kRoot, f.ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len).ok());
       if (off < model.size()) {
         uint64_t n = std::min<uint64_t>(len, model.size() - off);
         model.replace(off, n, std::string(n, '\0'));
       }
+    } else if (op < 12) {
+      bool keep = rng() % 2;
+      ASSERT_TRUE(fs_->Fallocate(kRoot, f.ino, FALLOC_FL_ZERO_RANGE | (keep ? FALLOC_FL_KEEP_SIZE : 0), off, len).ok());
+      if (off < model.size()) {
+        uint64_t n = std::min<uint64_t>(len, model.size() - off);
+        model.replace(off, n, std::string(n, '\0'));
+      }
+      if (!keep && model.size() < off + len) model.resize(off + len, '\0');
+    } else {
+      bool keep = rng() % 2;
+      ASSERT_TRUE(fs_->Fallocate(kRoot, f.ino, keep ? FALLOC_FL_KEEP_SIZE : 0, off, len).ok());
+      if (!keep && model.size() < off + len) model.resize(off + len, '\0');
     }
-    ASSERT_EQ(Stat(f.ino).size, model.size()) << "step " << step;
-    if (step % 25 == 0) {
+    ASSERT_EQ(Stat(f.ino).size, model.size()) << "step " << step << " op " << op;
+    if (step % 25 == 0 || step == steps - 1) {
       ASSERT_EQ(Read(f.ino, 0, static_cast<uint32_t>(model.size())), model) << "step " << step;
       if (step % 100 == 0) Reopen();
+    }
+    if (step % 200 == 199) {
+      ExpectFsckClean();
+      if (HasFailure()) return;
     }
   }
   ASSERT_EQ(Read(f.ino, 0, static_cast<uint32_t>(model.size())), model);
