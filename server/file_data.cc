@@ -69,8 +69,7 @@ Status FileSystem::ReadRange(Tx& tx, InodeId ino, const InodeItem& inode, uint64
   return Status::Ok();
 }
 
-Status FileSystem::PunchRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t start,
-                              uint64_t end) {
+Status FileSystem::PunchRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t start, uint64_t end) {
   CHECK(start % kBlockBytes == 0 && end % kBlockBytes == 0);
   ASSIGN_OR_RETURN(ExtentList extents, tx.Extents(ino, start, end));
   for (auto& [off, e] : extents) {
@@ -98,7 +97,8 @@ Status FileSystem::ConvertInline(Tx& tx, InodeId ino, InodeItem& inode) {
   tx.txn().Delete(InlineKey(ino));
   data->resize(std::min<uint64_t>(data->size(), inode.size));
   if (data->empty()) return Status::Ok();
-  ASSIGN_OR_RETURN(auto extents, WriteExtents(tx, std::span<const char>(data->data(), data->size())));
+  ASSIGN_OR_RETURN(auto extents,
+                   WriteExtents(tx, std::span<const char>(data->data(), data->size())));
   uint64_t off = 0;
   for (auto& e : extents) {
     tx.txn().Put(ExtentKey(ino, off), EncodeExtent(e));
@@ -150,8 +150,7 @@ Status FileSystem::WriteRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t of
   return Status::Ok();
 }
 
-Status FileSystem::ZeroRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t start,
-                             uint64_t end) {
+Status FileSystem::ZeroRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t start, uint64_t end) {
   if (inode.allocated_bytes == 0) {
     // Inline or entirely a hole: zero inside the inline data only.
     ASSIGN_OR_RETURN(std::optional<std::string> data, tx.txn().Get(InlineKey(ino)));
@@ -248,7 +247,8 @@ Status FileSystem::Truncate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t size
       std::string head(size - start, '\0');
       RETURN_IF_ERROR(ReadRange(tx, ino, inode, start, std::span<char>(head.data(), head.size())));
       inode.size = size;  // so that WriteRange zeroes the rest of the block
-      RETURN_IF_ERROR(WriteRange(tx, ino, inode, start, std::span<const char>(head.data(), head.size())));
+      RETURN_IF_ERROR(
+          WriteRange(tx, ino, inode, start, std::span<const char>(head.data(), head.size())));
     }
   }
   ASSIGN_OR_RETURN(ExtentList beyond, tx.Extents(ino, keep, UINT64_MAX));
@@ -373,8 +373,7 @@ Result<Attr> FileSystem::SetAttr(const Caller& c, InodeId ino, const SetAttrRequ
   if ((m & kSetUid) && !root && (c.uid != i->uid || req.uid != i->uid)) {
     return Status::Error(EPERM);
   }
-  if ((m & kSetGid) && !root &&
-      !(c.uid == i->uid && (req.gid == i->gid || InGroup(c, req.gid)))) {
+  if ((m & kSetGid) && !root && !(c.uid == i->uid && (req.gid == i->gid || InGroup(c, req.gid)))) {
     return Status::Error(EPERM);
   }
   // A non-owner may only drop S_ISUID/S_ISGID: the kernel's own kill-privileges

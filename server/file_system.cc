@@ -125,10 +125,15 @@ Result<Attr> FileSystem::CreateNode(const Caller& c, InodeId parent, std::string
   uint32_t type = mode & S_IFMT;
   if (type == 0) type = S_IFREG;
   switch (type) {
-    case S_IFREG: case S_IFDIR: case S_IFLNK: case S_IFIFO: case S_IFSOCK:
+    case S_IFREG:
+    case S_IFDIR:
+    case S_IFLNK:
+    case S_IFIFO:
+    case S_IFSOCK:
       rdev = 0;
       break;
-    case S_IFCHR: case S_IFBLK:
+    case S_IFCHR:
+    case S_IFBLK:
       // CAP_MKNOD; a 0:0 character device is an overlayfs whiteout, allowed to all.
       if (!IsRoot(c) && !(type == S_IFCHR && rdev == 0)) return Status::Error(EPERM);
       break;
@@ -470,8 +475,8 @@ Status FileSystem::SetXattr(const Caller& c, InodeId ino, std::string_view name,
   ASSIGN_OR_RETURN(std::optional<std::string> raw, tx.txn().Get(key));
   XattrItem x;
   if (raw) RETURN_IF_ERROR(DecodeXattr(*raw, &x));
-  auto it = std::find_if(x.entries.begin(), x.entries.end(),
-                         [&](auto& e) { return e.first == name; });
+  auto it =
+      std::find_if(x.entries.begin(), x.entries.end(), [&](auto& e) { return e.first == name; });
   if (it != x.entries.end() && (flags & XATTR_CREATE)) return Status::Error(EEXIST);
   if (it == x.entries.end() && (flags & XATTR_REPLACE)) return Status::Error(ENODATA);
   if (it != x.entries.end()) {

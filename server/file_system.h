@@ -79,8 +79,7 @@ class FileSystem {
   Result<Attr> Write(const Caller& c, InodeId ino, uint64_t offset, std::span<const char> data);
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE
   // (optionally |KEEP_SIZE); others EOPNOTSUPP. ENOSPC leaves nothing changed.
-  Result<Attr> Fallocate(const Caller& c, InodeId ino, int mode, uint64_t offset,
-                         uint64_t length);
+  Result<Attr> Fallocate(const Caller& c, InodeId ino, int mode, uint64_t offset, uint64_t length);
   // flags: XATTR_CREATE / XATTR_REPLACE.
   Status SetXattr(const Caller& c, InodeId ino, std::string_view name, std::string_view value,
                   int flags);

@@ -155,9 +155,8 @@ Result<ExtentList> FileSystem::Tx::Extents(InodeId ino, uint64_t start, uint64_t
 
 Result<bool> FileSystem::Tx::HasWrittenData(InodeId ino, uint64_t start, uint64_t end) {
   ASSIGN_OR_RETURN(ExtentList extents, Extents(ino, start, end));
-  return std::any_of(extents.begin(), extents.end(), [](const auto& e) {
-    return !(e.second.flags & ExtentItem::kUnwritten);
-  });
+  return std::any_of(extents.begin(), extents.end(),
+                     [](const auto& e) { return !(e.second.flags & ExtentItem::kUnwritten); });
 }
 
 void FileSystem::Tx::Free(DeviceRange range) {

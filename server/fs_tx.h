@@ -30,7 +30,9 @@
 namespace cohfs {
 
 int64_t NowNs();  // CLOCK_REALTIME
-inline uint64_t RoundUpBlock(uint64_t v) { return (v + kBlockBytes - 1) / kBlockBytes * kBlockBytes; }
+inline uint64_t RoundUpBlock(uint64_t v) {
+  return (v + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
+}
 inline uint64_t RoundDownBlock(uint64_t v) { return v / kBlockBytes * kBlockBytes; }
 inline uint8_t DtOf(uint32_t mode) { return static_cast<uint8_t>((mode & S_IFMT) >> 12); }
 inline ItemKey InodeKey(InodeId ino) { return ItemKey{ino.value, ItemType::kInode, 0}; }

@@ -30,7 +30,8 @@ TEST_F(FileSystemTest, CreateLookupAndErrors) {
   EXPECT_EQ(fs_->Lookup(kRoot, kRootInode, std::string(256, 'a')).errno_value(), ENAMETOOLONG);
   EXPECT_EQ(fs_->Mknod(kRoot, kRootInode, "f", S_IFREG | 0644, 0, NewIno()).errno_value(), EEXIST);
   // Inode numbers must have been handed out and be unused.
-  EXPECT_EQ(fs_->Mknod(kRoot, kRootInode, "g", S_IFREG, 0, InodeId(1ull << 40)).errno_value(), EINVAL);
+  EXPECT_EQ(fs_->Mknod(kRoot, kRootInode, "g", S_IFREG, 0, InodeId(1ull << 40)).errno_value(),
+            EINVAL);
   EXPECT_EQ(fs_->Mknod(kRoot, kRootInode, "g", S_IFREG, 0, f.ino).errno_value(), EEXIST);
 }
 
@@ -70,7 +71,8 @@ TEST_F(FileSystemTest, RenameRules) {
   EXPECT_EQ(fs_->Rename(kRoot, kRootInode, "a", b.ino, "a2", 0).errno_value(), EINVAL);
   Create(kRootInode, "f");
   Create(kRootInode, "g");
-  EXPECT_EQ(fs_->Rename(kRoot, kRootInode, "f", kRootInode, "g", kRenameNoReplace).errno_value(), EEXIST);
+  EXPECT_EQ(fs_->Rename(kRoot, kRootInode, "f", kRootInode, "g", kRenameNoReplace).errno_value(),
+            EEXIST);
   auto replaced = fs_->Rename(kRoot, kRootInode, "f", kRootInode, "g", 0);
   ASSERT_TRUE(replaced.ok());
   ASSERT_TRUE(replaced->has_value());
@@ -86,7 +88,8 @@ TEST_F(FileSystemTest, HundredThousandEntriesListInStableOrder) {
   Attr d = Mkdir(kRootInode, "big");
   const int kEntries = 100000;
   for (int i = 0; i < kEntries; i++) {
-    ASSERT_TRUE(fs_->Mknod(kRoot, d.ino, "e" + std::to_string(i), S_IFREG | 0644, 0, NewIno()).ok());
+    ASSERT_TRUE(
+        fs_->Mknod(kRoot, d.ino, "e" + std::to_string(i), S_IFREG | 0644, 0, NewIno()).ok());
   }
   uint64_t cookie = 0;
   int seen = 0;
@@ -151,7 +154,9 @@ TEST_F(FileSystemTest, SparseFilesAndSeek) {
   EXPECT_EQ(*fs_->Lseek(f.ino, 0, SEEK_DATA), 5ull << 30);
   EXPECT_EQ(*fs_->Lseek(f.ino, 0, SEEK_HOLE), 0u);
   EXPECT_EQ(*fs_->Lseek(f.ino, 5ull << 30, SEEK_HOLE), (5ull << 30) + 3);
-  ASSERT_TRUE(fs_->Fallocate(kRoot, f.ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 5ull << 30, 4096).ok());
+  ASSERT_TRUE(
+      fs_->Fallocate(kRoot, f.ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 5ull << 30, 4096)
+          .ok());
   EXPECT_EQ(fs_->Lseek(f.ino, 0, SEEK_DATA).errno_value(), ENXIO);
   EXPECT_EQ(fs_->GetAttr(f.ino)->blocks, 0u);
 }
@@ -162,7 +167,9 @@ TEST_F(FileSystemTest, XattrFlags) {
   EXPECT_EQ(fs_->SetXattr(kRoot, f.ino, "user.a", "2", XATTR_CREATE).errno_value(), EEXIST);
   EXPECT_EQ(fs_->SetXattr(kRoot, f.ino, "user.b", "2", XATTR_REPLACE).errno_value(), ENODATA);
   EXPECT_EQ(fs_->SetXattr(kRoot, f.ino, "bogus.b", "2", 0).errno_value(), EOPNOTSUPP);
-  EXPECT_EQ(fs_->SetXattr(kRoot, f.ino, "user.big", std::string(kMaxXattrValueBytes + 1, 'x'), 0).errno_value(), E2BIG);
+  EXPECT_EQ(fs_->SetXattr(kRoot, f.ino, "user.big", std::string(kMaxXattrValueBytes + 1, 'x'), 0)
+                .errno_value(),
+            E2BIG);
   EXPECT_EQ(*fs_->GetXattr(kRoot, f.ino, "user.a"), "1");
   EXPECT_EQ(fs_->ListXattr(kRoot, f.ino)->size(), 1u);
   EXPECT_TRUE(fs_->RemoveXattr(kRoot, f.ino, "user.a").ok());

@@ -77,8 +77,10 @@ TEST_F(DataTest, SparseHolesAndHugeOffsets) {
   EXPECT_EQ(Read(g.ino, 9ull << 30, 10), "far");
   EXPECT_EQ(Read(g.ino, 6ull << 30, 8), std::string(8, '\0'));
   EXPECT_EQ(*fs_->Lseek(g.ino, 0, SEEK_DATA), ((off) / kBlockBytes * kBlockBytes));
-  EXPECT_EQ(*fs_->Lseek(g.ino, off, SEEK_HOLE), ((off) / kBlockBytes * kBlockBytes) + 2 * kBlockBytes);
-  EXPECT_EQ(*fs_->Lseek(g.ino, ((off) / kBlockBytes * kBlockBytes) + 2 * kBlockBytes, SEEK_DATA), 9ull << 30);
+  EXPECT_EQ(*fs_->Lseek(g.ino, off, SEEK_HOLE),
+            ((off) / kBlockBytes * kBlockBytes) + 2 * kBlockBytes);
+  EXPECT_EQ(*fs_->Lseek(g.ino, ((off) / kBlockBytes * kBlockBytes) + 2 * kBlockBytes, SEEK_DATA),
+            9ull << 30);
   EXPECT_EQ(*fs_->Lseek(g.ino, 9ull << 30, SEEK_HOLE), (9ull << 30) + 3);
   EXPECT_EQ(Err(fs_->Lseek(g.ino, (9ull << 30) + 3, SEEK_DATA)), ENXIO);
   EXPECT_EQ(Err(fs_->Lseek(g.ino, (9ull << 30) + 3, SEEK_HOLE)), ENXIO);
@@ -122,7 +124,8 @@ TEST_F(DataTest, TruncateShrinkThenGrowReadsZeros) {
   // Extending by a write past EOF: the gap reads as zeros too.
   ASSERT_TRUE(Truncate(f.ino, 4097).ok());
   Write(f.ino, 6000, "w");
-  EXPECT_EQ(Read(f.ino, 4090, 100), data.substr(4090, 7) + std::string(6000 - 4097, '\0').substr(0, 93));
+  EXPECT_EQ(Read(f.ino, 4090, 100),
+            data.substr(4090, 7) + std::string(6000 - 4097, '\0').substr(0, 93));
   EXPECT_EQ(Read(f.ino, 4097, 1904), std::string(1903, '\0') + "w");
   // Inline file.
   Attr g = Create(kRootInode, "g");
@@ -194,7 +197,8 @@ TEST_F(DataTest, FallocateAndSeek) {
   // Punching a hole in a hole allocates nothing.
   Attr h = Create(kRootInode, "h");
   ASSERT_TRUE(Truncate(h.ino, 1 << 30).ok());
-  ASSERT_TRUE(fs_->Fallocate(kRoot, h.ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 1 << 29).ok());
+  ASSERT_TRUE(
+      fs_->Fallocate(kRoot, h.ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 100, 1 << 29).ok());
   EXPECT_EQ(Stat(h.ino).blocks, 0u);
   // ZERO_RANGE: zeros, and extends the size without KEEP_SIZE.
   Attr z = Create(kRootInode, "z");
@@ -293,14 +297,17 @@ TEST_F(DataTest, RandomOperationsMatchAModel) {
       ASSERT_TRUE(Truncate(f.ino, size).ok());
       model.resize(size, '\0');
     } else if (op < 10) {
-      ASSERT_TRUE(fs_->Fallocate(kRoot, f.ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len).ok());
+      ASSERT_TRUE(
+          fs_->Fallocate(kRoot, f.ino, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len).ok());
       if (off < model.size()) {
         uint64_t n = std::min<uint64_t>(len, model.size() - off);
         model.replace(off, n, std::string(n, '\0'));
       }
     } else if (op < 12) {
       bool keep = rng() % 2;
-      ASSERT_TRUE(fs_->Fallocate(kRoot, f.ino, FALLOC_FL_ZERO_RANGE | (keep ? FALLOC_FL_KEEP_SIZE : 0), off, len).ok());
+      ASSERT_TRUE(fs_->Fallocate(kRoot, f.ino,
+                                 FALLOC_FL_ZERO_RANGE | (keep ? FALLOC_FL_KEEP_SIZE : 0), off, len)
+                      .ok());
       if (off < model.size()) {
         uint64_t n = std::min<uint64_t>(len, model.size() - off);
         model.replace(off, n, std::string(n, '\0'));
@@ -362,7 +369,8 @@ TEST_F(DataTest, ReadOnlyStoreFailsWritesWithEio) {
     ASSERT_TRUE(v.ok()) << v.status().ToString();
     FileSystem ro(**v);
     EXPECT_EQ(*ro.Read(f.ino, 0, 10), "keep");
-    EXPECT_EQ(ro.Mknod(kRoot, kRootInode, "g", S_IFREG | 0644, 0, InodeId(next_)).errno_value(), EIO);
+    EXPECT_EQ(ro.Mknod(kRoot, kRootInode, "g", S_IFREG | 0644, 0, InodeId(next_)).errno_value(),
+              EIO);
     EXPECT_EQ(ro.Write(kRoot, f.ino, 0, std::span<const char>("x", 1)).errno_value(), EIO);
     EXPECT_EQ(ro.Unlink(kRoot, kRootInode, "f").errno_value(), EIO);
     EXPECT_EQ(ro.SetXattr(kRoot, f.ino, "user.a", "b", 0).errno_value(), EIO);

@@ -203,9 +203,9 @@ TEST_F(NamespaceTest, RenameFiles) {
   EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, "zz", kRenameExchange)), ENOENT);
   EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "nope", kRootInode, "zz", 0)), ENOENT);
   EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, "b", 4)), EINVAL);
-  EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, "b",
-                            kRenameExchange | kRenameNoReplace)),
-            EINVAL);
+  EXPECT_EQ(
+      Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, "b", kRenameExchange | kRenameNoReplace)),
+      EINVAL);
   EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, std::string(256, 'x'), 0)),
             ENAMETOOLONG);
   EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, "d", 0)), EISDIR);
@@ -399,8 +399,8 @@ TEST_F(NamespaceTest, RandomOperationsKeepFsckClean) {
   std::vector<InodeId> dirs = {kRootInode};
   auto name = [&] { return "n" + std::to_string(rng() % 12); };
   auto dir = [&] { return dirs[rng() % dirs.size()]; };
-  const std::set<int> kExpected = {0,       ENOENT, EEXIST,    ENOTDIR, EISDIR,
-                                    ENOTEMPTY, EINVAL, EPERM, ENAMETOOLONG};
+  const std::set<int> kExpected = {0,         ENOENT, EEXIST, ENOTDIR,     EISDIR,
+                                   ENOTEMPTY, EINVAL, EPERM,  ENAMETOOLONG};
   for (int step = 0; step < 3000; step++) {
     int op = static_cast<int>(rng() % 9);
     int err = 0;
@@ -423,8 +423,12 @@ TEST_F(NamespaceTest, RandomOperationsKeepFsckClean) {
         if (found.ok()) err = fs_->Link(kRoot, found->ino, dir(), name()).errno_value();
         break;
       }
-      case 4: err = fs_->Unlink(kRoot, dir(), name()).errno_value(); break;
-      case 5: err = fs_->Rmdir(kRoot, dir(), name()).errno_value(); break;
+      case 4:
+        err = fs_->Unlink(kRoot, dir(), name()).errno_value();
+        break;
+      case 5:
+        err = fs_->Rmdir(kRoot, dir(), name()).errno_value();
+        break;
       default: {
         uint32_t flags = std::array<uint32_t, 3>{0, kRenameNoReplace, kRenameExchange}[rng() % 3];
         err = fs_->Rename(kRoot, dir(), name(), dir(), name(), flags).errno_value();
