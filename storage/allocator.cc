@@ -1,5 +1,8 @@
 #include "storage/allocator.h"
 
+#include <algorithm>
+#include <utility>
+
 #include "common/limits.h"
 #include "storage/items.h"
 
@@ -81,8 +84,16 @@ Result<Allocator> Allocator::Load(ItemStore& store) {
     if (k.objectid != 0 || k.type != ItemType::kFree) break;
     FreeItem f;
     RETURN_IF_ERROR(DecodeFree(it->value(), &f));
-    if (f.length == 0 || k.offset % kBlockBytes || f.length % kBlockBytes) {
+    if (f.length == 0 || k.offset % kBlockBytes || f.length % kBlockBytes ||
+        f.length > UINT64_MAX - k.offset) {
       return Status::Error(EIO, "malformed FREE item at " + std::to_string(k.offset));
+    }
+    // Items come in key order: each must start at or after the previous end.
+    if (!a.persisted_.empty()) {
+      auto& [prev_off, prev_len] = *a.persisted_.rbegin();
+      if (prev_off + prev_len > k.offset) {
+        return Status::Error(EIO, "FREE items overlap at " + std::to_string(k.offset));
+      }
     }
     a.allocatable_[k.offset] = f.length;
     a.persisted_[k.offset] = f.length;
@@ -100,7 +111,8 @@ Result<std::vector<DeviceRange>> Allocator::Allocate(uint64_t bytes, Txn& txn) {
   if (bytes == 0) return std::vector<DeviceRange>();
   if (allocatable_bytes() < bytes) return Status::Error(ENOSPC, "device full");
   std::vector<DeviceRange> out;
-  // First fit for the whole request, else the largest pieces in address order.
+  // First fit for the whole request; else the largest pieces first (fewest
+  // extents), returned in address order.
   for (auto& [o, l] : allocatable_) {
     if (l >= bytes) {
       out.push_back({o, bytes});
@@ -108,13 +120,18 @@ Result<std::vector<DeviceRange>> Allocator::Allocate(uint64_t bytes, Txn& txn) {
     }
   }
   if (out.empty()) {
+    std::vector<std::pair<uint64_t, uint64_t>> by_size(allocatable_.begin(), allocatable_.end());
+    std::sort(by_size.begin(), by_size.end(),
+              [](const auto& x, const auto& y) { return x.second > y.second; });
     uint64_t need = bytes;
-    for (auto& [o, l] : allocatable_) {
+    for (auto& [o, l] : by_size) {
       uint64_t take = std::min(l, need);
       out.push_back({o, take});
       need -= take;
       if (need == 0) break;
     }
+    std::sort(out.begin(), out.end(),
+              [](const DeviceRange& x, const DeviceRange& y) { return x.offset < y.offset; });
   }
   Edit edit = TxnEdit(txn);
   for (const DeviceRange& r : out) {

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -31,6 +33,9 @@ namespace {
 
 bool Aligned(uint64_t v) { return v % kBlockBytes == 0; }
 
+constexpr unsigned kRingEntries = 8;  // one operation in flight at a time
+constexpr int kMaxAgainRetries = 100;  // cqe->res == -EAGAIN: resubmit, but not forever
+
 class UringBlockDevice : public BlockDevice {
  public:
   UringBlockDevice(int fd, uint64_t size, bool is_block, bool read_only)
@@ -40,7 +45,7 @@ class UringBlockDevice : public BlockDevice {
     close(fd_);
   }
   Status Init() {
-    int rc = io_uring_queue_init(64, &ring_, 0);
+    int rc = io_uring_queue_init(kRingEntries, &ring_, 0);
     if (rc < 0) return Status::Error(-rc, "io_uring_queue_init");
     return Status::Ok();
   }
@@ -61,10 +66,13 @@ class UringBlockDevice : public BlockDevice {
   Status Flush() override {
     if (read_only_) return Status::Ok();
     if (failed_) return Status::Error(EIO, "device is read-only");
-    std::lock_guard<std::mutex> l(mu_);
-    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
-    io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
-    int res = SubmitAndWait();
+    int res;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      io_uring_sqe* sqe = GetSqe();
+      io_uring_prep_fsync(sqe, fd_, IORING_FSYNC_DATASYNC);
+      res = SubmitAndWait();
+    }
     if (res < 0) {
       Status st = Status::Error(-res, "device flush");
       Fail(st);
@@ -75,16 +83,42 @@ class UringBlockDevice : public BlockDevice {
 
  private:
   void Fail(const Status& st) {
-    if (!failed_) LOG(Error) << "device write failed, device is now read-only: " << st.ToString();
-    failed_ = true;
+    if (!failed_.exchange(true)) {
+      LOG(Error) << "device write failed, device is now read-only: " << st.ToString();
+    }
   }
 
+  io_uring_sqe* GetSqe() {
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    CHECK_MSG(sqe != nullptr, "one operation at a time never fills the ring");
+    return sqe;
+  }
+
+  // After a failed submit or wait the SQE may still be queued or in flight:
+  // start over with a fresh ring (closing the old one cancels it) so a later
+  // operation never submits or reaps it. Returns `rc`.
+  int ResetRing(int rc) {
+    io_uring_queue_exit(&ring_);
+    int init = io_uring_queue_init(kRingEntries, &ring_, 0);
+    CHECK_MSG(init == 0, "io_uring_queue_init after a failed submit");
+    return rc;
+  }
+
+  // Submits the one prepared SQE and returns its cqe->res (negative errno).
+  // Interrupted submits and waits are retried: the SQE is submitted exactly once
+  // and its completion consumed exactly once.
   int SubmitAndWait() {
-    int rc = io_uring_submit_and_wait(&ring_, 1);
-    if (rc < 0) return rc;
+    int rc;
+    do {
+      rc = io_uring_submit(&ring_);
+    } while (rc == -EINTR);
+    if (rc < 0) return ResetRing(rc);
+    CHECK(rc == 1);
     io_uring_cqe* cqe = nullptr;
-    rc = io_uring_wait_cqe(&ring_, &cqe);
-    if (rc < 0) return rc;
+    do {
+      rc = io_uring_wait_cqe(&ring_, &cqe);
+    } while (rc == -EINTR);
+    if (rc < 0) return ResetRing(rc);
     int res = cqe->res;
     io_uring_cqe_seen(&ring_, cqe);
     return res;
@@ -98,8 +132,9 @@ class UringBlockDevice : public BlockDevice {
     }
     std::lock_guard<std::mutex> l(mu_);
     size_t done = 0;
+    int again = 0;
     while (done < len) {
-      io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+      io_uring_sqe* sqe = GetSqe();
       unsigned n = static_cast<unsigned>(std::min<size_t>(len - done, 1u << 30));
       if (write) {
         io_uring_prep_write(sqe, fd_, buf + done, n, offset + done);
@@ -108,7 +143,7 @@ class UringBlockDevice : public BlockDevice {
         io_uring_prep_read(sqe, fd_, buf + done, n, offset + done);
       }
       int res = SubmitAndWait();
-      if (res == -EINTR || res == -EAGAIN) continue;
+      if ((res == -EINTR || res == -EAGAIN) && ++again <= kMaxAgainRetries) continue;
       if (res < 0) {
         return Status::Error(-res, std::string(write ? "device write" : "device read") +
                                        " at " + std::to_string(offset + done));
@@ -123,7 +158,7 @@ class UringBlockDevice : public BlockDevice {
   uint64_t size_;
   bool is_block_;
   bool read_only_;
-  bool failed_ = false;
+  std::atomic<bool> failed_{false};  // set once, never cleared
   std::mutex mu_;  // guards ring_ (rank: leaf)
   io_uring ring_{};
 };

@@ -1,5 +1,7 @@
 #include "storage/item_store.h"
 
+#include <filesystem>
+
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
@@ -14,11 +16,20 @@ namespace {
 // The one place rocksdb::Status becomes an errno.
 Status FromRocks(const rocksdb::Status& s, const char* what) {
   if (s.ok()) return Status::Ok();
-  int err = EIO;
-  if (s.IsNoSpace()) err = ENOSPC;
-  else if (s.IsNotFound()) err = ENOENT;
-  else if (s.IsInvalidArgument()) err = EINVAL;
-  else if (s.IsBusy() || s.IsTryAgain()) err = EAGAIN;
+  int err = EIO;  // IOError, Corruption, Incomplete, ShutdownInProgress, ...
+  if (s.IsNoSpace()) {
+    err = ENOSPC;
+  } else if (s.IsNotFound() || s.IsPathNotFound()) {
+    err = ENOENT;
+  } else if (s.IsInvalidArgument()) {
+    err = EINVAL;
+  } else if (s.IsNotSupported()) {
+    err = EOPNOTSUPP;
+  } else if (s.IsBusy() || s.IsTryAgain()) {
+    err = EAGAIN;
+  } else if (s.IsTimedOut()) {
+    err = ETIMEDOUT;
+  }
   return Status::Error(err, std::string(what) + ": " + s.ToString());
 }
 
@@ -27,13 +38,18 @@ class RocksIterator : public ItemIterator {
  public:
   explicit RocksIterator(std::unique_ptr<rocksdb::Iterator> it) : it_(std::move(it)) {}
   void Seek(const ItemKey& key) override { it_->Seek(EncodeKey(key)); }
+  void SeekToFirst() override { it_->SeekToFirst(); }
   bool Valid() const override { return it_->Valid(); }
   void Next() override { it_->Next(); }
   ItemKey key() const override {
     ItemKey k;
-    Status st = DecodeKey(std::string_view(it_->key().data(), it_->key().size()), &k);
+    Status st = DecodedKey(&k);
     CHECK_MSG(st.ok(), st.ToString().c_str());
     return k;
+  }
+  Status DecodedKey(ItemKey* key) const override { return DecodeKey(raw_key(), key); }
+  std::string_view raw_key() const override {
+    return std::string_view(it_->key().data(), it_->key().size());
   }
   std::string_view value() const override {
     return std::string_view(it_->value().data(), it_->value().size());
@@ -76,6 +92,7 @@ class RocksTxn : public Txn {
 
   rocksdb::WriteBatch* batch() { return batch_.GetWriteBatch(); }
   void MarkCommitted() { committed_ = true; }
+  bool committed() const { return committed_; }
 
  private:
   rocksdb::DB* db_;
@@ -113,6 +130,7 @@ class RocksItemStore : public ItemStore {
   Status Commit(Txn& txn, bool sync) override {
     if (read_only_ || failed_) return Status::Error(EIO, "metadata store is read-only");
     auto& t = static_cast<RocksTxn&>(txn);
+    CHECK_MSG(!t.committed(), "a transaction is committed once");
     rocksdb::WriteOptions wo;
     wo.sync = sync;
     rocksdb::Status s = db_->Write(wo, t.batch());
@@ -147,6 +165,17 @@ class RocksItemStore : public ItemStore {
 }  // namespace
 
 Result<std::unique_ptr<ItemStore>> ItemStore::Open(const ItemStoreOptions& options) {
+  // Say plainly what is wrong rather than pass on RocksDB's InvalidArgument.
+  std::error_code ec;
+  bool exists = std::filesystem::exists(options.dir + "/CURRENT", ec);
+  if (options.create && exists) {
+    return Status::Error(EEXIST, "a metadata store already exists in " + options.dir);
+  }
+  if (!options.create && !exists) {
+    return Status::Error(ENOENT, "no metadata store in " + options.dir);
+  }
+  // A metadata store of many small items: bloom filters for point lookups, a
+  // 256 MiB block cache, two background jobs (the machine is shared with data I/O).
   rocksdb::Options o;
   o.create_if_missing = options.create;
   o.error_if_exists = options.create;

@@ -21,9 +21,13 @@ class ItemIterator {
  public:
   virtual ~ItemIterator() = default;
   virtual void Seek(const ItemKey& key) = 0;
+  virtual void SeekToFirst() = 0;  // the very first stored key, even a malformed one
   virtual bool Valid() const = 0;
   virtual void Next() = 0;
   virtual ItemKey key() const = 0;  // CHECKs on a malformed key in the database
+  // The current key without the CHECK: EIO when the stored bytes are not a key (fsck).
+  virtual Status DecodedKey(ItemKey* key) const = 0;
+  virtual std::string_view raw_key() const = 0;
   virtual std::string_view value() const = 0;
   virtual Status status() const = 0;
 };

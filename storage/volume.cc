@@ -68,6 +68,24 @@ std::string ResolveMetaDir(const std::string& given, const std::string& device,
   return given.empty() ? DefaultMetaDir(device, s.uuid, dev.is_block_device()) : given;
 }
 
+// Empties a metadata directory for `format --force`, but only when it holds a
+// RocksDB store (or nothing): a mistyped --meta must never wipe unrelated files.
+Status RemoveStore(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return Status::Ok();
+  bool is_store = fs::exists(fs::path(dir) / "CURRENT", ec);
+  if (!is_store && !fs::is_empty(dir, ec)) {
+    return Status::Error(ENOTEMPTY, dir + " is not empty and holds no metadata store; not removing it");
+  }
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    fs::remove_all(e.path(), ec);
+    if (ec) return Status::Error(ec.value(), "remove " + e.path().string() + ": " + ec.message());
+  }
+  if (ec) return Status::Error(ec.value(), "list " + dir + ": " + ec.message());
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string UuidToString(const std::array<uint8_t, 16>& u) {
@@ -95,6 +113,12 @@ Status Volume::Format(const FormatOptions& options) {
     return Status::Error(EEXIST, "device already holds a cohfs file system (uuid " +
                                      UuidToString(existing->uuid) + ")");
   }
+  if (!existing.ok() && existing.errno_value() != EINVAL && !options.force) {
+    // cohfs magic with a bad checksum (or an unreadable block 0): maybe a damaged
+    // file system someone wants to recover. Only force overwrites it.
+    return Status::Error(EEXIST, "block 0 looks like a damaged cohfs superblock (" +
+                                     existing.status().ToString() + ")");
+  }
   DeviceSuper s;
   s.format_version = kFormatVersion;
   if (getrandom(s.uuid.data(), s.uuid.size(), 0) != static_cast<ssize_t>(s.uuid.size())) {
@@ -106,14 +130,15 @@ Status Volume::Format(const FormatOptions& options) {
   s.data_start = kDataStartBytes;
 
   std::string meta = ResolveMetaDir(options.meta_dir, options.device, s, *dev);
-  std::error_code ec;
   if (options.force) {
     // The old store belongs to the file system being overwritten.
-    std::string old_meta =
-        existing.ok() ? ResolveMetaDir(options.meta_dir, options.device, *existing, *dev) : meta;
-    std::filesystem::remove_all(old_meta, ec);
-    std::filesystem::remove_all(meta, ec);
+    if (existing.ok()) {
+      RETURN_IF_ERROR(
+          RemoveStore(ResolveMetaDir(options.meta_dir, options.device, *existing, *dev)));
+    }
+    RETURN_IF_ERROR(RemoveStore(meta));
   }
+  std::error_code ec;
   std::filesystem::create_directories(meta, ec);
   if (ec) return Status::Error(ec.value(), "create " + meta + ": " + ec.message());
 
@@ -157,6 +182,10 @@ Result<std::unique_ptr<Volume>> Volume::Open(const VolumeOptions& options) {
   if (s.device_bytes > v->device_->size_bytes()) {
     return Status::Error(EINVAL, "device is smaller than when it was formatted");
   }
+  if (s.data_start % kBlockBytes != 0 || s.data_start < kBlockBytes ||
+      s.data_start >= s.device_bytes) {
+    return Status::Error(EINVAL, "device superblock has a bad data start");
+  }
   v->meta_dir_ = ResolveMetaDir(options.meta_dir, options.device, s, *v->device_);
   ItemStoreOptions so;
   so.dir = v->meta_dir_;
@@ -165,6 +194,10 @@ Result<std::unique_ptr<Volume>> Volume::Open(const VolumeOptions& options) {
   ASSIGN_OR_RETURN(std::optional<std::string> raw, v->items_->Get(ItemKey{0, ItemType::kSuper, 0}));
   if (!raw) return Status::Error(EIO, "metadata store has no SUPER item");
   RETURN_IF_ERROR(DecodeSuper(*raw, &v->super_));
+  if (v->super_.format_version != kFormatVersion) {
+    return Status::Error(EPROTO, "metadata store has format version " +
+                                     std::to_string(v->super_.format_version));
+  }
   if (v->super_.uuid != s.uuid) {
     return Status::Error(EINVAL, "metadata in " + v->meta_dir_ + " belongs to another device");
   }
