@@ -21,9 +21,22 @@ namespace {
 constexpr uint32_t kMaxLinks = 65000;  // EXT4_LINK_MAX
 constexpr int kMaxDirDepth = 1 << 20;  // bound on walking `parent` fields
 
+// The kernel never sends such names; a hostile client might.
 Status CheckName(std::string_view name) {
   if (name.empty()) return Status::Error(ENOENT);
   if (name.size() > kMaxNameBytes) return Status::Error(ENAMETOOLONG);
+  if (name.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos) {
+    return Status::Error(EINVAL, "name with '/' or NUL");
+  }
+  return Status::Ok();
+}
+
+bool IsDotOrDotDot(std::string_view name) { return name == "." || name == ".."; }
+
+// A name to be created: "." and ".." always exist (mkdir("."): EEXIST).
+Status CheckNewName(std::string_view name) {
+  RETURN_IF_ERROR(CheckName(name));
+  if (IsDotOrDotDot(name)) return Status::Error(EEXIST);
   return Status::Ok();
 }
 
@@ -121,7 +134,7 @@ Status FileSystem::Access(const Caller& c, InodeId ino, int mask) {
 Result<Attr> FileSystem::CreateNode(const Caller& c, InodeId parent, std::string_view name,
                                     uint32_t mode, uint64_t rdev, InodeId new_ino,
                                     std::string_view symlink_target) {
-  RETURN_IF_ERROR(CheckName(name));
+  RETURN_IF_ERROR(CheckNewName(name));
   uint32_t type = mode & S_IFMT;
   if (type == 0) type = S_IFREG;
   switch (type) {
@@ -212,7 +225,7 @@ Result<Attr> FileSystem::Symlink(const Caller& c, InodeId parent, std::string_vi
 
 Result<Attr> FileSystem::Link(const Caller& c, InodeId ino, InodeId new_parent,
                               std::string_view new_name) {
-  RETURN_IF_ERROR(CheckName(new_name));
+  RETURN_IF_ERROR(CheckNewName(new_name));
   RETURN_IF_ERROR(CheckWritable());
   Tx tx(volume_);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
@@ -249,6 +262,7 @@ Result<InodeId> FileSystem::Rmdir(const Caller& c, InodeId parent, std::string_v
 Result<InodeId> FileSystem::RemoveEntry(const Caller& c, InodeId parent, std::string_view name,
                                         bool dir) {
   RETURN_IF_ERROR(CheckName(name));
+  if (IsDotOrDotDot(name)) return Status::Error(EISDIR);  // unlink("."); rmdir's are earlier
   RETURN_IF_ERROR(CheckWritable());
   Tx tx(volume_);
   ASSIGN_OR_RETURN(InodeItem * d, tx.Dir(parent));
@@ -282,6 +296,7 @@ Result<std::optional<InodeId>> FileSystem::Rename(const Caller& c, InodeId paren
                                                   std::string_view new_name, uint32_t flags) {
   RETURN_IF_ERROR(CheckName(name));
   RETURN_IF_ERROR(CheckName(new_name));
+  if (IsDotOrDotDot(name) || IsDotOrDotDot(new_name)) return Status::Error(EBUSY);
   if (flags & ~(kRenameNoReplace | kRenameExchange)) return Status::Error(EINVAL);
   if ((flags & kRenameNoReplace) && (flags & kRenameExchange)) return Status::Error(EINVAL);
   bool exchange = flags & kRenameExchange;

@@ -446,3 +446,26 @@ TEST_F(NamespaceTest, RandomOperationsKeepFsckClean) {
 
 }  // namespace
 }  // namespace cohfs::test
+
+namespace cohfs::test {
+namespace {
+
+// Names the kernel never sends, from a client that does not behave.
+TEST_F(NamespaceTest, HostileNames) {
+  Attr d = Mkdir(kRootInode, "d");
+  Attr f = Create(kRootInode, "f");
+  EXPECT_EQ(Err(fs_->Mknod(kRoot, kRootInode, "a/b", S_IFREG | 0644, 0, NewIno())), EINVAL);
+  EXPECT_EQ(Err(fs_->Mknod(kRoot, kRootInode, std::string("a\0b", 3), S_IFREG, 0, NewIno())),
+            EINVAL);
+  EXPECT_EQ(Err(fs_->Mkdir(kRoot, kRootInode, ".", 0755, NewIno())), EEXIST);
+  EXPECT_EQ(Err(fs_->Mkdir(kRoot, kRootInode, "..", 0755, NewIno())), EEXIST);
+  EXPECT_EQ(Err(fs_->Link(kRoot, f.ino, d.ino, "..")), EEXIST);
+  EXPECT_EQ(Err(fs_->Unlink(kRoot, d.ino, ".")), EISDIR);
+  EXPECT_EQ(Err(fs_->Rename(kRoot, d.ino, "..", kRootInode, "x", 0)), EBUSY);
+  EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "f", d.ino, ".", 0)), EBUSY);
+  EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "f", d.ino, "x/y", 0)), EINVAL);
+  EXPECT_EQ(Err(fs_->Lookup(kRoot, kRootInode, "f/")), EINVAL);
+}
+
+}  // namespace
+}  // namespace cohfs::test
