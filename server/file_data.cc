@@ -434,7 +434,8 @@ Result<Attr> FileSystem::Fallocate(const Caller& c, InodeId ino, int mode, uint6
   if (mode != kPunch) {
     // A file that stays inline needs no blocks reserved.
     uint64_t new_size = keep_size ? i->size : std::max(i->size, end);
-    bool stays_inline = i->allocated_bytes == 0 && new_size <= kInlineMaxBytes;
+    bool stays_inline =
+        i->allocated_bytes == 0 && new_size <= kInlineMaxBytes && end <= kInlineMaxBytes;
     if (!stays_inline) RETURN_IF_ERROR(Preallocate(tx, ino, *i, offset, end));
   }
   int64_t now = NowNs();

@@ -208,6 +208,18 @@ TEST_F(DataTest, FallocateAndSeek) {
   ASSERT_TRUE(a.ok());
   EXPECT_EQ(a->size, 25000u);
   EXPECT_EQ(Read(z.ino, 0, 30000), zd.substr(0, 5000) + std::string(20000, '\0'));
+  // An inline file stays inline for a small fallocate, not for one past a block.
+  Attr in = Create(kRootInode, "in");
+  Write(in.ino, 0, "inline");
+  ASSERT_TRUE(fs_->Fallocate(kRoot, in.ino, 0, 0, 100).ok());
+  EXPECT_EQ(Stat(in.ino).size, 100u);
+  EXPECT_EQ(Read(in.ino, 0, 200), "inline" + std::string(94, '\0'));
+  ASSERT_TRUE(fs_->Fallocate(kRoot, in.ino, FALLOC_FL_KEEP_SIZE, 0, 1 << 20).ok());
+  EXPECT_EQ(Stat(in.ino).size, 100u);
+  EXPECT_EQ(Stat(in.ino).blocks * 512, 1u << 20);
+  EXPECT_EQ(Read(in.ino, 0, 200), "inline" + std::string(94, '\0'));
+  EXPECT_EQ(*fs_->Lseek(in.ino, 0, SEEK_DATA), 0u);
+  EXPECT_EQ(*fs_->Lseek(in.ino, 0, SEEK_HOLE), 100u);  // the hole at EOF
   // Inline punch.
   Attr s = Create(kRootInode, "s");
   Write(s.ino, 0, "abcdefgh");
