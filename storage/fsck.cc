@@ -26,6 +26,12 @@ struct InodeFacts {
 
 uint8_t DtOf(uint32_t mode) { return static_cast<uint8_t>((mode & S_IFMT) >> 12); }
 
+struct Range {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::string what;  // for problem reports
+};
+
 class Checker {
  public:
   Checker(Volume& v, bool verify) : v_(v), verify_(verify) {}
@@ -35,6 +41,7 @@ class Checker {
     CheckNames();
     CheckInodes();
     CheckSpace();
+    if (dropped_ > 0) report_.problems.push_back("... and " + std::to_string(dropped_) + " more problems");
     return std::move(report_);
   }
 
@@ -43,7 +50,11 @@ class Checker {
   void Problem(A&&... parts) {
     std::string s;
     ((s += ToStr(parts)), ...);
-    if (report_.problems.size() < 1000) report_.problems.push_back(std::move(s));
+    if (report_.problems.size() < kMaxProblems) {
+      report_.problems.push_back(std::move(s));
+    } else {
+      dropped_++;
+    }
   }
   static std::string ToStr(const std::string& s) { return s; }
   static std::string ToStr(const char* s) { return s; }
@@ -54,16 +65,60 @@ class Checker {
 
   Status Scan() {
     auto it = v_.items().NewIterator();
-    it->Seek(ItemKey{0, ItemType::kInode, 0});
-    for (; it->Valid(); it->Next()) {
-      ItemKey k = it->key();
-      std::string_view val = it->value();
-      Status st = ScanItem(k, val);
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      ItemKey k;
+      Status st = it->DecodedKey(&k);
       if (!st.ok()) {
-        Problem("item (", k.objectid, ", ", int(k.type), ", ", k.offset, "): ", st.ToString());
+        Problem("undecodable key ", Hex(it->raw_key()), ": ", st.ToString());
+        continue;
+      }
+      st = CheckKeyShape(k);
+      if (st.ok()) st = ScanItem(k, it->value());
+      if (!st.ok()) {
+        Problem("item (", k.objectid, ", ", TypeName(k.type), ", ", k.offset, "): ", st.ToString());
       }
     }
-    return it->status();
+    RETURN_IF_ERROR(it->status());
+    if (!have_super_) Problem("no SUPER item");
+    return Status::Ok();
+  }
+
+  static std::string Hex(std::string_view b) {
+    static const char kDigits[] = "0123456789abcdef";
+    std::string s;
+    for (char c : b) {
+      s += kDigits[static_cast<uint8_t>(c) >> 4];
+      s += kDigits[static_cast<uint8_t>(c) & 15];
+    }
+    return s;
+  }
+
+  static const char* TypeName(ItemType t) {
+    switch (t) {
+      case ItemType::kInode: return "INODE";
+      case ItemType::kInline: return "INLINE";
+      case ItemType::kSymlink: return "SYMLINK";
+      case ItemType::kXattr: return "XATTR";
+      case ItemType::kDirName: return "DIR_NAME";
+      case ItemType::kDirIndex: return "DIR_INDEX";
+      case ItemType::kExtent: return "EXTENT";
+      case ItemType::kOrphan: return "ORPHAN";
+      case ItemType::kFree: return "FREE";
+      case ItemType::kSuper: return "SUPER";
+    }
+    return "?";
+  }
+
+  // Where each type may live: per-inode items never under objectid 0; the
+  // global ones only there; single items of an inode at offset 0.
+  static Status CheckKeyShape(const ItemKey& k) {
+    bool global = k.type == ItemType::kOrphan || k.type == ItemType::kFree ||
+                  k.type == ItemType::kSuper;
+    if (global != (k.objectid == 0)) return Status::Error(EIO, "item under the wrong objectid");
+    bool single = k.type == ItemType::kInode || k.type == ItemType::kInline ||
+                  k.type == ItemType::kSymlink || k.type == ItemType::kSuper;
+    if (single && k.offset != 0) return Status::Error(EIO, "item at a nonzero offset");
+    return Status::Ok();
   }
 
   Status ScanItem(const ItemKey& k, std::string_view val) {
@@ -120,6 +175,7 @@ class Checker {
         return Status::Ok();
       }
       case ItemType::kSuper:
+        have_super_ = true;
         return DecodeSuper(val, &super_);
     }
     return Status::Error(EIO, "unknown item type");
@@ -130,7 +186,7 @@ class Checker {
       auto [dir, seq] = key;
       auto di = inodes_.find(dir);
       if (di == inodes_.end() || !S_ISDIR(di->second.inode.mode)) {
-        Problem("DIR_INDEX ", seq, " in ", dir, " whose directory is missing");
+        Problem("DIR_INDEX ", seq, " ('", d.name, "') in ", dir, ", which is not a directory");
         continue;
       }
       if (seq >= di->second.inode.next_dir_seq) Problem("DIR_INDEX ", seq, " in ", dir, " beyond next_dir_seq");
@@ -159,17 +215,27 @@ class Checker {
   }
 
   void CheckInodes() {
+    auto root = inodes_.find(kRootInode.value);
+    if (root == inodes_.end() || !S_ISDIR(root->second.inode.mode)) {
+      Problem("no root directory (inode ", kRootInode.value, ")");
+    }
     for (auto& [ino, f] : inodes_) {
       const InodeItem& i = f.inode;
       report_.inodes++;
+      if (ino == 0) Problem("inode number 0");
       if (ino >= super_.next_inode) Problem("inode ", ino, " at or beyond SUPER.next_inode");
       bool orphan = orphans_.count(ino) > 0;
       if (S_ISDIR(i.mode)) {
         report_.directories++;
         uint64_t expect = i.nlink == 0 ? 0 : 2 + f.subdirs;
         if (i.nlink != expect) Problem("directory ", ino, " has nlink ", i.nlink, ", expected ", expect);
+        if (i.nlink == 0 && f.names + f.subdirs > 0) {
+          Problem("directory ", ino, " has nlink 0 but ", f.names, " names and ", f.subdirs,
+                  " subdirectories");
+        }
         if (ino == kRootInode.value) {
           if (i.parent != ino) Problem("root's parent is ", i.parent);
+          if (f.names != 0) Problem("root is named by ", f.names, " directory entries");
         } else if (i.nlink > 0 && (f.names != 1 || f.named_parent != i.parent)) {
           Problem("directory ", ino, " has ", f.names, " names and parent ", i.parent, " (named in ", f.named_parent, ")");
         }
@@ -185,7 +251,7 @@ class Checker {
         for (auto& [off, ex] : e->second) {
           if (off % kBlockBytes) Problem("extent of ", ino, " at unaligned file offset ", off);
           if (off < end) Problem("extents of ", ino, " overlap at file offset ", off);
-          end = off + ex.length;
+          end = std::max(end, off + ex.length);
           ext_bytes += ex.length;
           CheckExtent(ino, off, ex);
         }
@@ -218,10 +284,14 @@ class Checker {
       Problem("extent of ", ino, " at ", off, " is not block aligned");
       return;
     }
-    if (ex.device_offset < super_.data_start || ex.device_offset + ex.length > super_.device_bytes) {
+    if (ex.device_offset < super_.data_start || ex.length > super_.device_bytes ||
+        ex.device_offset > super_.device_bytes - ex.length) {
       Problem("extent of ", ino, " at ", off, " lies outside the data area");
+      return;
     }
-    used_.emplace_back(ex.device_offset, ex.length);
+    used_.push_back({ex.device_offset, ex.length,
+                     "extent of inode " + std::to_string(ino) + " at file offset " +
+                         std::to_string(off)});
     if (!(ex.flags & ExtentItem::kUnwritten) && ex.crcs.size() != ex.length / kBlockBytes) {
       Problem("extent of ", ino, " at ", off, " has ", ex.crcs.size(), " checksums");
       return;
@@ -232,26 +302,49 @@ class Checker {
     }
   }
 
+  // Used and free ranges, sorted by device offset, must tile the data area.
   void CheckSpace() {
-    std::vector<std::pair<uint64_t, uint64_t>> all = used_;
+    std::vector<Range> all = used_;
     for (auto& [o, l] : free_) {
-      all.emplace_back(o, l);
       report_.free_bytes += l;
+      if (o % kBlockBytes || l % kBlockBytes || l == 0) {
+        Problem("FREE range at ", o, " (", l, " bytes) is not block aligned");
+        continue;
+      }
+      if (o < super_.data_start || l > super_.device_bytes || o > super_.device_bytes - l) {
+        Problem("FREE range at ", o, " (", l, " bytes) lies outside the data area");
+      }
+      all.push_back({o, l, "FREE range at " + std::to_string(o)});
     }
-    std::sort(all.begin(), all.end());
+    std::sort(all.begin(), all.end(),
+              [](const Range& a, const Range& b) { return a.offset < b.offset; });
     uint64_t pos = super_.data_start;
-    for (auto& [o, l] : all) {
-      if (o < pos) Problem("device range at ", o, " is used twice (overlap)");
-      if (o > pos) Problem("device range [", pos, ", ", o, ") is neither used nor free (leaked)");
-      pos = std::max(pos, o + l);
+    const Range* last = nullptr;
+    for (const Range& r : all) {
+      if (r.offset < pos && last != nullptr) {
+        Problem(r.what, " overlaps ", last->what, " at device offset ", r.offset);
+      }
+      if (r.offset > pos) {
+        Problem("device range [", pos, ", ", r.offset, ") is neither used nor free (leaked)");
+      }
+      if (r.offset + r.length > pos) {
+        pos = r.offset + r.length;
+        last = &r;
+      }
     }
-    if (pos < super_.device_bytes) Problem("device range [", pos, ", ", super_.device_bytes, ") is neither used nor free (leaked)");
+    if (pos < super_.device_bytes) {
+      Problem("device range [", pos, ", ", super_.device_bytes,
+              ") is neither used nor free (leaked)");
+    }
     if (pos > super_.device_bytes) Problem("space accounted beyond the device end");
   }
 
   Volume& v_;
   bool verify_;
+  bool have_super_ = false;
+  static constexpr size_t kMaxProblems = 1000;
   FsckReport report_;
+  uint64_t dropped_ = 0;
   SuperItem super_;
   std::map<uint64_t, InodeFacts> inodes_;
   std::map<std::pair<uint64_t, uint64_t>, DirIndexItem> dir_index_;
@@ -260,7 +353,7 @@ class Checker {
   std::unordered_map<uint64_t, size_t> inline_;
   std::set<uint64_t> symlinks_, other_items_, orphans_;
   std::map<uint64_t, uint64_t> free_;
-  std::vector<std::pair<uint64_t, uint64_t>> used_;
+  std::vector<Range> used_;
 };
 
 }  // namespace

@@ -14,6 +14,52 @@
 
 namespace cohfs::test {
 
+// A private directory under /tmp, removed with everything in it.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/cohfs-unit-XXXXXX";
+    char* made = mkdtemp(tmpl);
+    EXPECT_NE(made, nullptr);
+    if (made != nullptr) path_ = made;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    if (!path_.empty()) std::filesystem::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+  // Creates a sparse file of `bytes` and returns its path.
+  std::string MakeImage(const std::string& name, uint64_t bytes) const {
+    std::string p = path_ + "/" + name;
+    int fd = open(p.c_str(), O_CREAT | O_RDWR | O_TRUNC, 0644);
+    EXPECT_GE(fd, 0);
+    EXPECT_EQ(ftruncate(fd, static_cast<off_t>(bytes)), 0);
+    close(fd);
+    return p;
+  }
+
+ private:
+  std::string path_;
+};
+
+// Overwrites bytes of a file directly (bypassing cohfs), e.g. to corrupt a block.
+inline void PatchFile(const std::string& path, uint64_t offset, const std::string& bytes) {
+  int fd = open(path.c_str(), O_RDWR);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset)),
+            static_cast<ssize_t>(bytes.size()));
+  close(fd);
+}
+
+inline std::string ReadFileRange(const std::string& path, uint64_t offset, size_t len) {
+  std::string out(len, '\0');
+  int fd = open(path.c_str(), O_RDONLY);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(pread(fd, out.data(), len, static_cast<off_t>(offset)), static_cast<ssize_t>(len));
+  close(fd);
+  return out;
+}
+
 class TempVolume {
  public:
   explicit TempVolume(uint64_t bytes = 64ull << 20) {
