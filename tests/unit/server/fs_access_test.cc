@@ -15,11 +15,11 @@
 namespace cohfs::test {
 namespace {
 
-using AccessTest = FsTest;
+using FsAccess = FsTest;
 
 const Caller kUserInStaff{1000, 1000, {50}, 0};  // supplementary group 50
 
-TEST_F(AccessTest, ModeClasses) {
+TEST_F(FsAccess, ModeClasses) {
   Attr f = Create(kRootInode, "f", 0640);
   ASSERT_TRUE(fs_->SetAttr(kRoot, f.ino, SetAttrRequest{kSetUid | kSetGid, 0, 1000, 50}).ok());
   // Owner: rw-, group (primary or supplementary): r--, other: ---.
@@ -47,7 +47,7 @@ TEST_F(AccessTest, ModeClasses) {
   EXPECT_EQ(Err(fs_->Access(kUser, d.ino, X_OK)), EACCES);
 }
 
-TEST_F(AccessTest, OpenChecks) {
+TEST_F(FsAccess, OpenChecks) {
   Attr f = Create(kRootInode, "f", 0644);
   Write(f.ino, 0, "content");
   EXPECT_TRUE(fs_->Open(kUser, f.ino, O_RDONLY).ok());
@@ -68,7 +68,7 @@ TEST_F(AccessTest, OpenChecks) {
   EXPECT_EQ(Err(fs_->Open(kUser, priv.ino, O_RDONLY)), EACCES);
 }
 
-TEST_F(AccessTest, DirectoryWriteAndSearchPermission) {
+TEST_F(FsAccess, DirectoryWriteAndSearchPermission) {
   Attr ro = Mkdir(kRootInode, "ro", 0555);
   Attr f = Create(ro.ino, "f");
   Attr rw = Mkdir(kRootInode, "rw", 0777);
@@ -97,7 +97,7 @@ TEST_F(AccessTest, DirectoryWriteAndSearchPermission) {
   ASSERT_TRUE(fs_->ReclaimAllOrphans().ok());
 }
 
-TEST_F(AccessTest, StickyDirectory) {
+TEST_F(FsAccess, StickyDirectory) {
   Attr tmp = Mkdir(kRootInode, "tmp", 01777);
   Create(tmp.ino, "mine", 0644, kUser);
   Create(tmp.ino, "theirs", 0644, kOther);
@@ -119,7 +119,7 @@ TEST_F(AccessTest, StickyDirectory) {
   ASSERT_TRUE(fs_->ReclaimAllOrphans().ok());
 }
 
-TEST_F(AccessTest, SetAttrRules) {
+TEST_F(FsAccess, SetAttrRules) {
   Attr f = Create(kRootInode, "f", 0644);
   ASSERT_TRUE(fs_->SetAttr(kRoot, f.ino, SetAttrRequest{kSetUid | kSetGid, 0, 1000, 1000}).ok());
   // chmod: owner or root.
@@ -183,7 +183,7 @@ TEST_F(AccessTest, SetAttrRules) {
   EXPECT_EQ(after.ctime_ns, before.ctime_ns);
 }
 
-TEST_F(AccessTest, WriteClearsSetuidAndSetgid) {
+TEST_F(FsAccess, WriteClearsSetuidAndSetgid) {
   Attr f = Create(kRootInode, "f", 0666);
   ASSERT_TRUE(Chmod(f.ino, 06777).ok());
   Write(f.ino, 0, "root keeps the bits");
@@ -203,7 +203,7 @@ TEST_F(AccessTest, WriteClearsSetuidAndSetgid) {
   EXPECT_EQ(Err(Chmod(f.ino, 0777, kOther)), EPERM);
 }
 
-TEST_F(AccessTest, Xattrs) {
+TEST_F(FsAccess, Xattrs) {
   Attr f = Create(kRootInode, "f", 0644);
   EXPECT_EQ(Stat(f.ino).flags & kInodeHasXattrs, 0u);
   EXPECT_TRUE(fs_->SetXattr(kRoot, f.ino, "user.a", "1", XATTR_CREATE).ok());
@@ -269,13 +269,13 @@ TEST_F(AccessTest, Xattrs) {
 }
 
 // Timestamps, as ext4 moves them.
-class TimesTest : public FsTest {
+class FsTimes : public FsTest {
  protected:
   // Lets the clock move so that "changed" and "unchanged" differ.
   void Tick() { std::this_thread::sleep_for(std::chrono::microseconds(50)); }
 };
 
-TEST_F(TimesTest, NamespaceOperations) {
+TEST_F(FsTimes, NamespaceOperations) {
   Attr d = Mkdir(kRootInode, "d");
   Tick();
   Attr f = Create(d.ino, "f");
@@ -322,7 +322,7 @@ TEST_F(TimesTest, NamespaceOperations) {
   ASSERT_TRUE(fs_->ReclaimAllOrphans().ok());
 }
 
-TEST_F(TimesTest, DataAttributesAndXattrs) {
+TEST_F(FsTimes, DataAttributesAndXattrs) {
   Attr f = Create(kRootInode, "f");
   Tick();
   Write(f.ino, 0, "x");

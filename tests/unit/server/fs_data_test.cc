@@ -16,7 +16,7 @@
 namespace cohfs::test {
 namespace {
 
-using DataTest = FsTest;
+using FsData = FsTest;
 
 std::string Pattern(size_t n, int seed) {
   std::string s(n, '\0');
@@ -24,7 +24,7 @@ std::string Pattern(size_t n, int seed) {
   return s;
 }
 
-TEST_F(DataTest, InlineFilesAndConversion) {
+TEST_F(FsData, InlineFilesAndConversion) {
   Attr f = Create(kRootInode, "f");
   Write(f.ino, 0, "hello");
   EXPECT_EQ(Read(f.ino, 0, 100), "hello");  // short at EOF
@@ -59,7 +59,7 @@ TEST_F(DataTest, InlineFilesAndConversion) {
   EXPECT_EQ(Err(fs_->Read(InodeId(next_ + 3), 0, 10)), ENOENT);
 }
 
-TEST_F(DataTest, SparseHolesAndHugeOffsets) {
+TEST_F(FsData, SparseHolesAndHugeOffsets) {
   Attr f = Create(kRootInode, "f");
   Write(f.ino, 10 << 20, "tail");
   EXPECT_EQ(Stat(f.ino).size, (10u << 20) + 4);
@@ -88,7 +88,7 @@ TEST_F(DataTest, SparseHolesAndHugeOffsets) {
   EXPECT_EQ(Err(fs_->Write(kRoot, g.ino, kMaxFileBytes, std::span<const char>("x", 1))), EFBIG);
 }
 
-TEST_F(DataTest, OverwriteSplitsExtentsAndFreesOldSpace) {
+TEST_F(FsData, OverwriteSplitsExtentsAndFreesOldSpace) {
   Attr f = Create(kRootInode, "f");
   std::string data = Pattern(2 << 20, 3);
   Write(f.ino, 0, data.substr(0, 1 << 20));
@@ -109,7 +109,7 @@ TEST_F(DataTest, OverwriteSplitsExtentsAndFreesOldSpace) {
   EXPECT_EQ(Read(f.ino, 0, 2 << 20), data);
 }
 
-TEST_F(DataTest, TruncateShrinkThenGrowReadsZeros) {
+TEST_F(FsData, TruncateShrinkThenGrowReadsZeros) {
   // Extent file: the partial last block's tail must be zero after regrowth.
   Attr f = Create(kRootInode, "f");
   std::string data = Pattern(100000, 5);
@@ -153,7 +153,7 @@ TEST_F(DataTest, TruncateShrinkThenGrowReadsZeros) {
   EXPECT_EQ(Err(Truncate(f.ino, kMaxFileBytes + 1)), EFBIG);
 }
 
-TEST_F(DataTest, FallocateAndSeek) {
+TEST_F(FsData, FallocateAndSeek) {
   Attr f = Create(kRootInode, "f");
   // Mode 0: blocks reserved, size grows, reads zeros, and SEEK_DATA sees a hole.
   auto a = fs_->Fallocate(kRoot, f.ino, 0, 0, 1 << 20);
@@ -238,7 +238,7 @@ TEST_F(DataTest, FallocateAndSeek) {
   EXPECT_EQ(Read(f.ino, 8192, 4), "data");
 }
 
-TEST_F(DataTest, TruncateDropsPreallocatedBlocks) {
+TEST_F(FsData, TruncateDropsPreallocatedBlocks) {
   Attr f = Create(kRootInode, "f");
   Write(f.ino, 0, Pattern(10000, 1));
   ASSERT_TRUE(fs_->Fallocate(kRoot, f.ino, FALLOC_FL_KEEP_SIZE, 0, 8 << 20).ok());
@@ -248,7 +248,7 @@ TEST_F(DataTest, TruncateDropsPreallocatedBlocks) {
   EXPECT_EQ(Read(f.ino, 0, 7000), Pattern(10000, 1).substr(0, 6000));
 }
 
-TEST_F(DataTest, NoSpaceChangesNothing) {
+TEST_F(FsData, NoSpaceChangesNothing) {
   Attr f = Create(kRootInode, "f");
   std::string data = Pattern(100000, 4);
   Write(f.ino, 0, data);
@@ -285,7 +285,7 @@ TEST_F(DataTest, NoSpaceChangesNothing) {
 }
 
 // COHFS_STRESS_STEPS=n and COHFS_STRESS_SEED=s run a longer walk.
-TEST_F(DataTest, RandomOperationsMatchAModel) {
+TEST_F(FsData, RandomOperationsMatchAModel) {
   const char* steps_env = getenv("COHFS_STRESS_STEPS");
   const char* seed_env = getenv("COHFS_STRESS_SEED");
   const int steps = steps_env ? atoi(steps_env) : 400;
@@ -343,7 +343,7 @@ TEST_F(DataTest, RandomOperationsMatchAModel) {
   ASSERT_EQ(Read(f.ino, 0, static_cast<uint32_t>(model.size())), model);
 }
 
-TEST_F(DataTest, ChecksumMismatchIsEio) {
+TEST_F(FsData, ChecksumMismatchIsEio) {
   Attr f = Create(kRootInode, "f");
   std::string data = Pattern(2 * kBlockBytes, 6);
   Write(f.ino, 0, data);
@@ -367,7 +367,7 @@ TEST_F(DataTest, ChecksumMismatchIsEio) {
   EXPECT_EQ(Read(f.ino, 0, 2 * kBlockBytes), data);
 }
 
-TEST_F(DataTest, ReadOnlyStoreFailsWritesWithEio) {
+TEST_F(FsData, ReadOnlyStoreFailsWritesWithEio) {
   Attr f = Create(kRootInode, "f");
   Write(f.ino, 0, "keep");
   ASSERT_TRUE(fs_->Sync().ok());

@@ -14,9 +14,9 @@
 namespace cohfs::test {
 namespace {
 
-using NamespaceTest = FsTest;
+using FsNamespace = FsTest;
 
-TEST_F(NamespaceTest, LookupErrors) {
+TEST_F(FsNamespace, LookupErrors) {
   Attr pub = Mkdir(kRootInode, "pub", 0777);
   Attr d = Mkdir(pub.ino, "d", 0700, kUser);
   Attr f = Create(d.ino, "f", 0644, kUser);
@@ -32,7 +32,7 @@ TEST_F(NamespaceTest, LookupErrors) {
   EXPECT_EQ(fs_->Lookup(kRoot, kRootInode, "..")->ino, kRootInode);
 }
 
-TEST_F(NamespaceTest, MknodTypes) {
+TEST_F(FsNamespace, MknodTypes) {
   auto fifo = fs_->Mknod(kRoot, kRootInode, "fifo", S_IFIFO | 0600, 0, NewIno());
   ASSERT_TRUE(fifo.ok());
   EXPECT_TRUE(S_ISFIFO(fifo->mode));
@@ -55,7 +55,7 @@ TEST_F(NamespaceTest, MknodTypes) {
   EXPECT_EQ(Err(fs_->Read(fifo->ino, 0, 10)), EINVAL);
 }
 
-TEST_F(NamespaceTest, NewInodeNumbersOwnersAndSetgid) {
+TEST_F(FsNamespace, NewInodeNumbersOwnersAndSetgid) {
   InodeId ino = NewIno();
   ASSERT_TRUE(fs_->Mknod(kRoot, kRootInode, "a", S_IFREG | 0644, 0, ino).ok());
   EXPECT_EQ(Err(fs_->Mknod(kRoot, kRootInode, "b", S_IFREG | 0644, 0, ino)), EEXIST);
@@ -90,7 +90,7 @@ TEST_F(NamespaceTest, NewInodeNumbersOwnersAndSetgid) {
   EXPECT_TRUE(y.mode & S_ISGID);
 }
 
-TEST_F(NamespaceTest, MkdirLinkCountsAndParent) {
+TEST_F(FsNamespace, MkdirLinkCountsAndParent) {
   Attr root0 = Stat(kRootInode);
   Attr a = Mkdir(kRootInode, "a");
   EXPECT_EQ(a.nlink, 2u);
@@ -102,7 +102,7 @@ TEST_F(NamespaceTest, MkdirLinkCountsAndParent) {
   EXPECT_EQ(Err(fs_->Mkdir(kRoot, kRootInode, "a", 0755, NewIno())), EEXIST);
 }
 
-TEST_F(NamespaceTest, Symlinks) {
+TEST_F(FsNamespace, Symlinks) {
   auto s = fs_->Symlink(kRoot, kRootInode, "s", "target/path", NewIno());
   ASSERT_TRUE(s.ok());
   EXPECT_TRUE(S_ISLNK(s->mode));
@@ -121,7 +121,7 @@ TEST_F(NamespaceTest, Symlinks) {
   ASSERT_TRUE(fs_->Reclaim(s->ino).ok());
 }
 
-TEST_F(NamespaceTest, HardLinks) {
+TEST_F(FsNamespace, HardLinks) {
   Attr f = Create(kRootInode, "f");
   Attr d = Mkdir(kRootInode, "d");
   auto l = fs_->Link(kRoot, f.ino, d.ino, "l");
@@ -141,7 +141,7 @@ TEST_F(NamespaceTest, HardLinks) {
   EXPECT_EQ(Err(fs_->GetAttr(f.ino)), ENOENT);
 }
 
-TEST_F(NamespaceTest, TooManyLinks) {
+TEST_F(FsNamespace, TooManyLinks) {
   Attr d = Mkdir(kRootInode, "d");
   Attr f = Create(d.ino, "f");
   uint32_t n = 1;
@@ -153,7 +153,7 @@ TEST_F(NamespaceTest, TooManyLinks) {
   EXPECT_EQ(Stat(f.ino).nlink, 65000u);
 }
 
-TEST_F(NamespaceTest, UnlinkAndRmdir) {
+TEST_F(FsNamespace, UnlinkAndRmdir) {
   Attr d = Mkdir(kRootInode, "d");
   Attr e = Mkdir(d.ino, "e");
   Attr f = Create(d.ino, "f");
@@ -195,7 +195,7 @@ TEST_F(NamespaceTest, UnlinkAndRmdir) {
   EXPECT_EQ(Stat(g.ino).nlink, 1u);
 }
 
-TEST_F(NamespaceTest, RenameFiles) {
+TEST_F(FsNamespace, RenameFiles) {
   Attr a = Create(kRootInode, "a");
   Attr b = Create(kRootInode, "b");
   Attr d = Mkdir(kRootInode, "d");
@@ -243,7 +243,7 @@ TEST_F(NamespaceTest, RenameFiles) {
   EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "b", d.ino, "c_link", kRenameNoReplace)), EEXIST);
 }
 
-TEST_F(NamespaceTest, RenameDirectories) {
+TEST_F(FsNamespace, RenameDirectories) {
   Attr p1 = Mkdir(kRootInode, "p1");
   Attr p2 = Mkdir(kRootInode, "p2");
   Attr a = Mkdir(p1.ino, "a");
@@ -300,7 +300,7 @@ TEST_F(NamespaceTest, RenameDirectories) {
   ASSERT_TRUE(fs_->ReclaimAllOrphans().ok());
 }
 
-TEST_F(NamespaceTest, ReadDirCookiesAndAttrs) {
+TEST_F(FsNamespace, ReadDirCookiesAndAttrs) {
   Attr d = Mkdir(kRootInode, "d");
   std::set<std::string> names;
   for (int i = 0; i < 50; i++) {
@@ -367,7 +367,7 @@ TEST_F(NamespaceTest, ReadDirCookiesAndAttrs) {
   ASSERT_TRUE(fs_->ReclaimAllOrphans().ok());
 }
 
-TEST_F(NamespaceTest, InodeRangesArePersisted) {
+TEST_F(FsNamespace, InodeRangesArePersisted) {
   auto a = fs_->AllocateInodes(100);
   ASSERT_TRUE(a.ok());
   auto b = fs_->AllocateInodes(5);
@@ -394,7 +394,7 @@ namespace {
 
 // Random namespace operations with fsck as the oracle: link counts, parents,
 // names and orphans stay consistent whatever succeeds or fails.
-TEST_F(NamespaceTest, RandomOperationsKeepFsckClean) {
+TEST_F(FsNamespace, RandomOperationsKeepFsckClean) {
   std::mt19937_64 rng(777);
   std::vector<InodeId> dirs = {kRootInode};
   auto name = [&] { return "n" + std::to_string(rng() % 12); };
@@ -451,7 +451,7 @@ namespace cohfs::test {
 namespace {
 
 // Names the kernel never sends, from a client that does not behave.
-TEST_F(NamespaceTest, HostileNames) {
+TEST_F(FsNamespace, HostileNames) {
   Attr d = Mkdir(kRootInode, "d");
   Attr f = Create(kRootInode, "f");
   EXPECT_EQ(Err(fs_->Mknod(kRoot, kRootInode, "a/b", S_IFREG | 0644, 0, NewIno())), EINVAL);
