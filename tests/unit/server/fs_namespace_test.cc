@@ -397,50 +397,57 @@ namespace {
 TEST_F(FsNamespace, RandomOperationsKeepFsckClean) {
   std::mt19937_64 rng(777);
   std::vector<InodeId> dirs = {kRootInode};
+  ASSERT_TRUE(Chmod(kRootInode, 01777).ok());  // everyone may create, sticky
+  const Caller callers[] = {kRoot, kUser, kOther, Caller{3000, 50, {1000}, 0}};
+  auto who = [&] { return callers[rng() % 4]; };
   auto name = [&] { return "n" + std::to_string(rng() % 12); };
   auto dir = [&] { return dirs[rng() % dirs.size()]; };
-  const std::set<int> kExpected = {0,         ENOENT, EEXIST, ENOTDIR,     EISDIR,
-                                   ENOTEMPTY, EINVAL, EPERM,  ENAMETOOLONG};
+  auto mode = [&] { return std::array<uint32_t, 4>{0755, 0777, 01777, 0700}[rng() % 4]; };
+  const std::set<int> kExpected = {0,         ENOENT, EEXIST, ENOTDIR,      EISDIR,
+                                   ENOTEMPTY, EINVAL, EPERM,  ENAMETOOLONG, EACCES};
+  std::array<int, 9> succeeded{};
   for (int step = 0; step < 3000; step++) {
     int op = static_cast<int>(rng() % 9);
     int err = 0;
     switch (op) {
       case 0:
       case 1: {
-        auto r = fs_->Mknod(kRoot, dir(), name(), S_IFREG | 0644, 0, NewIno());
+        auto r = fs_->Mknod(who(), dir(), name(), S_IFREG | 0644, 0, NewIno());
         err = r.errno_value();
         if (r.ok() && rng() % 2) Write(r->ino, 0, std::string(rng() % 9000, 'd'));
         break;
       }
       case 2: {
-        auto r = fs_->Mkdir(kRoot, dir(), name(), 0755, NewIno());
+        auto r = fs_->Mkdir(who(), dir(), name(), mode(), NewIno());
         err = r.errno_value();
         if (r.ok()) dirs.push_back(r->ino);
         break;
       }
       case 3: {
         auto found = fs_->Lookup(kRoot, dir(), name());
-        if (found.ok()) err = fs_->Link(kRoot, found->ino, dir(), name()).errno_value();
+        if (found.ok()) err = fs_->Link(who(), found->ino, dir(), name()).errno_value();
         break;
       }
       case 4:
-        err = fs_->Unlink(kRoot, dir(), name()).errno_value();
+        err = fs_->Unlink(who(), dir(), name()).errno_value();
         break;
       case 5:
-        err = fs_->Rmdir(kRoot, dir(), name()).errno_value();
+        err = fs_->Rmdir(who(), dir(), name()).errno_value();
         break;
       default: {
         uint32_t flags = std::array<uint32_t, 3>{0, kRenameNoReplace, kRenameExchange}[rng() % 3];
-        err = fs_->Rename(kRoot, dir(), name(), dir(), name(), flags).errno_value();
+        err = fs_->Rename(who(), dir(), name(), dir(), name(), flags).errno_value();
         break;
       }
     }
     ASSERT_TRUE(kExpected.count(err)) << "step " << step << " op " << op << " errno " << err;
+    if (err == 0) succeeded[op]++;
     if (step % 1000 == 999) {
       ExpectFsckClean();
       if (HasFailure()) return;
     }
   }
+  for (int op = 0; op < 9; op++) EXPECT_GT(succeeded[op], op == 5 ? 0 : 10) << "op " << op;
   ASSERT_TRUE(fs_->ReclaimAllOrphans().ok());
 }
 
