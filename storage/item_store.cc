@@ -1,8 +1,12 @@
 #include "storage/item_store.h"
 
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <filesystem>
 
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
@@ -33,6 +37,31 @@ Status FromRocks(const rocksdb::Status& s, const char* what) {
   return Status::Error(err, std::string(what) + ": " + s.ToString());
 }
 
+// RocksDB's warnings and errors go to our log instead of a LOG file in the
+// metadata directory. Besides keeping one log, this matters for failures: the
+// Debian build keeps assertions, and its file logger aborts the process on the
+// first line after a failed write to LOG (e.g. a full disk).
+class RocksLogger : public rocksdb::Logger {
+ public:
+  RocksLogger() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel()) return;
+    char buf[1024];
+    int n = std::vsnprintf(buf, sizeof(buf), format, ap);
+    for (size_t len = std::min<size_t>(n < 0 ? 0 : n, sizeof(buf) - 1);
+         len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' ');) {
+      buf[--len] = '\0';
+    }
+    if (level >= rocksdb::InfoLogLevel::ERROR_LEVEL) {
+      LOG(Error) << "rocksdb: " << buf;
+    } else {
+      LOG(Warn) << "rocksdb: " << buf;
+    }
+  }
+};
 
 class RocksIterator : public ItemIterator {
  public:
@@ -174,6 +203,10 @@ Result<std::unique_ptr<ItemStore>> ItemStore::Open(const ItemStoreOptions& optio
   if (!options.create && !exists) {
     return Status::Error(ENOENT, "no metadata store in " + options.dir);
   }
+  if (options.create) {
+    std::filesystem::create_directories(options.dir, ec);
+    if (ec) return Status::Error(ec.value(), "create " + options.dir + ": " + ec.message());
+  }
   // A metadata store of many small items: bloom filters for point lookups, a
   // 256 MiB block cache, two background jobs (the machine is shared with data I/O).
   rocksdb::Options o;
@@ -182,6 +215,7 @@ Result<std::unique_ptr<ItemStore>> ItemStore::Open(const ItemStoreOptions& optio
   o.max_background_jobs = 2;
   o.write_buffer_size = 64 << 20;
   o.compression = rocksdb::kNoCompression;
+  o.info_log = std::make_shared<RocksLogger>();
   rocksdb::BlockBasedTableOptions t;
   t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   t.block_cache = rocksdb::NewLRUCache(256 << 20);

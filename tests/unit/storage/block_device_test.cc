@@ -61,6 +61,25 @@ TEST(BlockDevice, ReadOnlyRefusesWrites) {
   EXPECT_TRUE((*dev)->Flush().ok());
 }
 
+TEST(BlockDevice, FailedWriteMakesTheDeviceReadOnlyForever) {
+  TempDir d;
+  std::string image = d.MakeImage("img", 64 * kBlockBytes);
+  auto dev = BlockDevice::Open(image, false);
+  ASSERT_TRUE(dev.ok());
+  AlignedBuffer b(kBlockBytes);
+  std::memset(b.data(), 'a', kBlockBytes);
+  {
+    test::FileSizeLimit limit(16 * kBlockBytes);
+    Status st = (*dev)->Write(32 * kBlockBytes, b.data(), kBlockBytes, true);
+    EXPECT_EQ(st.errno_value(), EFBIG) << st.ToString();  // the device's own errno
+  }
+  // The fault is gone, but a failed write is never retried or forgotten.
+  EXPECT_EQ((*dev)->Write(0, b.data(), kBlockBytes, true).errno_value(), EIO);
+  EXPECT_EQ((*dev)->Flush().errno_value(), EIO);
+  EXPECT_EQ(test::ReadFileRange(image, 0, 4), std::string(4, '\0'));
+  EXPECT_TRUE((*dev)->Read(0, b.data(), kBlockBytes).ok());  // reads still work
+}
+
 TEST(BlockDevice, OpenErrors) {
   TempDir d;
   EXPECT_EQ(BlockDevice::Open(d.path() + "/missing", false).errno_value(), ENOENT);

@@ -131,6 +131,28 @@ TEST(ItemStore, PersistsAcrossReopenAndOpenModesFailClearly) {
   EXPECT_EQ(undone.size(), 1u);  // a refused commit leaves the txn uncommitted
 }
 
+TEST(ItemStore, FailedCommitMakesTheStoreReadOnly) {
+  TempDir d;
+  auto store = OpenStore(d.path() + "/db", true);
+  ASSERT_NE(store, nullptr);
+  std::vector<int> undone;
+  {
+    auto txn = store->BeginTxn();
+    txn->Put(K(1, 0), std::string(64 << 10, 'v'));
+    txn->OnAbort([&] { undone.push_back(1); });
+    test::FileSizeLimit limit(1);  // the WAL append fails
+    Status st = store->Commit(*txn, true);
+    EXPECT_FALSE(st.ok());
+    EXPECT_EQ(st.errno_value(), EIO) << st.ToString();
+  }
+  EXPECT_EQ(undone.size(), 1u);
+  EXPECT_TRUE(store->read_only());
+  auto txn = store->BeginTxn();
+  txn->Put(K(2, 0), "small");
+  EXPECT_EQ(store->Commit(*txn, true).errno_value(), EIO);
+  EXPECT_EQ(store->SyncWal().errno_value(), EIO);
+}
+
 TEST(ItemStore, SeekToFirstAndRawKeysSeeMalformedKeys) {
   TempDir d;
   auto store = OpenStore(d.path() + "/db", true);

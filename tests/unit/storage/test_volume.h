@@ -3,7 +3,10 @@
 
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <cstdlib>
 #include <filesystem>
@@ -50,6 +53,27 @@ inline void PatchFile(const std::string& path, uint64_t offset, const std::strin
             static_cast<ssize_t>(bytes.size()));
   close(fd);
 }
+
+// Fault injection without privileges: while alive, writes to regular files at
+// or beyond `bytes` fail with EFBIG (RLIMIT_FSIZE; SIGXFSZ ignored).
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(uint64_t bytes) {
+    old_handler_ = std::signal(SIGXFSZ, SIG_IGN);
+    EXPECT_EQ(getrlimit(RLIMIT_FSIZE, &old_), 0);
+    rlimit lim = old_;
+    lim.rlim_cur = bytes;
+    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old_);
+    std::signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit old_{};
+  void (*old_handler_)(int) = nullptr;
+};
 
 inline std::string ReadFileRange(const std::string& path, uint64_t offset, size_t len) {
   std::string out(len, '\0');
