@@ -1,0 +1,130 @@
+"""Markdown tables from the raw steps.
+
+Cells are medians over runs. The ratio in parentheses is the slowdown relative
+to local ext4 for the same step in the same invocation: target time / ext4 time,
+or for rates (MB/s, IOPS) ext4 rate / target rate, so 1.0x is ext4 speed and
+higher is slower either way.
+"""
+import statistics
+
+from .workloads import STEP_LABELS
+
+RATE_STEPS = {"fio-seqwrite": "MB/s", "fio-seqread": "MB/s", "fio-randread": "IOPS"}
+
+
+def _median(vals):
+    vals = [v for v in vals if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+class Table:
+    def __init__(self, steps):
+        # (rtt, target, step) -> [Step]
+        self.by = {}
+        for s in steps:
+            self.by.setdefault((s.rtt_ms, s.target, s.step), []).append(s)
+
+    def get(self, rtt, target, step):
+        # local targets (no network) were measured once, with rtt_ms None
+        return self.by.get((rtt, target, step)) or self.by.get((None, target, step)) or []
+
+    def value(self, rtt, target, step):
+        """(median wall or rate, any failure) for a cell."""
+        rows = self.get(rtt, target, step)
+        if not rows:
+            return None, False
+        failed = any(r.rc for r in rows)
+        if step in RATE_STEPS:
+            return _median([r.metric for r in rows]), failed
+        return _median([r.wall for r in rows]), failed
+
+    def median(self, rtt, target, step, field):
+        return _median([getattr(r, field) for r in self.get(rtt, target, step)])
+
+
+def fmt_num(v):
+    if v is None:
+        return "–"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    if abs(v) >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def render(steps, targets, rtts, step_order, notes):
+    tab = Table(steps)
+    out = []
+    present = [s for s in step_order if any(x.step == s for x in steps)]
+    any_fail = False
+    for rtt in rtts:
+        cols = [t for t in targets if tab.get(rtt, t, present[0]) or any(tab.get(rtt, t, s) for s in present)]
+        if not cols:
+            continue
+        out.append(f"### Added round-trip time: {rtt:g} ms" if rtt else
+                   "### Loopback (no added latency)")
+        out.append("")
+        local = [t for t in cols if t in ("ext4", "bindfs")]
+        out.append("Median wall seconds (fio rows: MB/s or IOPS); in parentheses the "
+                   "slowdown vs local ext4."
+                   + (f" {' and '.join(local)} have no network: their columns repeat the "
+                      "loopback numbers." if rtt and local else ""))
+        out.append("")
+        out.append("| step | " + " | ".join(cols) + " |")
+        out.append("|---|" + "---:|" * len(cols))
+        for step in present:
+            base, _ = tab.value(rtt, "ext4", step)
+            cells = []
+            for t in cols:
+                v, failed = tab.value(rtt, t, step)
+                if v is None:
+                    cells.append("–")
+                    continue
+                unit = f" {RATE_STEPS[step]}" if step in RATE_STEPS else ""
+                cell = fmt_num(v) + unit
+                if base and t != "ext4" and v:
+                    ratio = base / v if step in RATE_STEPS else v / base
+                    cell += f" ({ratio:.1f}x)"
+                if failed:
+                    cell += " !"
+                    any_fail = True
+                cells.append(cell)
+            out.append(f"| {STEP_LABELS.get(step, step)} | " + " | ".join(cells) + " |")
+        out.append("")
+        out.append("CPU seconds, median: client command user+sys / file system processes "
+                   "(servers, FUSE daemons, sshd; ext4's work is in the kernel and not attributed)"
+                   + ("; cohfs server round trips." if "cohfs" in cols else "."))
+        out.append("")
+        hdr = cols + (["cohfs round trips"] if "cohfs" in cols else [])
+        out.append("| step | " + " | ".join(hdr) + " |")
+        out.append("|---|" + "---:|" * len(hdr))
+        for step in present:
+            cells = []
+            for t in cols:
+                u = tab.median(rtt, t, step, "user")
+                s = tab.median(rtt, t, step, "sys")
+                f = tab.median(rtt, t, step, "fs_cpu")
+                if u is None:
+                    cells.append("–")
+                    continue
+                cells.append(f"{u + s:.2f} / {fmt_num(f) if f is not None else '–'}")
+            if "cohfs" in cols:
+                r = tab.median(rtt, "cohfs", step, "rpc")
+                cells.append(f"{r:.0f}" if r is not None else "–")
+            out.append(f"| {STEP_LABELS.get(step, step)} | " + " | ".join(cells) + " |")
+        out.append("")
+    if any_fail:
+        out.append("`!`: the command exited non-zero in at least one run (see the log lines "
+                   "in the raw results); the time is still shown.")
+        out.append("")
+    for n in notes:
+        out.append(f"- {n}")
+    return "\n".join(out)
+
+
+def raw_tsv(steps):
+    from .workloads import Step
+    lines = ["\t".join(Step.FIELDS)]
+    for s in steps:
+        lines.append("\t".join("" if v is None else str(v) for v in s.as_dict().values()))
+    return "\n".join(lines)

@@ -1,0 +1,355 @@
+"""The file systems under test: setup, client (re)mount, teardown, and which
+processes are "the file system" for CPU accounting.
+
+Every target gets fresh images under env.workdir on the same disk:
+- ext4: mkfs.ext4 on a loop-mounted image; the physical limit.
+- cohfs: `cohfs serve` on an image file, `cohfs mount` over loopback.
+- sshfs / sshfs-cache: a private sshd on 127.0.0.1 (key authentication) exporting
+  a directory on an ext4 loop image; default options / caching turned up.
+- bindfs: FUSE passthrough of a directory on an ext4 loop image.
+- glusterfs: glusterd + one brick on an ext4 loop image, its FUSE client.
+With --rtt-ms X > 0, cohfs and sshfs clients connect through bench/relay.cc.
+"""
+import os
+import shutil
+import subprocess
+import time
+
+from .util import (cmdline, find_pids, free_port, is_mountpoint, log, port_open, sh, spawn,
+                   umount, wait_for)
+
+
+class Skip(Exception):
+    """The target cannot run on this machine; the message says why."""
+
+
+class Target:
+    name = "?"
+    networked = False  # goes over TCP, so --rtt-ms applies
+
+    def __init__(self, env):
+        self.env = env
+        self.mnt = os.path.join(env.workdir, "mnt", self.name)
+        self.servers = []  # Popen objects we own
+        self.relay = None
+        self.backing = None
+
+    # --- lifecycle -------------------------------------------------------
+    def setup(self):
+        raise NotImplementedError
+
+    def mount(self):
+        pass
+
+    def umount(self):
+        pass
+
+    def teardown(self):
+        self.umount()
+        for p in reversed(self.servers):
+            stop(p)
+        self.servers = []
+        if self.backing:
+            umount(self.backing)
+        for f in self.images():
+            rm_image(f)
+
+    def images(self):
+        return [os.path.join(self.env.workdir, "img", f"{self.name}.img")]
+
+    # --- accounting -------------------------------------------------------
+    def fs_pids(self):
+        """Roots of the process trees that are this file system (servers + daemon)."""
+        return [p.pid for p in self.servers] + self.daemon_pids()
+
+    def daemon_pids(self):
+        return find_pids(lambda argv: self.mnt in argv and argv[0].endswith(self.daemon_name()))
+
+    def daemon_name(self):
+        return self.name
+
+    def rpc_total(self):
+        return None
+
+    # --- helpers ----------------------------------------------------------
+    def make_ext4(self, mnt):
+        img = self.images()[0]
+        os.makedirs(os.path.dirname(img), exist_ok=True)
+        rm_image(img)
+        sh(["truncate", "-s", self.env.img_size, img])
+        sh(["mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", img])
+        os.makedirs(mnt, exist_ok=True)
+        # -o loop sets autoclear: the loop device goes away with the mount.
+        sh(["mount", "-o", "loop", img, mnt])
+
+    def export_dir(self):
+        self.backing = os.path.join(self.env.workdir, "mnt", f"backing-{self.name}")
+        self.make_ext4(self.backing)
+        export = os.path.join(self.backing, "export")
+        os.makedirs(export, exist_ok=True)
+        return export
+
+    def start_relay(self, port):
+        """Returns the port clients should use: port itself, or a relay in front of it."""
+        if self.env.rtt_ms <= 0:
+            return port
+        lport = free_port()
+        self.relay = spawn([self.env.relay, f"127.0.0.1:{lport}", f"127.0.0.1:{port}",
+                            str(self.env.rtt_ms)], self.env.log(f"relay-{self.name}"))
+        self.servers.append(self.relay)
+        wait_for(lambda: port_open(lport), "relay")
+        return lport
+
+    def wait_daemon_exit(self, pids):
+        end = time.time() + 30
+        while time.time() < end and any(alive(p) for p in pids):
+            time.sleep(0.02)
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def stop(p, timeout=20):
+    if p.poll() is not None:
+        return
+    p.terminate()
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+
+
+def rm_image(img):
+    if os.path.isdir(img + ".meta"):
+        shutil.rmtree(img + ".meta", ignore_errors=True)
+    if os.path.exists(img):
+        os.unlink(img)
+
+
+# ----------------------------------------------------------------------------
+class Ext4(Target):
+    name = "ext4"
+
+    def setup(self):
+        self.make_ext4(self.mnt)
+
+    def teardown(self):
+        umount(self.mnt)
+        rm_image(self.images()[0])
+
+    def daemon_pids(self):
+        return []
+
+
+class Bindfs(Target):
+    name = "bindfs"
+
+    def setup(self):
+        if not shutil.which("bindfs"):
+            raise Skip("bindfs is not installed")
+        self.export = self.export_dir()
+        self.mount()
+
+    def mount(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        sh(["bindfs", self.export, self.mnt])
+
+    def umount(self):
+        pids = self.daemon_pids()
+        umount(self.mnt)
+        self.wait_daemon_exit(pids)
+
+
+class Cohfs(Target):
+    name = "cohfs"
+    networked = True
+
+    def setup(self):
+        if not os.access(self.env.cohfs, os.X_OK):
+            raise Skip(f"{self.env.cohfs} does not exist (build cohfs first)")
+        img = self.images()[0]
+        os.makedirs(os.path.dirname(img), exist_ok=True)
+        rm_image(img)
+        sh(["truncate", "-s", self.env.img_size, img])
+        sh([self.env.cohfs, "format", img, "--force"])
+        port = free_port()
+        self.server = spawn([self.env.cohfs, "serve", img, "--listen", f"127.0.0.1:{port}"],
+                            self.env.log("cohfs-serve"))
+        self.servers.append(self.server)
+        wait_for(lambda: port_open(port) or self.server.poll() is not None, "cohfs serve")
+        if self.server.poll() is not None:
+            raise RuntimeError(f"cohfs serve exited; see {self.env.log('cohfs-serve')}")
+        self.port = self.start_relay(port)
+        self.mount()
+
+    def mount(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        sh([self.env.cohfs, "mount", f"127.0.0.1:{self.port}", self.mnt,
+            "--log", self.env.log("cohfs-mount")])
+        if not is_mountpoint(self.mnt):
+            raise RuntimeError("cohfs mount returned but nothing is mounted")
+
+    def umount(self):
+        pids = self.daemon_pids()
+        umount(self.mnt)
+        self.wait_daemon_exit(pids)
+
+    def daemon_pids(self):
+        return find_pids(lambda argv: len(argv) > 3 and argv[1] == "mount" and self.mnt in argv
+                         and argv[0].endswith("cohfs"))
+
+    def rpc_total(self):
+        p = subprocess.run([self.env.cohfs, "stats", self.mnt], capture_output=True, text=True)
+        for line in p.stdout.splitlines():
+            if line.startswith("rpc_total "):
+                return int(line.split()[1])
+        return None
+
+
+class Sshfs(Target):
+    name = "sshfs"
+    networked = True
+    # FUSE and sshfs cache knobs turned up (sshfs 3.7): kernel page cache kept across
+    # opens, long attribute/entry/negative timeouts, a large directory cache.
+    CACHE_OPTS = ("kernel_cache,entry_timeout=3600,attr_timeout=3600,negative_timeout=3600,"
+                  "dir_cache=yes,dcache_timeout=3600,dcache_max_size=1000000")
+    cache = False
+
+    def setup(self):
+        if not shutil.which("sshfs") or not os.path.exists("/usr/sbin/sshd"):
+            raise Skip("sshfs or openssh-server is not installed")
+        self.export = self.export_dir()
+        d = self.sshdir = os.path.join(self.env.workdir, "ssh")
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        os.makedirs("/run/sshd", exist_ok=True)
+        for f in ("host_key", "id_bench"):
+            for suffix in ("", ".pub"):
+                if os.path.exists(f"{d}/{f}{suffix}"):
+                    os.unlink(f"{d}/{f}{suffix}")
+            sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", f"{d}/{f}"])
+        shutil.copy(f"{d}/id_bench.pub", f"{d}/authorized_keys")
+        port = free_port()
+        with open(f"{d}/sshd_config", "w") as f:
+            f.write(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {d}/host_key
+PidFile none
+AuthorizedKeysFile {d}/authorized_keys
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+Subsystem sftp /usr/lib/openssh/sftp-server
+""")
+        self.sshd = spawn(["/usr/sbin/sshd", "-D", "-e", "-f", f"{d}/sshd_config"],
+                          self.env.log(f"sshd-{self.name}"))
+        self.servers.append(self.sshd)
+        wait_for(lambda: port_open(port) or self.sshd.poll() is not None, "sshd")
+        if self.sshd.poll() is not None:
+            raise RuntimeError(f"sshd exited; see {self.env.log('sshd-' + self.name)}")
+        self.port = self.start_relay(port)
+        self.mount()
+
+    def mount(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        opts = (f"IdentityFile={self.sshdir}/id_bench,StrictHostKeyChecking=no,"
+                "UserKnownHostsFile=/dev/null,BatchMode=yes,LogLevel=ERROR")
+        if self.cache:
+            opts += "," + self.CACHE_OPTS
+        sh(["sshfs", "-p", str(self.port), "-o", opts, f"root@127.0.0.1:{self.export}", self.mnt])
+
+    def umount(self):
+        pids = self.daemon_pids()
+        umount(self.mnt)
+        self.wait_daemon_exit(pids)
+
+    def daemon_pids(self):
+        return find_pids(lambda argv: bool(argv) and argv[0].endswith("sshfs") and self.mnt in argv)
+
+
+class SshfsCache(Sshfs):
+    name = "sshfs-cache"
+    cache = True
+
+
+class Glusterfs(Target):
+    name = "glusterfs"
+    volume = "cohbench"
+    networked = True  # but not through the relay: measured at loopback only (see main)
+
+    def setup(self):
+        if not shutil.which("glusterd") or not shutil.which("glusterfs"):
+            raise Skip("glusterfs-server/glusterfs-client are not installed")
+        if find_pids(lambda argv: bool(argv) and os.path.basename(argv[0]) == "glusterd"):
+            raise Skip("a glusterd is already running on this machine; not touching it")
+        # gluster refuses "127.0.0.1" and "localhost" for a brick; this machine's
+        # hostname works if it resolves to a loopback address (then so is the traffic)
+        import socket
+        self.host = socket.gethostname()
+        try:
+            addr = socket.gethostbyname(self.host)
+        except OSError:
+            addr = "?"
+        if not addr.startswith("127."):
+            raise Skip(f"gluster needs a brick host other than localhost, and hostname "
+                       f"{self.host} resolves to {addr}, not to loopback")
+        export = self.export_dir()
+        self.brick = os.path.join(export, "brick")
+        self.glusterd = spawn(["glusterd", "-N", "-l", self.env.log("glusterd")],
+                              self.env.log("glusterd-out"))
+        self.servers.append(self.glusterd)
+        wait_for(lambda: self.gluster("volume", "list", check=False).returncode == 0,
+                 "glusterd", timeout=60, step=0.5)
+        # a volume left over by a killed run
+        if self.volume in self.gluster("volume", "list").stdout.split():
+            self.gluster("volume", "stop", self.volume, "force", check=False)
+            self.gluster("volume", "delete", self.volume, check=False)
+        self.gluster("volume", "create", self.volume, f"{self.host}:{self.brick}", "force")
+        self.gluster("volume", "start", self.volume)
+        self.mount()
+
+    def gluster(self, *args, check=True):
+        return sh(["gluster", "--mode=script", *args], check=check, timeout=120)
+
+    def mount(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        sh(["glusterfs", f"--volfile-server={self.host}", f"--volfile-id={self.volume}",
+            f"--log-file={self.env.log('glusterfs-client')}", self.mnt])
+        wait_for(lambda: is_mountpoint(self.mnt), "glusterfs mount")
+
+    def umount(self):
+        pids = self.daemon_pids()
+        umount(self.mnt)
+        self.wait_daemon_exit(pids)
+
+    def daemon_pids(self):
+        return find_pids(lambda argv: bool(argv) and argv[0].endswith("glusterfs") and self.mnt in argv)
+
+    def fs_pids(self):
+        # glusterd + the brick (glusterfsd) and helper daemons it forks, + the client
+        return find_pids(lambda argv: bool(argv) and os.path.basename(argv[0]).startswith("gluster")
+                         and os.path.basename(argv[0]) != "gluster")
+
+    def teardown(self):
+        self.umount()
+        if self.glusterd.poll() is None:
+            self.gluster("volume", "stop", self.volume, "force", check=False)
+            self.gluster("volume", "delete", self.volume, check=False)
+        for pid in find_pids(lambda argv: bool(argv) and "glusterfsd" in argv[0] and
+                             any(self.env.workdir in a for a in argv)):
+            try:
+                os.kill(pid, 15)
+            except ProcessLookupError:
+                pass
+        super().teardown()
+
+
+ALL = {c.name: c for c in (Ext4, Cohfs, Sshfs, SshfsCache, Bindfs, Glusterfs)}
