@@ -1,8 +1,8 @@
 #include "storage/block_device.h"
 
 #include <fcntl.h>
-#include <linux/fs.h>
 #include <liburing.h>
+#include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,7 +33,7 @@ namespace {
 
 bool Aligned(uint64_t v) { return v % kBlockBytes == 0; }
 
-constexpr unsigned kRingEntries = 8;  // one operation in flight at a time
+constexpr unsigned kRingEntries = 8;   // one operation in flight at a time
 constexpr int kMaxAgainRetries = 100;  // cqe->res == -EAGAIN: resubmit, but not forever
 
 class UringBlockDevice : public BlockDevice {
@@ -58,8 +58,8 @@ class UringBlockDevice : public BlockDevice {
   }
   Status Write(uint64_t offset, const void* buf, size_t len, bool durable) override {
     if (read_only_ || failed_) return Status::Error(EIO, "device is read-only");
-    Status st = Transfer(true, offset, const_cast<char*>(static_cast<const char*>(buf)), len,
-                         durable);
+    Status st =
+        Transfer(true, offset, const_cast<char*>(static_cast<const char*>(buf)), len, durable);
     if (!st.ok()) Fail(st);
     return st;
   }
@@ -145,8 +145,8 @@ class UringBlockDevice : public BlockDevice {
       int res = SubmitAndWait();
       if ((res == -EINTR || res == -EAGAIN) && ++again <= kMaxAgainRetries) continue;
       if (res < 0) {
-        return Status::Error(-res, std::string(write ? "device write" : "device read") +
-                                       " at " + std::to_string(offset + done));
+        return Status::Error(-res, std::string(write ? "device write" : "device read") + " at " +
+                                       std::to_string(offset + done));
       }
       if (res == 0) return Status::Error(EIO, "device returned 0 bytes");
       done += static_cast<size_t>(res);
@@ -159,7 +159,7 @@ class UringBlockDevice : public BlockDevice {
   bool is_block_;
   bool read_only_;
   std::atomic<bool> failed_{false};  // set once, never cleared
-  std::mutex mu_;  // guards ring_ (rank: leaf)
+  std::mutex mu_;                    // guards ring_ (rank: leaf)
   io_uring ring_{};
 };
 

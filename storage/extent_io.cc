@@ -53,8 +53,8 @@ Status ExtentIo::Read(const ExtentItem& e, uint64_t offset_in_extent, std::span<
     uint32_t crc = Crc32c(0, buf.data() + (b - first) * kBlockBytes, kBlockBytes);
     if (crc != e.crcs[b]) {
       uint64_t where = e.device_offset + b * kBlockBytes;
-      LOG(Error) << "checksum mismatch in data block at device offset " << where << " (crc "
-                 << crc << ", expected " << e.crcs[b] << ")";
+      LOG(Error) << "checksum mismatch in data block at device offset " << where << " (crc " << crc
+                 << ", expected " << e.crcs[b] << ")";
       return Status::Error(EIO, "checksum mismatch at device offset " + std::to_string(where));
     }
   }

@@ -41,7 +41,8 @@ class Checker {
     CheckNames();
     CheckInodes();
     CheckSpace();
-    if (dropped_ > 0) report_.problems.push_back("... and " + std::to_string(dropped_) + " more problems");
+    if (dropped_ > 0)
+      report_.problems.push_back("... and " + std::to_string(dropped_) + " more problems");
     return std::move(report_);
   }
 
@@ -95,16 +96,26 @@ class Checker {
 
   static const char* TypeName(ItemType t) {
     switch (t) {
-      case ItemType::kInode: return "INODE";
-      case ItemType::kInline: return "INLINE";
-      case ItemType::kSymlink: return "SYMLINK";
-      case ItemType::kXattr: return "XATTR";
-      case ItemType::kDirName: return "DIR_NAME";
-      case ItemType::kDirIndex: return "DIR_INDEX";
-      case ItemType::kExtent: return "EXTENT";
-      case ItemType::kOrphan: return "ORPHAN";
-      case ItemType::kFree: return "FREE";
-      case ItemType::kSuper: return "SUPER";
+      case ItemType::kInode:
+        return "INODE";
+      case ItemType::kInline:
+        return "INLINE";
+      case ItemType::kSymlink:
+        return "SYMLINK";
+      case ItemType::kXattr:
+        return "XATTR";
+      case ItemType::kDirName:
+        return "DIR_NAME";
+      case ItemType::kDirIndex:
+        return "DIR_INDEX";
+      case ItemType::kExtent:
+        return "EXTENT";
+      case ItemType::kOrphan:
+        return "ORPHAN";
+      case ItemType::kFree:
+        return "FREE";
+      case ItemType::kSuper:
+        return "SUPER";
     }
     return "?";
   }
@@ -112,8 +123,8 @@ class Checker {
   // Where each type may live: per-inode items never under objectid 0; the
   // global ones only there; single items of an inode at offset 0.
   static Status CheckKeyShape(const ItemKey& k) {
-    bool global = k.type == ItemType::kOrphan || k.type == ItemType::kFree ||
-                  k.type == ItemType::kSuper;
+    bool global =
+        k.type == ItemType::kOrphan || k.type == ItemType::kFree || k.type == ItemType::kSuper;
     if (global != (k.objectid == 0)) return Status::Error(EIO, "item under the wrong objectid");
     bool single = k.type == ItemType::kInode || k.type == ItemType::kInline ||
                   k.type == ItemType::kSymlink || k.type == ItemType::kSuper;
@@ -140,7 +151,8 @@ class Checker {
         RETURN_IF_ERROR(DecodeXattr(val, &x));
         other_items_.insert(k.objectid);
         for (auto& [name, value] : x.entries) {
-          if (NameHash(name) != k.offset) Problem("xattr ", name, " of ", k.objectid, " under wrong hash");
+          if (NameHash(name) != k.offset)
+            Problem("xattr ", name, " of ", k.objectid, " under wrong hash");
         }
         return Status::Ok();
       }
@@ -148,7 +160,8 @@ class Checker {
         DirNameItem d;
         RETURN_IF_ERROR(DecodeDirName(val, &d));
         for (auto& [name, seq] : d.entries) {
-          if (NameHash(name) != k.offset) Problem("DIR_NAME ", name, " in ", k.objectid, " under wrong hash");
+          if (NameHash(name) != k.offset)
+            Problem("DIR_NAME ", name, " in ", k.objectid, " under wrong hash");
           dir_names_[{k.objectid, name}] = seq;
         }
         return Status::Ok();
@@ -189,7 +202,8 @@ class Checker {
         Problem("DIR_INDEX ", seq, " ('", d.name, "') in ", dir, ", which is not a directory");
         continue;
       }
-      if (seq >= di->second.inode.next_dir_seq) Problem("DIR_INDEX ", seq, " in ", dir, " beyond next_dir_seq");
+      if (seq >= di->second.inode.next_dir_seq)
+        Problem("DIR_INDEX ", seq, " in ", dir, " beyond next_dir_seq");
       auto n = dir_names_.find({dir, d.name});
       if (n == dir_names_.end() || n->second != seq) {
         Problem("entry '", d.name, "' in ", dir, " has no matching DIR_NAME");
@@ -199,7 +213,8 @@ class Checker {
         Problem("entry '", d.name, "' in ", dir, " names missing inode ", d.child);
         continue;
       }
-      if (DtOf(ci->second.inode.mode) != d.file_type) Problem("entry '", d.name, "' in ", dir, " has the wrong file type");
+      if (DtOf(ci->second.inode.mode) != d.file_type)
+        Problem("entry '", d.name, "' in ", dir, " has the wrong file type");
       ci->second.names++;
       if (S_ISDIR(ci->second.inode.mode)) {
         di->second.subdirs++;
@@ -228,7 +243,8 @@ class Checker {
       if (S_ISDIR(i.mode)) {
         report_.directories++;
         uint64_t expect = i.nlink == 0 ? 0 : 2 + f.subdirs;
-        if (i.nlink != expect) Problem("directory ", ino, " has nlink ", i.nlink, ", expected ", expect);
+        if (i.nlink != expect)
+          Problem("directory ", ino, " has nlink ", i.nlink, ", expected ", expect);
         if (i.nlink == 0 && f.names + f.subdirs > 0) {
           Problem("directory ", ino, " has nlink 0 but ", f.names, " names and ", f.subdirs,
                   " subdirectories");
@@ -237,12 +253,15 @@ class Checker {
           if (i.parent != ino) Problem("root's parent is ", i.parent);
           if (f.names != 0) Problem("root is named by ", f.names, " directory entries");
         } else if (i.nlink > 0 && (f.names != 1 || f.named_parent != i.parent)) {
-          Problem("directory ", ino, " has ", f.names, " names and parent ", i.parent, " (named in ", f.named_parent, ")");
+          Problem("directory ", ino, " has ", f.names, " names and parent ", i.parent,
+                  " (named in ", f.named_parent, ")");
         }
       } else if (i.nlink != f.names) {
         Problem("inode ", ino, " has nlink ", i.nlink, " but ", f.names, " names");
       }
-      if ((i.nlink == 0) != orphan) Problem("inode ", ino, " nlink ", i.nlink, (orphan ? " with" : " without"), " an ORPHAN item");
+      if ((i.nlink == 0) != orphan)
+        Problem("inode ", ino, " nlink ", i.nlink, (orphan ? " with" : " without"),
+                " an ORPHAN item");
       uint64_t ext_bytes = 0;
       auto e = extents_.find(ino);
       if (e != extents_.end()) {
@@ -256,13 +275,17 @@ class Checker {
           CheckExtent(ino, off, ex);
         }
       }
-      if (ext_bytes != i.allocated_bytes) Problem("inode ", ino, " allocated_bytes ", i.allocated_bytes, " but extents hold ", ext_bytes);
+      if (ext_bytes != i.allocated_bytes)
+        Problem("inode ", ino, " allocated_bytes ", i.allocated_bytes, " but extents hold ",
+                ext_bytes);
       auto in = inline_.find(ino);
       if (in != inline_.end()) {
-        if (!S_ISREG(i.mode) || i.size > kInlineMaxBytes || e != extents_.end()) Problem("inode ", ino, " has an invalid INLINE item");
+        if (!S_ISREG(i.mode) || i.size > kInlineMaxBytes || e != extents_.end())
+          Problem("inode ", ino, " has an invalid INLINE item");
         if (in->second > i.size) Problem("inline data of ", ino, " longer than its size");
       }
-      if (S_ISLNK(i.mode) != (symlinks_.count(ino) > 0)) Problem("inode ", ino, " symlink item mismatch");
+      if (S_ISLNK(i.mode) != (symlinks_.count(ino) > 0))
+        Problem("inode ", ino, " symlink item mismatch");
       if (other_items_.count(ino) && !(i.flags & kInodeHasXattrs)) {
         Problem("inode ", ino, " has xattrs but not the has-xattrs flag");
       }
@@ -289,9 +312,9 @@ class Checker {
       Problem("extent of ", ino, " at ", off, " lies outside the data area");
       return;
     }
-    used_.push_back({ex.device_offset, ex.length,
-                     "extent of inode " + std::to_string(ino) + " at file offset " +
-                         std::to_string(off)});
+    used_.push_back(
+        {ex.device_offset, ex.length,
+         "extent of inode " + std::to_string(ino) + " at file offset " + std::to_string(off)});
     if (!(ex.flags & ExtentItem::kUnwritten) && ex.crcs.size() != ex.length / kBlockBytes) {
       Problem("extent of ", ino, " at ", off, " has ", ex.crcs.size(), " checksums");
       return;

@@ -1,16 +1,16 @@
 #include "storage/item_store.h"
 
-#include <algorithm>
-#include <cstdarg>
-#include <cstdio>
-#include <filesystem>
-
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/utilities/write_batch_with_index.h>
+
+#include <algorithm>
+#include <cstdarg>
+#include <cstdio>
+#include <filesystem>
 
 #include "common/log.h"
 
@@ -98,7 +98,8 @@ class RocksTxn : public Txn {
   }
   Result<std::optional<std::string>> Get(const ItemKey& key) override {
     std::string value;
-    rocksdb::Status s = batch_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), EncodeKey(key), &value);
+    rocksdb::Status s =
+        batch_.GetFromBatchAndDB(db_, rocksdb::ReadOptions(), EncodeKey(key), &value);
     if (s.IsNotFound()) return std::optional<std::string>();
     if (!s.ok()) return FromRocks(s, "get");
     return std::optional<std::string>(std::move(value));

@@ -47,9 +47,9 @@ class Txn {
 };
 
 struct ItemStoreOptions {
-  std::string dir;            // RocksDB directory
-  bool create = false;        // create a new, empty store (fails if one exists)
-  bool read_only = false;     // fsck opens read-only
+  std::string dir;         // RocksDB directory
+  bool create = false;     // create a new, empty store (fails if one exists)
+  bool read_only = false;  // fsck opens read-only
 };
 
 class ItemStore {

@@ -41,7 +41,8 @@ Status DecodeDeviceSuper(const char* block, DeviceSuper* s) {
   if (std::memcmp(block, kMagic, 8) != 0) return Status::Error(EINVAL, "not a cohfs device");
   uint32_t crc;
   std::memcpy(&crc, block + kCrcOffset, 4);
-  if (crc != Crc32c(0, block, kCrcOffset)) return Status::Error(EIO, "superblock checksum mismatch");
+  if (crc != Crc32c(0, block, kCrcOffset))
+    return Status::Error(EIO, "superblock checksum mismatch");
   std::memcpy(&s->format_version, block + 8, 4);
   std::memcpy(s->uuid.data(), block + 12, 16);
   std::memcpy(&s->device_bytes, block + 28, 8);
@@ -76,7 +77,8 @@ Status RemoveStore(const std::string& dir) {
   if (!fs::exists(dir, ec)) return Status::Ok();
   bool is_store = fs::exists(fs::path(dir) / "CURRENT", ec);
   if (!is_store && !fs::is_empty(dir, ec)) {
-    return Status::Error(ENOTEMPTY, dir + " is not empty and holds no metadata store; not removing it");
+    return Status::Error(ENOTEMPTY,
+                         dir + " is not empty and holds no metadata store; not removing it");
   }
   for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
     fs::remove_all(e.path(), ec);
@@ -91,9 +93,9 @@ Status RemoveStore(const std::string& dir) {
 std::string UuidToString(const std::array<uint8_t, 16>& u) {
   char buf[40];
   std::snprintf(buf, sizeof(buf),
-                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-                u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-                u[14], u[15]);
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
+                u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14],
+                u[15]);
   return buf;
 }
 
@@ -195,8 +197,8 @@ Result<std::unique_ptr<Volume>> Volume::Open(const VolumeOptions& options) {
   if (!raw) return Status::Error(EIO, "metadata store has no SUPER item");
   RETURN_IF_ERROR(DecodeSuper(*raw, &v->super_));
   if (v->super_.format_version != kFormatVersion) {
-    return Status::Error(EPROTO, "metadata store has format version " +
-                                     std::to_string(v->super_.format_version));
+    return Status::Error(
+        EPROTO, "metadata store has format version " + std::to_string(v->super_.format_version));
   }
   if (v->super_.uuid != s.uuid) {
     return Status::Error(EINVAL, "metadata in " + v->meta_dir_ + " belongs to another device");

@@ -144,8 +144,7 @@ TEST(Allocator, FreedNeighboursCoalesce) {
   FreeCommitted(v, {pieces[0], pieces[2]});
   EXPECT_EQ(FreeItems(v.items()).size(), 2u);
   FreeCommitted(v, {pieces[1]});
-  EXPECT_EQ(FreeItems(v.items()),
-            (std::map<uint64_t, uint64_t>{{pieces[0].offset, 3ull << 20}}));
+  EXPECT_EQ(FreeItems(v.items()), (std::map<uint64_t, uint64_t>{{pieces[0].offset, 3ull << 20}}));
   v.allocator().ReleasePending();
   auto big = AllocateCommitted(v, 3 << 20);
   ASSERT_TRUE(big.ok());

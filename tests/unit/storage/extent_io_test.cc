@@ -46,7 +46,8 @@ TEST(Extents, WriteReadAndChecksums) {
   EXPECT_EQ(e.flags, 0u);
   ASSERT_EQ(e.crcs.size(), 4u);
   // The tail of the last block is zero-filled, and the crc covers the whole block.
-  std::string last = test::ReadFileRange(tv.image(), e.device_offset + 3 * kBlockBytes, kBlockBytes);
+  std::string last =
+      test::ReadFileRange(tv.image(), e.device_offset + 3 * kBlockBytes, kBlockBytes);
   EXPECT_EQ(last.substr(0, 100), data.substr(3 * kBlockBytes));
   EXPECT_EQ(last.substr(100), std::string(kBlockBytes - 100, '\0'));
   EXPECT_EQ(e.crcs[3], Crc32c(0, last.data(), last.size()));

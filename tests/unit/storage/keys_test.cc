@@ -11,10 +11,11 @@ namespace cohfs {
 namespace {
 
 TEST(Keys, RoundTripAndNaturalOrder) {
-  std::vector<ItemKey> keys = {
-      {0, ItemType::kOrphan, 5},      {0, ItemType::kFree, 1ull << 40}, {1, ItemType::kInode, 0},
-      {1, ItemType::kDirIndex, 3},    {1, ItemType::kDirIndex, 256},    {2, ItemType::kInode, 0},
-      {256, ItemType::kInode, 0},     {256, ItemType::kExtent, 4096},   {1ull << 33, ItemType::kInode, 0}};
+  std::vector<ItemKey> keys = {{0, ItemType::kOrphan, 5},        {0, ItemType::kFree, 1ull << 40},
+                               {1, ItemType::kInode, 0},         {1, ItemType::kDirIndex, 3},
+                               {1, ItemType::kDirIndex, 256},    {2, ItemType::kInode, 0},
+                               {256, ItemType::kInode, 0},       {256, ItemType::kExtent, 4096},
+                               {1ull << 33, ItemType::kInode, 0}};
   std::vector<std::string> encoded;
   for (auto& k : keys) {
     std::string e = EncodeKey(k);
@@ -34,7 +35,8 @@ TEST(Keys, GoldenEncoding) {
   EXPECT_EQ(e, std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x07"
                            "\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa8",
                            17));
-  EXPECT_EQ(EncodeKey({0, ItemType::kSuper, 0}), std::string("\0\0\0\0\0\0\0\0\x0a\0\0\0\0\0\0\0\0", 17));
+  EXPECT_EQ(EncodeKey({0, ItemType::kSuper, 0}),
+            std::string("\0\0\0\0\0\0\0\0\x0a\0\0\0\0\0\0\0\0", 17));
 }
 
 TEST(Keys, BytewiseOrderIsNumericOrderForRandomKeys) {

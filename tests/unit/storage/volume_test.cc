@@ -163,7 +163,8 @@ TEST(Volume, DefaultMetaDir) {
   for (int i = 0; i < 16; i++) u[i] = static_cast<uint8_t>(i);
   EXPECT_EQ(UuidToString(u), "00010203-0405-0607-0809-0a0b0c0d0e0f");
   EXPECT_EQ(DefaultMetaDir("/data/img", u, false), "/data/img.meta");
-  EXPECT_EQ(DefaultMetaDir("/dev/sdb", u, true), "/var/lib/cohfs/00010203-0405-0607-0809-0a0b0c0d0e0f");
+  EXPECT_EQ(DefaultMetaDir("/dev/sdb", u, true),
+            "/var/lib/cohfs/00010203-0405-0607-0809-0a0b0c0d0e0f");
 }
 
 TEST(Volume, FreshVolumeIsFsckClean) {
