@@ -57,6 +57,13 @@ void RemoveRange(RangeMap& m, uint64_t off, uint64_t len, const Edit& edit) {
   }
 }
 
+bool Contains(const RangeMap& m, uint64_t off, uint64_t len) {
+  auto it = m.upper_bound(off);
+  if (it == m.begin()) return false;
+  --it;
+  return it->first <= off && off + len <= it->first + it->second;
+}
+
 Edit TxnEdit(Txn& txn) {
   return [&txn](uint64_t offset, uint64_t length, bool put) {
     ItemKey k{0, ItemType::kFree, offset};
@@ -150,7 +157,10 @@ void Allocator::Free(DeviceRange r, Txn& txn) {
   InsertCoalesce(pending_, r.offset, r.length, NoEdit);
   InsertCoalesce(persisted_, r.offset, r.length, TxnEdit(txn));
   txn.OnAbort([this, r] {
-    RemoveRange(pending_, r.offset, r.length, NoEdit);
+    // Still in use after all. A ReleasePending since the Free may have moved
+    // the range to allocatable (callers should not let that happen).
+    RangeMap& holder = Contains(pending_, r.offset, r.length) ? pending_ : allocatable_;
+    RemoveRange(holder, r.offset, r.length, NoEdit);
     RemoveRange(persisted_, r.offset, r.length, NoEdit);
   });
 }

@@ -38,7 +38,9 @@ class Allocator {
   Result<std::vector<DeviceRange>> Allocate(uint64_t bytes, Txn& txn);
   // Frees a range (it becomes allocatable after ReleasePending).
   void Free(DeviceRange range, Txn& txn);
-  // Called after SyncWal: everything freed so far may now be reused.
+  // Called after SyncWal: everything freed so far may now be reused. Not while
+  // a Txn that freed space is still open: its frees would become reusable
+  // before they are even committed.
   void ReleasePending();
 
   uint64_t free_bytes() const;  // allocatable + pending

@@ -96,6 +96,28 @@ TEST(Allocator, AbortedFreeStaysAllocated) {
   EXPECT_EQ(FreeItems(v.items()), before);
 }
 
+TEST(Allocator, AbortedFreeAfterReleaseIsNotAllocatable) {
+  TempVolume tv;
+  Volume& v = tv.volume();
+  auto got = AllocateCommitted(v, 4 * kBlockBytes);
+  ASSERT_TRUE(got.ok());
+  {
+    auto txn = v.items().BeginTxn();
+    v.allocator().Free((*got)[0], *txn);
+    v.allocator().ReleasePending();  // misuse, but must not corrupt the maps
+    EXPECT_EQ(v.allocator().allocatable_bytes(), kTotal);
+  }
+  EXPECT_EQ(v.allocator().allocatable_bytes(), kTotal - 4 * kBlockBytes);
+  EXPECT_EQ(v.allocator().free_bytes(), kTotal - 4 * kBlockBytes);
+  auto rest = AllocateCommitted(v, kTotal - 4 * kBlockBytes);
+  ASSERT_TRUE(rest.ok());
+  for (const DeviceRange& r : *rest) {
+    bool disjoint = r.offset + r.length <= (*got)[0].offset ||
+                    (*got)[0].offset + (*got)[0].length <= r.offset;
+    EXPECT_TRUE(disjoint);
+  }
+}
+
 TEST(Allocator, EnospcChangesNothing) {
   TempVolume tv;
   Volume& v = tv.volume();

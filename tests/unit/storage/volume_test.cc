@@ -66,6 +66,9 @@ TEST(Volume, FreshVolumeContents) {
   ASSERT_TRUE(ro.ok()) << ro.status().ToString();
   EXPECT_EQ((*ro)->super().generation, 2u);  // read-only opens change nothing
   EXPECT_TRUE((*ro)->items().read_only());
+  auto report = Fsck(**ro, true);  // what `cohfs fsck` does
+  ASSERT_TRUE(report.ok());
+  EXPECT_TRUE(report->ok());
 }
 
 TEST(Volume, FormatRefusesToOverwriteWithoutForce) {
