@@ -1,3 +1,7 @@
+// Fsck reads every item once into maps (offline: memory is proportional to
+// the metadata), then checks names, inodes and space against each other.
+// Problems are plain sentences naming inodes and device offsets; at most
+// kMaxProblems are kept, then a count of the rest.
 #include "storage/fsck.h"
 
 #include <sys/stat.h>
@@ -15,13 +19,9 @@ namespace {
 
 struct InodeFacts {
   InodeItem inode;
-  uint64_t names = 0;    // DIR_INDEX entries naming it
-  uint64_t subdirs = 0;  // for directories: child directories
-  uint64_t named_parent = 0;
-  uint64_t extent_bytes = 0;
-  bool has_inline = false;
-  bool has_symlink = false;
-  bool orphan = false;
+  uint64_t names = 0;         // DIR_INDEX entries naming it
+  uint64_t subdirs = 0;       // for directories: child directories
+  uint64_t named_parent = 0;  // for directories: the directory whose entry names it
 };
 
 uint8_t DtOf(uint32_t mode) { return static_cast<uint8_t>((mode & S_IFMT) >> 12); }
@@ -41,8 +41,9 @@ class Checker {
     CheckNames();
     CheckInodes();
     CheckSpace();
-    if (dropped_ > 0)
+    if (dropped_ > 0) {
       report_.problems.push_back("... and " + std::to_string(dropped_) + " more problems");
+    }
     return std::move(report_);
   }
 

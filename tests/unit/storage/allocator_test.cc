@@ -112,8 +112,8 @@ TEST(Allocator, AbortedFreeAfterReleaseIsNotAllocatable) {
   auto rest = AllocateCommitted(v, kTotal - 4 * kBlockBytes);
   ASSERT_TRUE(rest.ok());
   for (const DeviceRange& r : *rest) {
-    bool disjoint = r.offset + r.length <= (*got)[0].offset ||
-                    (*got)[0].offset + (*got)[0].length <= r.offset;
+    bool disjoint =
+        r.offset + r.length <= (*got)[0].offset || (*got)[0].offset + (*got)[0].length <= r.offset;
     EXPECT_TRUE(disjoint);
   }
 }
