@@ -166,7 +166,12 @@ class UringBlockDevice : public BlockDevice {
 }  // namespace
 
 Result<std::unique_ptr<BlockDevice>> BlockDevice::Open(const std::string& path, bool read_only) {
-  int fd = open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC);
+  int flags = (read_only ? O_RDONLY : O_RDWR) | O_DIRECT | O_CLOEXEC;
+  // A block device opened for writing is opened exclusively: EBUSY when it is
+  // mounted or another server (or format) has it, instead of two writers.
+  struct stat pre;
+  if (!read_only && stat(path.c_str(), &pre) == 0 && S_ISBLK(pre.st_mode)) flags |= O_EXCL;
+  int fd = open(path.c_str(), flags);
   if (fd < 0) return Status::Error(errno, "open " + path + ": " + std::strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0) {
