@@ -178,7 +178,10 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       std::string_view name = AsView(l.getName());
       RETURN_IF_ERROR(CheckName(name));
       auto r = fs_.Lookup(c, parent, name);
-      if (l.getWantLeaf() && (r.ok() || r.errno_value() == ENOENT)) {
+      // A directory's size is its entry count: only a small one comes whole.
+      auto dir_attr = fs_.GetAttr(parent);
+      bool small = dir_attr.ok() && dir_attr->size <= config_.leaf_max_entries;
+      if (small && l.getWantLeaf() && (r.ok() || r.errno_value() == ENOENT)) {
         auto entries = fs_.ReadDir(c, parent, 0, config_.leaf_max_entries + 1);
         if (entries.ok() && entries->size() <= config_.leaf_max_entries &&
             locks_.Acquire(s.client, parent, LockMode::kShared) != LockMode::kNone) {

@@ -88,6 +88,7 @@ Status FileSystem::Tx::AddName(InodeId dir, std::string_view name, InodeId child
                                uint32_t child_mode) {
   ASSIGN_OR_RETURN(InodeItem * d, Inode(dir));
   uint64_t seq = d->next_dir_seq++;
+  d->size++;  // a directory's size is its number of entries
   ItemKey nk{dir.value, ItemType::kDirName, NameHash(name)};
   ASSIGN_OR_RETURN(std::optional<std::string> raw, txn_->Get(nk));
   DirNameItem names;
@@ -100,6 +101,9 @@ Status FileSystem::Tx::AddName(InodeId dir, std::string_view name, InodeId child
 }
 
 Status FileSystem::Tx::RemoveName(InodeId dir, std::string_view name, uint64_t seq) {
+  ASSIGN_OR_RETURN(InodeItem * d, Inode(dir));
+  CHECK_MSG(d->size > 0, "directory entry count underflow");
+  d->size--;
   ItemKey nk{dir.value, ItemType::kDirName, NameHash(name)};
   ASSIGN_OR_RETURN(std::optional<std::string> raw, txn_->Get(nk));
   if (!raw) return Status::Error(EIO, "missing DIR_NAME");

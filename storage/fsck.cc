@@ -21,6 +21,7 @@ struct InodeFacts {
   InodeItem inode;
   uint64_t names = 0;         // DIR_INDEX entries naming it
   uint64_t subdirs = 0;       // for directories: child directories
+  uint64_t entries = 0;       // for directories: DIR_INDEX entries in it
   uint64_t named_parent = 0;  // for directories: the directory whose entry names it
 };
 
@@ -203,6 +204,7 @@ class Checker {
         Problem("DIR_INDEX ", seq, " ('", d.name, "') in ", dir, ", which is not a directory");
         continue;
       }
+      di->second.entries++;
       if (seq >= di->second.inode.next_dir_seq)
         Problem("DIR_INDEX ", seq, " in ", dir, " beyond next_dir_seq");
       auto n = dir_names_.find({dir, d.name});
@@ -246,6 +248,9 @@ class Checker {
         uint64_t expect = i.nlink == 0 ? 0 : 2 + f.subdirs;
         if (i.nlink != expect)
           Problem("directory ", ino, " has nlink ", i.nlink, ", expected ", expect);
+        if (i.size != f.entries) {
+          Problem("directory ", ino, " has size ", i.size, " but ", f.entries, " entries");
+        }
         if (i.nlink == 0 && f.names + f.subdirs > 0) {
           Problem("directory ", ino, " has nlink 0 but ", f.names, " names and ", f.subdirs,
                   " subdirectories");

@@ -67,6 +67,7 @@ class FsckTest : public ::testing::Test {
     InodeItem root = GetInode(*txn, kRootInode.value);
     root.nlink = 3;
     root.next_dir_seq = 5;
+    root.size = 2;  // a directory's size is its number of entries
     PutInode(*txn, kRootInode.value, root);
     AddEntry(*txn, kRootInode.value, 3, "f", kFile, DT_REG);
     AddEntry(*txn, kRootInode.value, 4, "d", kDir, DT_DIR);
@@ -205,6 +206,7 @@ TEST_F(FsckTest, DanglingAndUnmatchedEntries) {
   });
   EXPECT_TRUE(Has(r, "entry 'ghost' in 1 has no matching DIR_NAME")) << All(r);
   EXPECT_TRUE(Has(r, "DIR_INDEX 4000 in 1 beyond next_dir_seq")) << All(r);
+  EXPECT_TRUE(Has(r, "directory 1 has size 2 but 3 entries")) << All(r);
   EXPECT_TRUE(Has(r, "names missing inode 77")) << All(r);
   EXPECT_TRUE(Has(r, "DIR_NAME 'lost' in 1 has no matching DIR_INDEX")) << All(r);
 }
@@ -232,6 +234,9 @@ TEST_F(FsckTest, UnlinkedInodeNeedsOrphan) {
   auto r = Inject([](Txn& t) {
     t.Delete(ItemKey{1, ItemType::kDirIndex, 3});
     t.Delete(ItemKey{1, ItemType::kDirName, NameHash("f")});
+    InodeItem root = GetInode(t, kRootInode.value);
+    root.size = 1;  // one entry left
+    PutInode(t, kRootInode.value, root);
     InodeItem f = GetInode(t, kFile);
     f.nlink = 0;
     PutInode(t, kFile, f);
