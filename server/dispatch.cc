@@ -179,9 +179,11 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       RETURN_IF_ERROR(CheckName(name));
       auto r = fs_.Lookup(c, parent, name);
       // A directory's size is its entry count: only a small one comes whole.
-      auto dir_attr = fs_.GetAttr(parent);
-      bool small = dir_attr.ok() && dir_attr->size <= config_.leaf_max_entries;
-      if (small && l.getWantLeaf() && (r.ok() || r.errno_value() == ENOENT)) {
+      auto small = [&] {
+        auto dir_attr = fs_.GetAttr(parent);
+        return dir_attr.ok() && dir_attr->size <= config_.leaf_max_entries;
+      };
+      if (l.getWantLeaf() && (r.ok() || r.errno_value() == ENOENT) && small()) {
         auto entries = fs_.ReadDir(c, parent, 0, config_.leaf_max_entries + 1);
         if (entries.ok() && entries->size() <= config_.leaf_max_entries &&
             locks_.Acquire(s.client, parent, LockMode::kShared) != LockMode::kNone) {

@@ -365,20 +365,19 @@ Result<std::optional<InodeId>> FileSystem::Rename(const Caller& c, InodeId paren
   std::optional<InodeId> replaced;
   RETURN_IF_ERROR(tx.RemoveName(parent, name, src_seq));
   if (dst_found) RETURN_IF_ERROR(tx.RemoveName(new_parent, new_name, dst_found->first));
+  // A directory that changes parent moves its ".." link from one to the other.
+  auto reparent = [&](InodeItem& moved, InodeItem& from, InodeItem& to, InodeId to_ino) {
+    if (!S_ISDIR(moved.mode) || parent == new_parent) return;
+    from.nlink--;
+    to.nlink++;
+    moved.parent = to_ino.value;
+  };
   RETURN_IF_ERROR(tx.AddName(new_parent, new_name, src, si->mode));
-  if (S_ISDIR(si->mode) && parent != new_parent) {
-    pdir->nlink--;
-    ndir->nlink++;
-    si->parent = new_parent.value;
-  }
+  reparent(*si, *pdir, *ndir, new_parent);
   si->ctime_ns = now;
   if (di && exchange) {
     RETURN_IF_ERROR(tx.AddName(parent, name, dst, di->mode));
-    if (S_ISDIR(di->mode) && parent != new_parent) {
-      ndir->nlink--;
-      pdir->nlink++;
-      di->parent = parent.value;
-    }
+    reparent(*di, *ndir, *pdir, parent);
     di->ctime_ns = now;
   } else if (di) {
     if (S_ISDIR(di->mode)) ndir->nlink--;
