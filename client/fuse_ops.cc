@@ -13,6 +13,7 @@
 
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/permissions.h"
 
 namespace cohfs {
 
@@ -119,19 +120,23 @@ struct FuseOps::Impl {
   static void Count(FuseOps* s, int opcode) { s->stats_.fuse_ops[opcode]++; }
 
   // Applies what any reply teaches: attributes of changed inodes and grants.
-  static void Absorb(FuseOps* s, wire::Reply::Reader r) {
+  static void Absorb(FuseOps* s, const RpcReply& reply) {
+    auto r = reply.root();
     Grants grants(r);
     for (auto a : r.getChanged()) {
       Attr attr = cohfs::FromWire(a);
-      s->cache_.PutAttr(attr, grants.For(attr.ino));
+      s->cache_.PutAttr(attr, grants.For(attr.ino), reply.log_seq());
     }
   }
 
-  static Attr AbsorbAttr(FuseOps* s, wire::Reply::Reader r, LockMode* lock) {
-    Absorb(s, r);
-    Attr attr = cohfs::FromWire(r.getAttr());
-    *lock = Grants(r).For(attr.ino);
-    s->cache_.PutAttr(attr, *lock);
+  // The reply's main inode, as the cache now has it (a local change the reply
+  // predates wins).
+  static Attr AbsorbAttr(FuseOps* s, const RpcReply& reply, LockMode* lock) {
+    Absorb(s, reply);
+    Attr attr = cohfs::FromWire(reply.root().getAttr());
+    *lock = Grants(reply.root()).For(attr.ino);
+    s->cache_.PutAttr(attr, *lock, reply.log_seq());
+    if (auto cached = s->cache_.GetAttr(attr.ino)) return *cached;
     return attr;
   }
 
@@ -164,7 +169,7 @@ struct FuseOps::Impl {
       // the round trip (two threads may both ask; the spare range is dropped).
       Request r(req);
       r.root.setAllocInodes(65536);
-      ASSIGN_OR_RETURN(RpcReply reply, s->rpc_.Call(r.message));
+      ASSIGN_OR_RETURN(RpcReply reply, s->Call(r.message));
       auto range = reply.root().getInodes();
       if (range.getCount() == 0) return Status::Error(ENOSPC, "server gave no inodes");
       std::lock_guard<std::mutex> l(s->ino_mu_);
@@ -195,6 +200,16 @@ struct FuseOps::Impl {
     if (s->on_init_) s->on_init_();
   }
 
+  // Unmount: everything logged reaches the server and is made durable.
+  static void Destroy(void* userdata) {
+    auto* s = static_cast<FuseOps*>(userdata);
+    s->SendReleases(0);
+    Request r(Caller{});
+    r.root.setSyncFs();
+    auto reply = s->Call(r.message);
+    if (!reply.ok()) LOG(Warn) << "final sync at unmount: " << reply.status().ToString();
+  }
+
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     FuseOps* s = Self(req);
     Count(s, FUSE_LOOKUP);
@@ -215,7 +230,7 @@ struct FuseOps::Impl {
     l.setParent(parent);
     l.setName(AsData(name));
     l.setWantLeaf(true);
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     auto root = reply->root();
     if (root.getLeafComplete()) {
@@ -223,7 +238,7 @@ struct FuseOps::Impl {
       std::vector<DirEntry> entries;
       for (auto e : root.getLeaf()) {
         DirEntry d = cohfs::FromWire(e);
-        s->cache_.PutAttr(d.attr, grants.For(d.attr.ino));
+        s->cache_.PutAttr(d.attr, grants.For(d.attr.ino), reply->log_seq());
         entries.push_back(std::move(d));
       }
       s->cache_.SetDirectory(InodeId(parent), entries);
@@ -231,7 +246,7 @@ struct FuseOps::Impl {
     }
     if (!root.isAttr()) return ReplyNegative(s, req, s->cache_.lock(InodeId(parent)));
     LockMode lock;
-    Attr attr = AbsorbAttr(s, root, &lock);
+    Attr attr = AbsorbAttr(s, *reply, &lock);
     ReplyEntry(s, req, attr, lock);
   }
 
@@ -283,44 +298,59 @@ struct FuseOps::Impl {
     if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     r.root.setGetAttr(ino);
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     LockMode lock;
-    Attr attr = AbsorbAttr(s, reply->root(), &lock);
+    Attr attr = AbsorbAttr(s, *reply, &lock);
     struct stat st = ToStat(attr);
     fuse_reply_attr(req, &st, Timeout(s, lock));
+  }
+
+  static SetAttrRequest FromFuse(const struct stat* attr, int to_set, const fuse_file_info* fi) {
+    SetAttrRequest r;
+    if (to_set & FUSE_SET_ATTR_MODE) r.mask |= kSetMode, r.mode = attr->st_mode;
+    if (to_set & FUSE_SET_ATTR_UID) r.mask |= kSetUid, r.uid = attr->st_uid;
+    if (to_set & FUSE_SET_ATTR_GID) r.mask |= kSetGid, r.gid = attr->st_gid;
+    if (to_set & FUSE_SET_ATTR_SIZE) r.mask |= kSetSize, r.size = static_cast<uint64_t>(attr->st_size);
+    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
+      r.mask |= kSetAtimeNow;
+    } else if (to_set & FUSE_SET_ATTR_ATIME) {
+      r.mask |= kSetAtime, r.atime_ns = ToNs(attr->st_atim);
+    }
+    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+      r.mask |= kSetMtimeNow;
+    } else if (to_set & FUSE_SET_ATTR_MTIME) {
+      r.mask |= kSetMtime, r.mtime_ns = ToNs(attr->st_mtim);
+    }
+    if (to_set & FUSE_SET_ATTR_CTIME) r.mask |= kSetCtime, r.ctime_ns = ToNs(attr->st_ctim);
+    r.has_open_handle = fi != nullptr;
+    return r;
   }
 
   static void SetAttr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set,
                       fuse_file_info* fi) {
     FuseOps* s = Self(req);
     Count(s, FUSE_SETATTR);
+    // Buffered data first: a write after the change would, on the server, come
+    // before it (and a write may clear set-id bits the change sets).
     if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
-    Request r(req);
-    auto a = r.root.initSetAttr();
-    a.setIno(ino);
-    uint32_t mask = 0;
-    if (to_set & FUSE_SET_ATTR_MODE) mask |= kSetMode, a.setMode(attr->st_mode);
-    if (to_set & FUSE_SET_ATTR_UID) mask |= kSetUid, a.setUid(attr->st_uid);
-    if (to_set & FUSE_SET_ATTR_GID) mask |= kSetGid, a.setGid(attr->st_gid);
-    if (to_set & FUSE_SET_ATTR_SIZE) mask |= kSetSize, a.setSize(attr->st_size);
-    if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
-      mask |= kSetAtimeNow;
-    } else if (to_set & FUSE_SET_ATTR_ATIME) {
-      mask |= kSetAtime, a.setAtimeNs(ToNs(attr->st_atim));
+    SetAttrRequest sr = FromFuse(attr, to_set, fi);
+    Caller c = CallerOf(req);
+    // Truncation frees or allocates space: the server does it at once.
+    if (!(sr.mask & kSetSize)) {
+      if (auto local = s->SetAttrLocally(InodeId(ino), c, sr)) {
+        if (!local->ok()) return ReplyErr(req, local->status());
+        s->stats_.local_changes++;
+        struct stat st = ToStat(**local);
+        return (void)fuse_reply_attr(req, &st, s->config_.cached_timeout_s);
+      }
     }
-    if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
-      mask |= kSetMtimeNow;
-    } else if (to_set & FUSE_SET_ATTR_MTIME) {
-      mask |= kSetMtime, a.setMtimeNs(ToNs(attr->st_mtim));
-    }
-    if (to_set & FUSE_SET_ATTR_CTIME) mask |= kSetCtime, a.setCtimeNs(ToNs(attr->st_ctim));
-    a.setMask(mask);
-    a.setHasOpenHandle(fi != nullptr);
-    auto reply = s->rpc_.Call(r.message);
+    Request r(c);
+    ToWire(InodeId(ino), sr, r.root.initSetAttr());
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     LockMode lock;
-    Attr out = AbsorbAttr(s, reply->root(), &lock);
+    Attr out = AbsorbAttr(s, *reply, &lock);
     struct stat st = ToStat(out);
     fuse_reply_attr(req, &st, Timeout(s, lock));
   }
@@ -330,7 +360,7 @@ struct FuseOps::Impl {
     Count(s, FUSE_READLINK);
     Request r(req);
     r.root.setReadLink(ino);
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     std::string target(AsView(reply->root().getTarget()));
     fuse_reply_readlink(req, target.c_str());
@@ -344,8 +374,8 @@ struct FuseOps::Impl {
     ASSIGN_OR_RETURN(uint64_t ino, NewInode(s, req));
     Request r(req);
     fill(r.root, ino);
-    ASSIGN_OR_RETURN(RpcReply reply, s->rpc_.Call(r.message));
-    Attr attr = AbsorbAttr(s, reply.root(), lock);
+    ASSIGN_OR_RETURN(RpcReply reply, s->Call(r.message));
+    Attr attr = AbsorbAttr(s, reply, lock);
     s->cache_.AddName(InodeId(parent), name, attr.ino);
     return attr;
   }
@@ -431,10 +461,10 @@ struct FuseOps::Impl {
     l.setIno(ino);
     l.setNewParent(new_parent);
     l.setNewName(AsData(new_name));
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     LockMode lock;
-    Attr attr = AbsorbAttr(s, reply->root(), &lock);
+    Attr attr = AbsorbAttr(s, *reply, &lock);
     s->cache_.AddName(InodeId(new_parent), new_name, attr.ino);
     ReplyEntry(s, req, attr, lock);
   }
@@ -457,9 +487,9 @@ struct FuseOps::Impl {
       // The reply carries the child's server attributes: send its data first.
       if (Status fst = FlushData(s, child.ino.value); !fst.ok()) return ReplyErr(req, fst);
     }
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
-    Absorb(s, reply->root());
+    Absorb(s, *reply);
     s->cache_.RemoveName(InodeId(parent), name);
     fuse_reply_err(req, 0);
   }
@@ -491,9 +521,9 @@ struct FuseOps::Impl {
     m.setNewParent(new_parent);
     m.setNewName(AsData(new_name));
     m.setFlags(flags);
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
-    Absorb(s, reply->root());
+    Absorb(s, *reply);
     bool exchange = flags & kRenameExchange;
     bool know_victim = victim_state != ObjectCache::LookupResult::kUnknown;
     if (know_moved && (!exchange || know_victim)) {
@@ -524,9 +554,9 @@ struct FuseOps::Impl {
       auto o = r.root.initOpen();
       o.setIno(ino);
       o.setFlags(fi->flags);
-      auto reply = s->rpc_.Call(r.message);
+      auto reply = s->Call(r.message);
       if (!reply.ok()) return ReplyErr(req, reply.status());
-      AbsorbAttr(s, reply->root(), &lock);
+      AbsorbAttr(s, *reply, &lock);
     } else {
       s->stats_.cache_hits++;
     }
@@ -543,7 +573,7 @@ struct FuseOps::Impl {
     rd.setIno(ino);
     rd.setOffset(static_cast<uint64_t>(off));
     rd.setLength(static_cast<uint32_t>(std::min<size_t>(size, kMaxIoBytes)));
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     const std::string& data = reply->bulk();
     fuse_reply_buf(req, data.data(), data.size());
@@ -556,15 +586,19 @@ struct FuseOps::Impl {
     auto w = r.root.initWrite();
     w.setIno(ino.value);
     w.setOffset(off);
-    ASSIGN_OR_RETURN(RpcReply reply, s->rpc_.Call(r.message, std::move(data)));
+    ASSIGN_OR_RETURN(RpcReply reply, s->Call(r.message, std::move(data)));
     LockMode lock;
-    AbsorbAttr(s, reply.root(), &lock);
+    AbsorbAttr(s, reply, &lock);
     return Status::Ok();
   }
 
-  // The server must have this inode's buffered data before it answers about it.
+  // The server must have this inode's buffered data before it answers about
+  // it. Also reports, once, a deferred write or a logged change the server
+  // refused.
   static Status FlushData(FuseOps* s, fuse_ino_t ino) {
-    return s->write_behind_.Flush(InodeId(ino));
+    Status st = s->write_behind_.Flush(InodeId(ino));
+    Status refused = s->log_.TakeFailure(InodeId(ino));
+    return st.ok() ? refused : st;
   }
 
   static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
@@ -608,8 +642,10 @@ struct FuseOps::Impl {
     if (Status fst = FlushData(s, ino); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     r.root.setFsync(ino);
-    auto reply = s->rpc_.Call(r.message);
-    fuse_reply_err(req, reply.ok() ? 0 : reply.errno_value());
+    auto reply = s->Call(r.message);
+    // The Commit shipped ahead of the fsync has been answered by now.
+    Status st = reply.ok() ? s->log_.TakeFailure(InodeId(ino)) : reply.status();
+    fuse_reply_err(req, st.errno_value());
   }
   static void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
     SyncInode(req, ino, FUSE_FSYNC);
@@ -643,13 +679,13 @@ struct FuseOps::Impl {
     rd.setIno(ino);
     rd.setCookie(after);
     rd.setMaxEntries(s->config_.readdir_batch);
-    ASSIGN_OR_RETURN(RpcReply reply, s->rpc_.Call(r.message));
+    ASSIGN_OR_RETURN(RpcReply reply, s->Call(r.message));
     auto root = reply.root();
     Grants grants(root);
     h.entries.clear();
     for (auto e : root.getEntries()) {
       DirEntry d = cohfs::FromWire(e);
-      s->cache_.PutAttr(d.attr, grants.For(d.attr.ino));
+      s->cache_.PutAttr(d.attr, grants.For(d.attr.ino), reply.log_seq());
       h.entries.push_back(std::move(d));
     }
     h.after = after;
@@ -672,7 +708,7 @@ struct FuseOps::Impl {
       size_t n;
       if (plus) {
         fuse_entry_param e{};
-        e.attr = ToStat(attr);
+        e.attr = ToStat(s->cache_.GetAttr(attr.ino).value_or(attr));  // local changes win
         if (count) {
           e.ino = attr.ino.value;
           e.generation = attr.generation;
@@ -735,7 +771,7 @@ struct FuseOps::Impl {
     Count(s, FUSE_STATFS);
     Request r(req);
     r.root.setStatFs();
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     FsStat fs = cohfs::FromWire(reply->root().getFsStat());
     struct statvfs v{};
@@ -766,10 +802,10 @@ struct FuseOps::Impl {
     x.setName(AsData(name));
     x.setValue(AsData(std::string_view(value, size)));
     x.setFlags(flags);
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     LockMode lock;
-    AbsorbAttr(s, reply->root(), &lock);
+    AbsorbAttr(s, *reply, &lock);
     fuse_reply_err(req, 0);
   }
 
@@ -787,7 +823,7 @@ struct FuseOps::Impl {
     auto x = r.root.initGetXattr();
     x.setIno(ino);
     x.setName(AsData(name));
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     ReplySized(req, std::string(AsView(reply->root().getValue())), size);
   }
@@ -801,7 +837,7 @@ struct FuseOps::Impl {
     }
     Request r(req);
     r.root.setListXattr(ino);
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     std::string names;
     for (auto n : reply->root().getNames()) {
@@ -819,10 +855,10 @@ struct FuseOps::Impl {
     auto x = r.root.initRemoveXattr();
     x.setIno(ino);
     x.setName(AsData(name));
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     LockMode lock;
-    AbsorbAttr(s, reply->root(), &lock);
+    AbsorbAttr(s, *reply, &lock);
     fuse_reply_err(req, 0);
   }
 
@@ -833,7 +869,7 @@ struct FuseOps::Impl {
     auto a = r.root.initAccess();
     a.setIno(ino);
     a.setMask(mask);
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     fuse_reply_err(req, reply.ok() ? 0 : reply.errno_value());
   }
 
@@ -848,10 +884,10 @@ struct FuseOps::Impl {
     f.setMode(mode);
     f.setOffset(static_cast<uint64_t>(offset));
     f.setLength(static_cast<uint64_t>(length));
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     LockMode lock;
-    AbsorbAttr(s, reply->root(), &lock);
+    AbsorbAttr(s, *reply, &lock);
     fuse_reply_err(req, 0);
   }
 
@@ -864,7 +900,7 @@ struct FuseOps::Impl {
     l.setIno(ino);
     l.setOffset(static_cast<uint64_t>(off));
     l.setWhence(whence);
-    auto reply = s->rpc_.Call(r.message);
+    auto reply = s->Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     fuse_reply_lseek(req, static_cast<off_t>(reply->root().getOffset()));
   }
@@ -882,7 +918,92 @@ void FuseOps::SendReleases(int64_t min_age_ms) {
   ToWire(Caller{}, root.initCaller());
   auto list = root.initRelease(static_cast<unsigned>(inos.size()));
   for (size_t i = 0; i < inos.size(); i++) list.set(static_cast<unsigned>(i), inos[i]);
+  // Changes to these inodes must reach the server while it still knows them as ours.
+  std::lock_guard<std::mutex> l(send_mu_);
+  ShipLogLocked();
   rpc_.Post(m);
+}
+
+void FuseOps::Tick() {
+  {
+    std::lock_guard<std::mutex> l(send_mu_);
+    if (!log_.empty() && NowNs() - log_.oldest_ns() >= kLogDelayMs * 1000000) ShipLogLocked();
+  }
+  SendReleases(/*min_age_ms=*/500);
+}
+
+Result<RpcReply> FuseOps::Call(capnp::MallocMessageBuilder& m, std::string bulk) {
+  RpcClient::Ticket ticket;
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> l(send_mu_);
+    seq = ShipLogLocked();
+    ticket = rpc_.Send(m, std::move(bulk));
+  }
+  auto reply = rpc_.Wait(ticket);
+  if (reply.ok()) reply->set_log_seq(seq);
+  return reply;
+}
+
+uint64_t FuseOps::ShipLogLocked() {
+  if (log_.empty()) return log_.last_seq();
+  std::vector<WritebackLog::SetAttrOp> ops = log_.Drain();
+  capnp::MallocMessageBuilder m;
+  auto root = m.initRoot<wire::Request>();
+  ToWire(Caller{}, root.initCaller());
+  auto list = root.initCommit(static_cast<unsigned>(ops.size()));
+  std::vector<InodeId> inos;
+  for (size_t i = 0; i < ops.size(); i++) {
+    auto op = list[static_cast<unsigned>(i)];
+    ToWire(ops[i].caller, op.initCaller());
+    ToWire(ops[i].ino, ops[i].req, op.initSetAttr());
+    inos.push_back(ops[i].ino);
+  }
+  uint64_t seq = log_.last_seq();
+  rpc_.Post(m, [this, inos = std::move(inos), seq](Result<RpcReply> reply) {
+    OnCommitted(inos, seq, std::move(reply));
+  });
+  return seq;
+}
+
+// Network thread (or a sender, when the connection is gone): record what the
+// server refused, take its attributes, and drop the kernel's copy.
+void FuseOps::OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Result<RpcReply> reply) {
+  std::vector<std::pair<InodeId, Status>> refused;
+  if (!reply.ok()) {
+    for (InodeId ino : inos) refused.emplace_back(ino, reply.status());
+  } else {
+    reply->set_log_seq(seq);
+    Impl::Absorb(this, *reply);
+    auto root = reply->root();
+    if (root.isFailures()) {
+      for (auto f : root.getFailures()) {
+        int err = f.getErrno() > 0 && f.getErrno() < 4096 ? f.getErrno() : EIO;
+        refused.emplace_back(InodeId(f.getIno()), Status::Error(err, f.getMessage().cStr()));
+      }
+    }
+  }
+  for (auto& [ino, st] : refused) {
+    LOG(Warn) << "server refused a change of inode " << ino.value << " made locally: "
+              << st.ToString();
+    log_.RecordFailure(ino, st);
+    if (session_) fuse_lowlevel_notify_inval_inode(session_, ino.value, -1, 0);
+  }
+}
+
+std::optional<Result<Attr>> FuseOps::SetAttrLocally(InodeId ino, const Caller& c,
+                                                    SetAttrRequest req) {
+  std::lock_guard<std::mutex> l(send_mu_);
+  req.now_ns = NowNs();
+  auto result = cache_.UpdateAttr(ino, log_.last_seq() + 1, [&](Attr& a) -> Status {
+    RETURN_IF_ERROR(CheckAttrChange(c, a, req));
+    ApplyAttrChange(c, a, req, req.now_ns);
+    return Status::Ok();
+  });
+  if (!result || !result->ok()) return result;
+  log_.Append(WritebackLog::SetAttrOp{ino, c, req}, req.now_ns);
+  if (log_.size() >= kMaxLogOps) ShipLogLocked();
+  return result;
 }
 
 FuseOps::FuseOps(RpcClient& rpc, ClientStats& stats, const FuseOpsConfig& config)
@@ -899,6 +1020,7 @@ const fuse_lowlevel_ops& FuseOps::Table() {
   static const fuse_lowlevel_ops ops = [] {
     fuse_lowlevel_ops o{};
     o.init = Impl::Init;
+    o.destroy = Impl::Destroy;
     o.lookup = Impl::Lookup;
     o.forget = Impl::Forget;
     o.forget_multi = Impl::ForgetMulti;

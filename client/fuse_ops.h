@@ -1,7 +1,11 @@
 // FuseOps: the libfuse low-level operations table. Every request is answered
-// exactly once; cached operations are answered from the ObjectCache, the rest
-// become one RPC each through the RpcClient (write-through: the server applies
-// a change before the kernel sees it succeed).
+// exactly once; cached operations are answered from the ObjectCache; attribute
+// changes of inodes this client holds EXCLUSIVE are answered locally and
+// shipped later (WritebackLog); data under EXCLUSIVE is written behind
+// (WriteBehind); the rest become one RPC each through the RpcClient
+// (write-through: the server applies the change before the kernel sees it
+// succeed). Every request is sent behind the log's pending changes, so the
+// server always sees this client's changes in the order it made them.
 #pragma once
 
 #define FUSE_USE_VERSION 312
@@ -9,12 +13,14 @@
 
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <vector>
 
 #include "client/object_cache.h"
 #include "client/rpc_client.h"
 #include "client/stats.h"
 #include "client/write_behind.h"
+#include "client/writeback_log.h"
 
 namespace cohfs {
 
@@ -31,8 +37,11 @@ class FuseOps {
   // Called once the kernel's INIT has been answered (the mount is live).
   void set_on_init(std::function<void()> f) { on_init_ = std::move(f); }
 
-  // Sends queued lock releases older than `min_age_ms` (network thread hook).
-  void SendReleases(int64_t min_age_ms);
+  // Network thread hook: ships the writeback log and the queued lock releases
+  // once they have waited long enough.
+  void Tick();
+  // For invalidating the kernel's attributes of a change the server refused.
+  void set_session(fuse_session* se) { session_ = se; }
 
   // Implementation entry points, one per FUSE operation (see fuse_ops.cc).
   struct Impl;
@@ -45,6 +54,27 @@ class FuseOps {
   ObjectCache cache_;
   WriteBehind write_behind_;
   std::function<void()> on_init_;
+  fuse_session* session_ = nullptr;
+
+  // Orders local changes against requests: a request is enqueued, under this
+  // mutex, right behind a Commit of everything logged before it (rank: above
+  // the RpcClient's and the cache's mutexes; never held while waiting).
+  std::mutex send_mu_;
+  WritebackLog log_;  // guarded by send_mu_ (but its failure records)
+
+  // Sends `m` behind the pending log and waits for the reply.
+  Result<RpcReply> Call(capnp::MallocMessageBuilder& m, std::string bulk = {});
+  // Sends the log as one Commit; returns the log sequence it covers. send_mu_ held.
+  uint64_t ShipLogLocked();
+  void OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Result<RpcReply> reply);
+  // Applies an attribute change to an EXCLUSIVE inode locally and logs it;
+  // nullopt when the server must do it.
+  std::optional<Result<Attr>> SetAttrLocally(InodeId ino, const Caller& c, SetAttrRequest req);
+  // Sends queued lock releases older than `min_age_ms`.
+  void SendReleases(int64_t min_age_ms);
+  // A logged change waits at most about this long for a request to ride ahead of.
+  static constexpr int64_t kLogDelayMs = 100;
+  static constexpr size_t kMaxLogOps = 4096;  // then it ships at once
 
   // Inodes the kernel forgot, whose locks go back to the server in batches.
   std::mutex release_mu_;  // guards the two fields below (rank: leaf)

@@ -79,8 +79,9 @@ int RunMount(const MountOptions& options) {
     return 1;
   }
   FuseOps ops(**rpc, stats, FuseOpsConfig{});
-  // Forgotten inodes' locks go back in batches, at the latest about a second later.
-  (*rpc)->SetPeriodicHook([&ops] { ops.SendReleases(/*min_age_ms=*/500); });
+  // Logged changes and forgotten inodes' locks go to the server in batches,
+  // behind other requests or at the latest about a second later.
+  (*rpc)->SetPeriodicHook([&ops] { ops.Tick(); });
   ReadyPipe ready;
   ops.set_on_init([&ready] { ready.SignalReady(); });
 
@@ -95,6 +96,7 @@ int RunMount(const MountOptions& options) {
     std::fprintf(stderr, "cohfs mount: fuse_session_new failed\n");
     return 1;
   }
+  ops.set_session(se);
   if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
     std::fprintf(stderr, "cohfs mount: cannot mount on %s\n", options.mountpoint.c_str());
     fuse_session_destroy(se);

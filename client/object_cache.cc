@@ -4,12 +4,28 @@
 
 namespace cohfs {
 
-void ObjectCache::PutAttr(const Attr& attr, LockMode lock) {
+void ObjectCache::PutAttr(const Attr& attr, LockMode lock, uint64_t reply_seq) {
   std::lock_guard<std::mutex> l(mu_);
   Node& n = nodes_[attr.ino];
+  if (lock > n.lock) n.lock = lock;
+  if (n.has_attr && n.local_seq > reply_seq) return;  // the reply predates a local change
   n.attr = attr;
   n.has_attr = true;
-  if (lock > n.lock) n.lock = lock;
+}
+
+std::optional<Result<Attr>> ObjectCache::UpdateAttr(InodeId ino, uint64_t seq,
+                                                    const std::function<Status(Attr&)>& change) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || !it->second.has_attr || it->second.lock != LockMode::kExclusive) {
+    return std::nullopt;
+  }
+  Attr a = it->second.attr;
+  Status st = change(a);
+  if (!st.ok()) return Result<Attr>(st);
+  it->second.attr = a;
+  it->second.local_seq = seq;
+  return Result<Attr>(a);
 }
 
 void ObjectCache::SetLock(InodeId ino, LockMode lock) {

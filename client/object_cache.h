@@ -4,11 +4,15 @@
 // An inode is cached while the kernel references it (nlookup > 0) and the
 // client holds a lock on it. A directory is "complete" when its whole listing
 // came in a leaf: then a name missing from it is a negative lookup answered
-// locally. Every change this client makes goes to the server first and is
-// applied here from the reply, so the cache never runs ahead of the server.
+// locally. Most changes this client makes go to the server first and are
+// applied here from the reply; attribute changes of inodes held EXCLUSIVE are
+// applied here first (UpdateAttr) and reach the server later through the
+// WritebackLog. Each node remembers the log sequence of its last local change
+// so that a reply older than that change cannot undo it.
 // Thread-safe: one mutex (rank: leaf; never held across RPCs or FUSE replies).
 #pragma once
 
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "common/fs_types.h"
+#include "common/status.h"
 
 namespace cohfs {
 
@@ -23,8 +28,15 @@ class ObjectCache {
  public:
   enum class LookupResult { kUnknown, kFound, kNegative };
 
-  // Records fresh attributes (from any reply) and the lock that came with them.
-  void PutAttr(const Attr& attr, LockMode lock);
+  // Records attributes from a reply to a request sent at writeback sequence
+  // `reply_seq`, and the lock that came with them. Attributes the reply
+  // predates (a later local change) are kept.
+  void PutAttr(const Attr& attr, LockMode lock, uint64_t reply_seq);
+  // A local change: runs `change` on a copy of the inode's attributes and keeps
+  // the result when it returns Ok, marking it as local change `seq`. nullopt
+  // when the inode is not cached under EXCLUSIVE (the server must decide).
+  std::optional<Result<Attr>> UpdateAttr(InodeId ino, uint64_t seq,
+                                         const std::function<Status(Attr&)>& change);
   void SetLock(InodeId ino, LockMode lock);
   std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
   // A write answered from memory: size and times move as the server would move them.
@@ -51,6 +63,7 @@ class ObjectCache {
     Attr attr;
     bool has_attr = false;
     LockMode lock = LockMode::kNone;
+    uint64_t local_seq = 0;  // WritebackLog sequence of the last local change
     uint64_t nlookup = 0;
     bool complete = false;  // `names` is the whole directory
     std::unordered_map<std::string, InodeId> names;

@@ -117,21 +117,20 @@ void RpcClient::Shutdown() {
   FailAll(Status::Error(ENOTCONN, "client shutting down"));
 }
 
-std::shared_ptr<RpcClient::Pending> RpcClient::Enqueue(capnp::MallocMessageBuilder& request,
-                                                       std::string bulk, bool want_reply) {
+RpcClient::Ticket RpcClient::Enqueue(capnp::MallocMessageBuilder& request, std::string bulk,
+                                     bool want_reply, ReplyHandler on_reply) {
   auto which = request.getRoot<wire::Request>().which();
   if (static_cast<size_t>(which) < kMaxRequestKinds) stats_.rpcs[which]++;
   RequestId id(next_id_++);
   OutFrame frame = EncodeFrame(FrameKind::kRequest, id, request, std::move(bulk));
   stats_.bytes_sent += frame.total_bytes();
   auto p = want_reply ? std::make_shared<Pending>() : nullptr;
+  if (p) p->on_reply = std::move(on_reply);
   {
-    std::lock_guard<std::mutex> l(mu_);
+    std::unique_lock<std::mutex> l(mu_);
     if (broken_ || stop_) {
-      if (p) {
-        p->done = true;
-        p->error = Status::Error(ENOTCONN, "not connected to the server");
-      }
+      l.unlock();
+      if (p) Deliver(p, Status::Error(ENOTCONN, "not connected to the server"));
       return p;
     }
     if (p) pending_[id.value] = p;
@@ -142,7 +141,14 @@ std::shared_ptr<RpcClient::Pending> RpcClient::Enqueue(capnp::MallocMessageBuild
 }
 
 Result<RpcReply> RpcClient::Call(capnp::MallocMessageBuilder& request, std::string bulk) {
-  auto p = Enqueue(request, std::move(bulk), true);
+  return Wait(Send(request, std::move(bulk)));
+}
+
+RpcClient::Ticket RpcClient::Send(capnp::MallocMessageBuilder& request, std::string bulk) {
+  return Enqueue(request, std::move(bulk), true);
+}
+
+Result<RpcReply> RpcClient::Wait(const Ticket& p) {
   std::unique_lock<std::mutex> l(p->mu);
   if (!p->cv.wait_for(l, std::chrono::milliseconds(kCallTimeoutMs), [&] { return p->done; })) {
     stats_.rpc_errors++;
@@ -157,7 +163,28 @@ Result<RpcReply> RpcClient::Call(capnp::MallocMessageBuilder& request, std::stri
   return RpcReply(std::move(p->reply));
 }
 
-void RpcClient::Post(capnp::MallocMessageBuilder& request) { Enqueue(request, {}, false); }
+void RpcClient::Post(capnp::MallocMessageBuilder& request, ReplyHandler on_reply) {
+  bool want_reply = static_cast<bool>(on_reply);
+  Enqueue(request, {}, want_reply, std::move(on_reply));
+}
+
+// Hands a reply (or the failure to get one) to its waiter or handler.
+void RpcClient::Deliver(const Ticket& p, Result<std::unique_ptr<DecodedReply>> reply) {
+  if (p->on_reply) {
+    if (!reply.ok()) return p->on_reply(reply.status());
+    Status st = GuardDecode([&] { return ReplyStatus((*reply)->root()); });
+    if (!st.ok()) return p->on_reply(st);
+    return p->on_reply(RpcReply(std::move(reply).value()));
+  }
+  std::lock_guard<std::mutex> l(p->mu);
+  if (reply.ok()) {
+    p->reply = std::move(reply).value();
+  } else {
+    p->error = reply.status();
+  }
+  p->done = true;
+  p->cv.notify_one();
+}
 
 void RpcClient::NetLoop() {
   ArmWake();
@@ -213,15 +240,7 @@ void RpcClient::OnRecv(int res) {
       }
     }
     if (!p) continue;  // a Post()ed request's reply, or a timed-out call's
-    auto decoded = DecodedReply::Decode(std::move(frame));
-    std::lock_guard<std::mutex> l(p->mu);
-    if (decoded.ok()) {
-      p->reply = std::move(decoded).value();
-    } else {
-      p->error = decoded.status();
-    }
-    p->done = true;
-    p->cv.notify_one();
+    Deliver(p, DecodedReply::Decode(std::move(frame)));
   }
   ArmRecv();
 }
@@ -285,12 +304,7 @@ void RpcClient::FailAll(const Status& why) {
     queue_.clear();
   }
   // sending_ is freed by OnSend: a send in flight may still read it.
-  for (auto& [id, p] : pending) {
-    std::lock_guard<std::mutex> l(p->mu);
-    p->done = true;
-    p->error = Status::Error(ENOTCONN, why.message());
-    p->cv.notify_one();
-  }
+  for (auto& [id, p] : pending) Deliver(p, Status::Error(ENOTCONN, why.message()));
 }
 
 }  // namespace cohfs

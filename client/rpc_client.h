@@ -14,6 +14,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -42,9 +43,13 @@ class RpcReply {
   explicit RpcReply(std::unique_ptr<DecodedReply> m) : m_(std::move(m)) {}
   wire::Reply::Reader root() const { return m_->root(); }
   std::string& bulk() { return m_->frame().bulk; }
+  // The sender's writeback sequence when the request left (WritebackLog).
+  uint64_t log_seq() const { return log_seq_; }
+  void set_log_seq(uint64_t seq) { log_seq_ = seq; }
 
  private:
   std::unique_ptr<DecodedReply> m_;
+  uint64_t log_seq_ = 0;
 };
 
 class RpcClient {
@@ -55,11 +60,19 @@ class RpcClient {
   ~RpcClient();
 
   Status Start();
+  struct Pending;
+  using Ticket = std::shared_ptr<Pending>;
+  using ReplyHandler = std::function<void(Result<RpcReply>)>;
+
   // Sends a request (caller already set in the message) and waits for the
   // reply. A reply carrying an errno comes back as that Status.
   Result<RpcReply> Call(capnp::MallocMessageBuilder& request, std::string bulk = {});
-  // Sends without waiting; the reply is dropped (Release).
-  void Post(capnp::MallocMessageBuilder& request);
+  // Call in two steps, for a caller that must order the send under its own lock.
+  Ticket Send(capnp::MallocMessageBuilder& request, std::string bulk = {});
+  Result<RpcReply> Wait(const Ticket& ticket);
+  // Sends without waiting. The reply, if wanted, goes to `on_reply` on the
+  // network thread (which must not block or Call from it).
+  void Post(capnp::MallocMessageBuilder& request, ReplyHandler on_reply = {});
   void Shutdown();
   // Runs on the network thread at least once a second (set before Start).
   void SetPeriodicHook(std::function<void()> hook) { periodic_hook_ = std::move(hook); }
@@ -69,18 +82,21 @@ class RpcClient {
 
   static constexpr int kCallTimeoutMs = 120000;
 
- private:
   struct Pending {
     std::mutex mu;  // guards done, result (rank: leaf)
     std::condition_variable cv;
     bool done = false;
     Status error;
     std::unique_ptr<DecodedReply> reply;
+    ReplyHandler on_reply;  // set: the reply goes here instead of to a waiter
   };
+
+ private:
   RpcClient(int fd, ClientStats& stats) : fd_(fd), stats_(stats) {}
   Status Handshake(const std::string& client_name);
-  std::shared_ptr<Pending> Enqueue(capnp::MallocMessageBuilder& request, std::string bulk,
-                                   bool want_reply);
+  Ticket Enqueue(capnp::MallocMessageBuilder& request, std::string bulk, bool want_reply,
+                 ReplyHandler on_reply = {});
+  void Deliver(const Ticket& p, Result<std::unique_ptr<DecodedReply>> reply);
   void NetLoop();
   void ArmRecv();
   void OnRecv(int res);

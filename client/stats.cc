@@ -50,6 +50,7 @@ std::string ClientStats::Format() const {
   line("bytes_received", bytes_received);
   line("cache_hits", cache_hits);
   line("negative_hits", negative_hits);
+  line("local_changes", local_changes);
   line("rpc_errors", rpc_errors);
   return out;
 }

@@ -18,6 +18,7 @@ struct ClientStats {
   std::atomic<uint64_t> bytes_received{0};
   std::atomic<uint64_t> cache_hits{0};         // answered from the object cache
   std::atomic<uint64_t> negative_hits{0};      // ENOENT answered from a complete directory
+  std::atomic<uint64_t> local_changes{0};      // changes answered locally, shipped in a commit
   std::atomic<uint64_t> rpc_errors{0};         // transport failures (not errno replies)
 
   // "name value" lines; rpc_total is the sum of all round trips.

@@ -60,6 +60,8 @@ struct SetAttrRequest {
   int64_t mtime_ns = 0;
   int64_t ctime_ns = 0;
   bool has_open_handle = false;  // ftruncate: no write-permission check on the path
+  int64_t now_ns = 0;  // clock for UTIME_NOW and ctime: the client's for a change it made
+                       // locally (DESIGN §6); 0: the server's
 };
 
 struct DirEntry {

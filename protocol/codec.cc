@@ -102,6 +102,35 @@ Caller FromWire(wire::Caller::Reader r) {
   return c;
 }
 
+void ToWire(InodeId ino, const SetAttrRequest& r, wire::Request::SetAttr::Builder b) {
+  b.setIno(ino.value);
+  b.setMask(r.mask);
+  b.setMode(r.mode);
+  b.setUid(r.uid);
+  b.setGid(r.gid);
+  b.setSize(r.size);
+  b.setAtimeNs(r.atime_ns);
+  b.setMtimeNs(r.mtime_ns);
+  b.setCtimeNs(r.ctime_ns);
+  b.setHasOpenHandle(r.has_open_handle);
+  b.setNowNs(r.now_ns);
+}
+
+SetAttrRequest FromWire(wire::Request::SetAttr::Reader a) {
+  SetAttrRequest sr;
+  sr.mask = a.getMask();
+  sr.mode = a.getMode();
+  sr.uid = a.getUid();
+  sr.gid = a.getGid();
+  sr.size = a.getSize();
+  sr.atime_ns = a.getAtimeNs();
+  sr.mtime_ns = a.getMtimeNs();
+  sr.ctime_ns = a.getCtimeNs();
+  sr.has_open_handle = a.getHasOpenHandle();
+  sr.now_ns = a.getNowNs();
+  return sr;
+}
+
 void ToWire(const FsStat& s, wire::FsStat::Builder b) {
   b.setBlockBytes(s.block_bytes);
   b.setTotalBlocks(s.total_blocks);

@@ -59,6 +59,8 @@ void ToWire(const FsStat& s, wire::FsStat::Builder b);
 FsStat FromWire(wire::FsStat::Reader r);
 void ToWire(const DirEntry& e, wire::Entry::Builder b);
 DirEntry FromWire(wire::Entry::Reader r);
+void ToWire(InodeId ino, const SetAttrRequest& r, wire::Request::SetAttr::Builder b);
+SetAttrRequest FromWire(wire::Request::SetAttr::Reader r);  // the inode: r.getIno()
 
 inline std::string_view AsView(capnp::Data::Reader d) {
   return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size());

@@ -78,6 +78,7 @@ struct Request {
       mtimeNs @15 :Int64;
       ctimeNs @16 :Int64;
       hasOpenHandle @17 :Bool;
+      nowNs @80 :Int64;      # the client's clock for *Now bits and ctime (0: the server's)
     }
     readLink @18 :UInt64;
     mknod :group {
@@ -174,6 +175,9 @@ struct Request {
     renew @76 :Void;
     syncFs @77 :Void;
     goodbye @78 :Void;
+    commit @79 :List(Request);   # changes the client already made locally (its
+                                 # writeback log), applied in order; each entry
+                                 # carries its own caller; only setAttr for now
   }
 }
 
@@ -195,6 +199,14 @@ struct FsStat {
   maxNameBytes @5 :UInt32;
 }
 
+# One change of a commit that the server refused.
+struct OpFailure {
+  index @0 :UInt32;          # position in the commit
+  ino @1 :UInt64;
+  errno @2 :Int32;
+  message @3 :Text;
+}
+
 struct Reply {
   errno @0 :Int32;           # 0 = success; otherwise the union is `none`
   message @1 :Text;
@@ -214,6 +226,7 @@ struct Reply {
     offset @14 :UInt64;      # lseek
     inodes @15 :InodeRange;  # allocInodes
     removed @16 :UInt64;     # unlink/rmdir/rename: the inode that lost a name (0: none)
+    failures @18 :List(OpFailure);  # commit: the changes refused (the rest applied)
   }
   changed @17 :List(Attr);   # other inodes the request changed (parents, unlinked children)
 }

@@ -126,6 +126,18 @@ LockMode ModeFor(bool mutated) { return mutated ? LockMode::kExclusive : LockMod
 
 }  // namespace
 
+// One change of a Commit. A client may change locally only what it holds
+// EXCLUSIVE (DESIGN §5); the server checks, so no client writes around locks.
+Status Dispatcher::ApplyCommitted(Session& s, wire::Request::Reader op, InodeId* ino) {
+  if (!op.isSetAttr()) return Status::Error(EINVAL, "only setAttr may be committed");
+  auto a = op.getSetAttr();
+  *ino = InodeId(a.getIno());
+  if (locks_.HeldBy(s.client, *ino) != LockMode::kExclusive) {
+    return Status::Error(EACCES, "changed locally without holding the inode exclusively");
+  }
+  return fs_.SetAttr(FromWire(op.getCaller()), *ino, FromWire(a)).status();
+}
+
 Status Dispatcher::Dispatch(Ctx& ctx) {
   auto req = ctx.req;
   auto reply = ctx.reply;
@@ -206,17 +218,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       return reply_attr(fs_.GetAttr(InodeId(req.getGetAttr())), false);
     case wire::Request::SET_ATTR: {
       auto a = req.getSetAttr();
-      SetAttrRequest sr;
-      sr.mask = a.getMask();
-      sr.mode = a.getMode();
-      sr.uid = a.getUid();
-      sr.gid = a.getGid();
-      sr.size = a.getSize();
-      sr.atime_ns = a.getAtimeNs();
-      sr.mtime_ns = a.getMtimeNs();
-      sr.ctime_ns = a.getCtimeNs();
-      sr.has_open_handle = a.getHasOpenHandle();
-      return reply_attr(fs_.SetAttr(c, InodeId(a.getIno()), sr), true);
+      return reply_attr(fs_.SetAttr(c, InodeId(a.getIno()), FromWire(a)), true);
     }
     case wire::Request::READ_LINK: {
       ASSIGN_OR_RETURN(std::string target, fs_.ReadLink(InodeId(req.getReadLink())));
@@ -395,6 +397,34 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       auto r = reply.initInodes();
       r.setFirst(range.first);
       r.setCount(range.count);
+      return Status::Ok();
+    }
+    case wire::Request::COMMIT: {
+      // Each change was answered on the client already: one refused change
+      // does not stop the others; the client learns which failed and the
+      // server's attributes of those inodes.
+      std::vector<std::pair<uint32_t, Status>> failed;
+      std::vector<InodeId> failed_inos;
+      uint32_t index = 0;
+      for (auto op : req.getCommit()) {
+        InodeId ino;
+        Status st = ApplyCommitted(s, op, &ino);
+        if (st.ok()) {
+          ctx.mutated = true;
+        } else {
+          failed.emplace_back(index, st);
+          failed_inos.push_back(ino);
+          ctx.changed.push_back(ino);
+        }
+        index++;
+      }
+      auto list = reply.initFailures(static_cast<unsigned>(failed.size()));
+      for (size_t i = 0; i < failed.size(); i++) {
+        list[i].setIndex(failed[i].first);
+        list[i].setIno(failed_inos[i].value);
+        list[i].setErrno(failed[i].second.errno_value());
+        list[i].setMessage(failed[i].second.message());
+      }
       return Status::Ok();
     }
     case wire::Request::RENEW:

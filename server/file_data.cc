@@ -14,7 +14,7 @@
 #include "common/log.h"
 #include "server/file_system.h"
 #include "server/fs_tx.h"
-#include "server/permissions.h"
+#include "common/permissions.h"
 
 namespace cohfs {
 namespace {
@@ -355,61 +355,28 @@ Result<Attr> FileSystem::Write(const Caller& c, InodeId ino, uint64_t offset,
   return ToAttr(ino, *i);
 }
 
-// All checks first (setattr_prepare: size, uid, gid, mode, times), then changes.
+// All checks first (setattr_prepare: size, then common/permissions.h), then changes.
 Result<Attr> FileSystem::SetAttr(const Caller& c, InodeId ino, const SetAttrRequest& req) {
   RETURN_IF_ERROR(CheckWritable());
   Tx tx(volume_);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
-  const uint32_t m = req.mask;
-  const bool root = IsRoot(c);
-  const bool owner = OwnerOrRoot(c, *i);
-  if (m & kSetSize) {
+  if (req.mask & kSetSize) {
     if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
     if (!S_ISREG(i->mode)) return Status::Error(EINVAL);
     if (req.size > kMaxFileBytes) return Status::Error(EFBIG);
     if (!req.has_open_handle) RETURN_IF_ERROR(Permission(c, *i, kMayWrite));
   }
-  // chown_ok / chgrp_ok: root, or the owner keeping the uid and choosing one of its groups.
-  if ((m & kSetUid) && !root && (c.uid != i->uid || req.uid != i->uid)) {
-    return Status::Error(EPERM);
-  }
-  if ((m & kSetGid) && !root && !(c.uid == i->uid && (req.gid == i->gid || InGroup(c, req.gid)))) {
-    return Status::Error(EPERM);
-  }
-  // A non-owner may only drop S_ISUID/S_ISGID: the kernel's own kill-privileges
-  // change after a write (ATTR_FORCE), which FUSE forwards as a chmod.
-  const uint32_t kill_bits = S_ISUID | S_ISGID;
-  bool only_kills = (req.mode & 07777 & ~kill_bits) == (i->mode & 07777 & ~kill_bits) &&
-                    (req.mode & kill_bits & ~i->mode) == 0;
-  if ((m & kSetMode) && !owner && !only_kills) return Status::Error(EPERM);
-  if (m & (kSetAtime | kSetMtime)) {
-    if (!owner) return Status::Error(EPERM);  // explicit times: owner only
-  } else if ((m & (kSetAtimeNow | kSetMtimeNow)) && !owner) {
-    RETURN_IF_ERROR(Permission(c, *i, kMayWrite));  // touch: owner or writer
-  }
+  RETURN_IF_ERROR(CheckAttrChange(c, *i, req));
 
-  int64_t now = NowNs();
-  if (m & kSetSize) {
+  // A change a client made locally carries the time it happened there.
+  int64_t now = req.now_ns != 0 ? req.now_ns : NowNs();
+  if (req.mask & kSetSize) {
     uint64_t old_size = i->size;
     RETURN_IF_ERROR(Truncate(tx, ino, *i, req.size));
     if (req.size != old_size) i->mtime_ns = now;
     KillPrivilegesOnWrite(c, *i);
   }
-  if (m & (kSetUid | kSetGid)) {
-    KillPrivilegesOnChown(c, *i);
-    if (m & kSetUid) i->uid = req.uid;
-    if (m & kSetGid) i->gid = req.gid;
-  }
-  if (m & kSetMode) {
-    uint32_t mode = req.mode & 07777;
-    if (!root && !InGroup(c, i->gid)) mode &= ~S_ISGID;
-    i->mode = (i->mode & S_IFMT) | mode;
-  }
-  if (m & kSetAtime) i->atime_ns = req.atime_ns;
-  if (m & kSetAtimeNow) i->atime_ns = now;
-  if (m & kSetMtime) i->mtime_ns = req.mtime_ns;
-  if (m & kSetMtimeNow) i->mtime_ns = now;
-  i->ctime_ns = (m & kSetCtime) ? req.ctime_ns : now;
+  ApplyAttrChange(c, *i, req, now);
   RETURN_IF_ERROR(tx.Commit());
   return ToAttr(ino, *i);
 }

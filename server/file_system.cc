@@ -13,7 +13,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "server/fs_tx.h"
-#include "server/permissions.h"
+#include "common/permissions.h"
 
 namespace cohfs {
 namespace {

@@ -9,7 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
+
 #include <algorithm>
+#include <fstream>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -54,6 +57,39 @@ int RunAs(uid_t uid, gid_t gid, const std::function<int()>& fn) {
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 251;
 }
+
+namespace {
+
+// The `cohfs mount` daemon serving `mountpoint` (it forks away from the
+// command the test ran), found by its command line; -1 if none.
+pid_t FindMountDaemon(const std::string& mountpoint) {
+  DIR* proc = opendir("/proc");
+  if (!proc) return -1;
+  pid_t found = -1;
+  while (dirent* e = readdir(proc)) {
+    pid_t pid = static_cast<pid_t>(atoi(e->d_name));
+    if (pid <= 0) continue;
+    std::ifstream in(std::string("/proc/") + e->d_name + "/cmdline");
+    std::vector<std::string> args;
+    for (std::string a; std::getline(in, a, '\0');) args.push_back(a);
+    if (args.size() >= 3 && args[0] == CohfsBinary() && args[1] == "mount" &&
+        std::find(args.begin(), args.end(), mountpoint) != args.end()) {
+      found = pid;
+    }
+  }
+  closedir(proc);
+  return found;
+}
+
+bool ProcessGone(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  if (!std::getline(in, stat)) return true;
+  size_t paren = stat.rfind(')');
+  return paren == std::string::npos || stat.compare(paren + 1, 3, " Z ") == 0;
+}
+
+}  // namespace
 
 Cluster::Cluster(ClusterOptions options) {
   char tmpl[] = "/var/tmp/cohfs-test-XXXXXX";
@@ -141,6 +177,8 @@ void Cluster::Mount(const std::string& mountpoint) {
             0)
       << out;
   mounts_.push_back(m);
+  daemons_[m] = FindMountDaemon(m);
+  EXPECT_GT(daemons_[m], 0) << "no client daemon found for " << m;
 }
 
 void Cluster::Unmount(const std::string& mountpoint) {
@@ -150,6 +188,14 @@ void Cluster::Unmount(const std::string& mountpoint) {
     EXPECT_EQ(umount2(m.c_str(), MNT_DETACH), 0) << "umount " << m << ": " << strerror(errno);
   }
   mounts_.erase(std::remove(mounts_.begin(), mounts_.end(), m), mounts_.end());
+  // umount returns before the daemon has shipped its last logged changes and
+  // exited; an unmounted client is one whose daemon is gone.
+  pid_t daemon = daemons_[m];
+  daemons_.erase(m);
+  if (daemon > 0) {
+    EXPECT_TRUE(WaitFor([&] { return ProcessGone(daemon); }, std::chrono::seconds(60)))
+        << "client daemon " << daemon << " of " << m << " did not exit";
+  }
 }
 
 int Cluster::Fsck(std::string* output) {

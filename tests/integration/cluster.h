@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,7 @@ class Cluster {
   pid_t server_pid_ = -1;
   int port_ = 0;
   std::vector<std::string> mounts_;
+  std::map<std::string, pid_t> daemons_;  // mountpoint -> its client daemon
 };
 
 std::string CohfsBinary();

@@ -1,0 +1,31 @@
+#include "client/writeback_log.h"
+
+namespace cohfs {
+
+uint64_t WritebackLog::Append(SetAttrOp op, int64_t now_ns) {
+  if (ops_.empty()) oldest_ns_ = now_ns;
+  ops_.push_back(std::move(op));
+  return ++last_seq_;
+}
+
+std::vector<WritebackLog::SetAttrOp> WritebackLog::Drain() {
+  std::vector<SetAttrOp> out;
+  out.swap(ops_);
+  return out;
+}
+
+void WritebackLog::RecordFailure(InodeId ino, const Status& st) {
+  std::lock_guard<std::mutex> l(failures_mu_);
+  failures_.emplace(ino, st);
+}
+
+Status WritebackLog::TakeFailure(InodeId ino) {
+  std::lock_guard<std::mutex> l(failures_mu_);
+  auto it = failures_.find(ino);
+  if (it == failures_.end()) return Status::Ok();
+  Status st = it->second;
+  failures_.erase(it);
+  return st;
+}
+
+}  // namespace cohfs

@@ -1,0 +1,124 @@
+// Attribute changes of files a client owns are answered from its cache and
+// shipped in batches (DESIGN §6): they are visible at once, reach the server
+// soon without further traffic, and are durable after fsync.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "tests/integration/cluster.h"
+
+namespace cohfs::test {
+namespace {
+
+uint64_t StatValue(const std::string& stats, const std::string& name) {
+  size_t p = stats.find("\n" + name + " ");
+  if (p == std::string::npos) return 0;
+  return std::stoull(stats.substr(p + name.size() + 2));
+}
+
+constexpr int64_t kMtimeSec = 1'000'000'000;
+
+void ChangeAttributes(const std::string& path) {
+  ASSERT_EQ(chmod(path.c_str(), 0600), 0);
+  ASSERT_EQ(chown(path.c_str(), 1000, 1001), 0);
+  timespec times[2] = {{kMtimeSec - 5, 0}, {kMtimeSec, 123}};
+  ASSERT_EQ(utimensat(AT_FDCWD, path.c_str(), times, 0), 0);
+}
+
+bool HasChangedAttributes(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && (st.st_mode & 07777) == 0600 && st.st_uid == 1000 &&
+         st.st_gid == 1001 && st.st_mtim.tv_sec == kMtimeSec && st.st_mtim.tv_nsec == 123 &&
+         st.st_atim.tv_sec == kMtimeSec - 5;
+}
+
+TEST(Writeback, OwnedAttributeChangesAreLocalAndReachTheServerByThemselves) {
+  Cluster c;
+  std::string f = c.Path("f");
+  int fd = open(f.c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(close(fd), 0);
+  uint64_t setattr_rpcs = StatValue(c.Stats(), "rpc.setAttr");
+  ChangeAttributes(f);
+  EXPECT_TRUE(HasChangedAttributes(f));
+  std::string stats = c.Stats();
+  EXPECT_EQ(StatValue(stats, "rpc.setAttr"), setattr_rpcs) << stats;
+  EXPECT_GE(StatValue(stats, "local_changes"), 3u) << stats;
+  // A second client asks the server; nothing else is sent by the first one,
+  // so the changes get there on the log's own timer.
+  std::string other = c.dir() + "/mnt2";
+  c.Mount(other);
+  EXPECT_TRUE(WaitFor([&] { return HasChangedAttributes(other + "/f"); }, std::chrono::seconds(10)));
+  EXPECT_GE(StatValue(c.Stats(), "rpc.commit"), 1u);
+}
+
+TEST(Writeback, FsyncMakesLocalChangesDurable) {
+  Cluster c;
+  std::string f = c.Path("f");
+  int fd = open(f.c_str(), O_CREAT | O_RDWR, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, "data", 4), 4);
+  ChangeAttributes(f);
+  ASSERT_EQ(fsync(fd), 0);
+  c.KillServer();  // a crash right after fsync returned
+  close(fd);
+  c.Unmount();
+  c.StartServer();
+  c.Mount();
+  EXPECT_TRUE(HasChangedAttributes(f));
+  struct stat st;
+  ASSERT_EQ(stat(f.c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 4);
+}
+
+TEST(Writeback, UnmountShipsEverythingLogged) {
+  Cluster c;
+  ASSERT_EQ(mkdir(c.Path("d").c_str(), 0755), 0);
+  for (int i = 0; i < 200; i++) {
+    std::string f = c.Path("d/f" + std::to_string(i));
+    int fd = open(f.c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(close(fd), 0);
+    ASSERT_EQ(chmod(f.c_str(), 0600 | (i % 8)), 0);
+  }
+  c.Unmount();
+  c.StopServer();
+  c.StartServer();
+  c.Mount();
+  for (int i = 0; i < 200; i++) {
+    struct stat st;
+    ASSERT_EQ(stat(c.Path("d/f" + std::to_string(i)).c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u | (i % 8)) << i;
+  }
+}
+
+TEST(Writeback, LocalChangesFollowPermissionRules) {
+  Cluster c;
+  std::string f = c.Path("f");
+  int fd = open(f.c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(close(fd), 0);
+  ASSERT_EQ(chown(f.c_str(), 1000, 1000), 0);
+  ASSERT_EQ(chmod(f.c_str(), 06755), 0);
+  // The owner may not give the file away or set times of a file it does not own.
+  EXPECT_EQ(RunAs(1000, 1000, [&] { return chown(f.c_str(), 2000, 1000) == 0 ? 0 : errno; }), EPERM);
+  EXPECT_EQ(RunAs(2000, 2000, [&] { return chmod(f.c_str(), 0777) == 0 ? 0 : errno; }), EPERM);
+  EXPECT_EQ(RunAs(1000, 1000, [&] { return chmod(f.c_str(), 0700) == 0 ? 0 : errno; }), 0);
+  // chown by root clears set-id bits, locally as on the server.
+  ASSERT_EQ(chmod(f.c_str(), 06755), 0);
+  ASSERT_EQ(chown(f.c_str(), 1000, 1000), 0);
+  struct stat st;
+  ASSERT_EQ(stat(f.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  c.Unmount();
+  c.Mount();
+  ASSERT_EQ(stat(f.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0755u);
+  EXPECT_EQ(st.st_uid, 1000u);
+}
+
+}  // namespace
+}  // namespace cohfs::test

@@ -1,0 +1,97 @@
+// The client's writeback log and the cache rule that keeps local changes
+// from being undone by replies that predate them.
+#include <gtest/gtest.h>
+
+#include "client/object_cache.h"
+#include "client/writeback_log.h"
+
+namespace cohfs {
+namespace {
+
+WritebackLog::SetAttrOp Chmod(uint64_t ino, uint32_t mode) {
+  WritebackLog::SetAttrOp op;
+  op.ino = InodeId(ino);
+  op.req.mask = kSetMode;
+  op.req.mode = mode;
+  return op;
+}
+
+TEST(WritebackLog, NumbersChangesAndDrainsThemInOrder) {
+  WritebackLog log;
+  EXPECT_TRUE(log.empty());
+  EXPECT_EQ(log.last_seq(), 0u);
+  EXPECT_EQ(log.Append(Chmod(5, 0600), 100), 1u);
+  EXPECT_EQ(log.Append(Chmod(6, 0700), 200), 2u);
+  EXPECT_EQ(log.oldest_ns(), 100);
+  auto ops = log.Drain();
+  ASSERT_EQ(ops.size(), 2u);
+  EXPECT_EQ(ops[0].ino, InodeId(5));
+  EXPECT_EQ(ops[1].req.mode, 0700u);
+  EXPECT_TRUE(log.empty());
+  // Sequence numbers keep growing across drains.
+  EXPECT_EQ(log.Append(Chmod(5, 0644), 300), 3u);
+  EXPECT_EQ(log.oldest_ns(), 300);
+}
+
+TEST(WritebackLog, ReportsARefusedChangeOnceAndKeepsTheFirst) {
+  WritebackLog log;
+  log.RecordFailure(InodeId(5), Status::Error(EPERM));
+  log.RecordFailure(InodeId(5), Status::Error(EACCES));
+  EXPECT_TRUE(log.TakeFailure(InodeId(6)).ok());
+  EXPECT_EQ(log.TakeFailure(InodeId(5)).errno_value(), EPERM);
+  EXPECT_TRUE(log.TakeFailure(InodeId(5)).ok());
+}
+
+Attr File(uint64_t ino, uint32_t mode) {
+  Attr a;
+  a.ino = InodeId(ino);
+  a.mode = S_IFREG | mode;
+  a.nlink = 1;
+  return a;
+}
+
+TEST(ObjectCache, LocalChangesNeedExclusive) {
+  ObjectCache cache;
+  auto change = [](Attr& a) {
+    a.mode = S_IFREG | 0600;
+    return Status::Ok();
+  };
+  EXPECT_FALSE(cache.UpdateAttr(InodeId(5), 1, change).has_value());  // unknown
+  cache.PutAttr(File(5, 0644), LockMode::kShared, 0);
+  EXPECT_FALSE(cache.UpdateAttr(InodeId(5), 1, change).has_value());  // only shared
+  cache.PutAttr(File(5, 0644), LockMode::kExclusive, 0);
+  auto r = cache.UpdateAttr(InodeId(5), 1, change);
+  ASSERT_TRUE(r.has_value() && r->ok());
+  EXPECT_EQ((*r)->mode & 07777, 0600u);
+  EXPECT_EQ(cache.GetAttr(InodeId(5))->mode & 07777, 0600u);
+}
+
+TEST(ObjectCache, ARefusedLocalChangeLeavesTheCacheAlone) {
+  ObjectCache cache;
+  cache.PutAttr(File(5, 0644), LockMode::kExclusive, 0);
+  auto r = cache.UpdateAttr(InodeId(5), 1, [](Attr& a) {
+    a.mode = 0;
+    return Status::Error(EPERM);
+  });
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->errno_value(), EPERM);
+  EXPECT_EQ(cache.GetAttr(InodeId(5))->mode & 07777, 0644u);
+}
+
+TEST(ObjectCache, RepliesOlderThanALocalChangeDoNotUndoIt) {
+  ObjectCache cache;
+  cache.PutAttr(File(5, 0644), LockMode::kExclusive, 0);
+  ASSERT_TRUE(cache.UpdateAttr(InodeId(5), 3, [](Attr& a) {
+    a.mode = S_IFREG | 0600;
+    return Status::Ok();
+  }));
+  // A reply to a request sent before change 3 was shipped: stale.
+  cache.PutAttr(File(5, 0644), LockMode::kExclusive, 2);
+  EXPECT_EQ(cache.GetAttr(InodeId(5))->mode & 07777, 0600u);
+  // A reply to a request sent after it: the server's word.
+  cache.PutAttr(File(5, 0640), LockMode::kExclusive, 3);
+  EXPECT_EQ(cache.GetAttr(InodeId(5))->mode & 07777, 0640u);
+}
+
+}  // namespace
+}  // namespace cohfs

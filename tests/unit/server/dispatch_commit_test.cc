@@ -1,0 +1,178 @@
+// The Commit request: a client's writeback log of changes it already made
+// locally, applied through the real dispatcher on a real volume.
+#include <capnp/message.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "protocol/codec.h"
+#include "server/dispatch.h"
+#include "server/lock_manager.h"
+#include "tests/unit/server/fs_fixture.h"
+
+namespace cohfs::test {
+namespace {
+
+class CommitTest : public FsTest {
+ protected:
+  CommitTest() : dispatcher_(*fs_, locks_, tv_.volume(), ServerConfig{}) {
+    session_.client = ClientId(7);
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<wire::Request>();
+    auto h = r.initHello();
+    h.setVersionMin(wire::PROTOCOL_VERSION);
+    h.setVersionMax(wire::PROTOCOL_VERSION);
+    auto reply = Roundtrip(m);
+    EXPECT_TRUE(reply->root().isWelcome());
+    first_ino_ = reply->root().getWelcome().getInodes().getFirst();
+  }
+
+  // Encodes, frames, decodes and dispatches one request; decodes the reply.
+  std::unique_ptr<DecodedReply> Roundtrip(capnp::MallocMessageBuilder& m) {
+    auto request = Decode<DecodedRequest>(EncodeFrame(FrameKind::kRequest, RequestId(1), m));
+    auto out = dispatcher_.Handle(session_, *request);
+    EXPECT_FALSE(out.needs_sync);
+    return Decode<DecodedReply>(std::move(out.reply));
+  }
+
+  template <typename Decoded>
+  std::unique_ptr<Decoded> Decode(const OutFrame& f) {
+    std::vector<iovec> iov;
+    f.AppendIovecs(0, &iov);
+    FrameReader reader;
+    for (const iovec& v : iov) {
+      size_t avail = 0;
+      char* tail = reader.WritableTail(v.iov_len, &avail);
+      std::memcpy(tail, v.iov_base, v.iov_len);
+      reader.CommitReceived(v.iov_len);
+    }
+    auto frame = reader.Next();
+    EXPECT_TRUE(frame.ok() && frame->has_value());
+    auto decoded = Decoded::Decode(std::move(**frame));
+    EXPECT_TRUE(decoded.ok()) << decoded.status().ToString();
+    return std::move(decoded).value();
+  }
+
+  // A file created through the dispatcher: born EXCLUSIVE to this client.
+  InodeId CreateOwned(const std::string& name) {
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<wire::Request>();
+    ToWire(kRoot, r.initCaller());
+    auto mk = r.initMknod();
+    mk.setParent(kRootInode.value);
+    mk.setName(AsData(name));
+    mk.setMode(S_IFREG | 0644);
+    mk.setNewIno(first_ino_ + owned_++);
+    auto reply = Roundtrip(m);
+    EXPECT_EQ(reply->root().getErrno(), 0) << reply->root().getMessage().cStr();
+    EXPECT_EQ(locks_.HeldBy(session_.client, InodeId(mk.getNewIno())), LockMode::kExclusive);
+    return InodeId(mk.getNewIno());
+  }
+
+  struct Op {
+    Caller caller;
+    InodeId ino;
+    SetAttrRequest req;
+  };
+  std::unique_ptr<DecodedReply> Commit(const std::vector<Op>& ops) {
+    capnp::MallocMessageBuilder m;
+    auto r = m.initRoot<wire::Request>();
+    ToWire(kRoot, r.initCaller());
+    auto list = r.initCommit(static_cast<unsigned>(ops.size()));
+    for (size_t i = 0; i < ops.size(); i++) {
+      ToWire(ops[i].caller, list[i].initCaller());
+      ToWire(ops[i].ino, ops[i].req, list[i].initSetAttr());
+    }
+    return Roundtrip(m);
+  }
+
+  static SetAttrRequest ChmodAt(uint32_t mode, int64_t now_ns) {
+    SetAttrRequest req;
+    req.mask = kSetMode;
+    req.mode = mode;
+    req.now_ns = now_ns;
+    return req;
+  }
+
+  LockManager locks_;
+  Dispatcher dispatcher_;
+  Session session_;
+  uint64_t first_ino_ = 0;
+  uint64_t owned_ = 0;
+};
+
+TEST_F(CommitTest, AppliesChangesInOrderWithTheClientsClock) {
+  InodeId f = CreateOwned("f");
+  SetAttrRequest times;
+  times.mask = kSetMtime | kSetAtimeNow;
+  times.mtime_ns = 1'000'000'000;
+  times.now_ns = 5'000'000'000;
+  auto reply = Commit({{kRoot, f, ChmodAt(0600, 4'000'000'000)}, {kRoot, f, ChmodAt(0640, 4'500'000'000)},
+                       {kRoot, f, times}});
+  ASSERT_EQ(reply->root().getErrno(), 0);
+  ASSERT_TRUE(reply->root().isFailures());
+  EXPECT_EQ(reply->root().getFailures().size(), 0u);
+  Attr a = Stat(f);
+  EXPECT_EQ(a.mode & 07777, 0640u);  // the later chmod wins
+  EXPECT_EQ(a.mtime_ns, 1'000'000'000);
+  EXPECT_EQ(a.atime_ns, 5'000'000'000);  // UTIME_NOW is the client's now
+  EXPECT_EQ(a.ctime_ns, 5'000'000'000);
+}
+
+TEST_F(CommitTest, RefusesInodesNotHeldExclusivelyAndAppliesTheRest) {
+  InodeId owned = CreateOwned("mine");
+  Attr other = Create(kRootInode, "not-locked");  // made behind the dispatcher: no lock
+  auto reply = Commit({{kRoot, other.ino, ChmodAt(0600, 1)}, {kRoot, owned, ChmodAt(0600, 2)}});
+  ASSERT_EQ(reply->root().getErrno(), 0);
+  auto failures = reply->root().getFailures();
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].getIndex(), 0u);
+  EXPECT_EQ(failures[0].getIno(), other.ino.value);
+  EXPECT_EQ(failures[0].getErrno(), EACCES);
+  EXPECT_EQ(Stat(other.ino).mode & 07777, 0644u);
+  EXPECT_EQ(Stat(owned).mode & 07777, 0600u);
+  // The refused inode's attributes come back so the client can correct itself.
+  ASSERT_EQ(reply->root().getChanged().size(), 1u);
+  EXPECT_EQ(reply->root().getChanged()[0].getIno(), other.ino.value);
+  EXPECT_EQ(reply->root().getChanged()[0].getMode() & 07777, 0644u);
+}
+
+TEST_F(CommitTest, EnforcesPermissionsOfEachChangesCaller) {
+  InodeId f = CreateOwned("f");  // owned by root
+  SetAttrRequest chown;
+  chown.mask = kSetUid;
+  chown.uid = 1000;
+  auto reply = Commit({{kUser, f, chown}, {kUser, f, ChmodAt(0777, 1)}, {kRoot, f, chown}});
+  auto failures = reply->root().getFailures();
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(failures[0].getIndex(), 0u);
+  EXPECT_EQ(failures[0].getErrno(), EPERM);
+  EXPECT_EQ(failures[1].getIndex(), 1u);
+  EXPECT_EQ(failures[1].getErrno(), EPERM);
+  EXPECT_EQ(Stat(f).uid, 1000u);  // root's chown went through
+  EXPECT_EQ(Stat(f).mode & 07777, 0644u);
+}
+
+TEST_F(CommitTest, RefusesAnythingButSetAttr) {
+  InodeId f = CreateOwned("f");
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<wire::Request>();
+  ToWire(kRoot, r.initCaller());
+  auto list = r.initCommit(2);
+  ToWire(kRoot, list[0].initCaller());
+  auto u = list[0].initUnlink();
+  u.setParent(kRootInode.value);
+  u.setName(AsData("f"));
+  ToWire(kRoot, list[1].initCaller());
+  list[1].initCommit(0);  // no nesting either
+  auto reply = Roundtrip(m);
+  auto failures = reply->root().getFailures();
+  ASSERT_EQ(failures.size(), 2u);
+  EXPECT_EQ(failures[0].getErrno(), EINVAL);
+  EXPECT_EQ(failures[1].getErrno(), EINVAL);
+  EXPECT_TRUE(fs_->Lookup(kRoot, kRootInode, "f").ok());
+  EXPECT_EQ(Stat(f).nlink, 1u);
+}
+
+}  // namespace
+}  // namespace cohfs::test
