@@ -149,6 +149,7 @@ RpcClient::Ticket RpcClient::Send(capnp::MallocMessageBuilder& request, std::str
 }
 
 Result<RpcReply> RpcClient::Wait(const Ticket& p) {
+  stats_.round_trips++;
   std::unique_lock<std::mutex> l(p->mu);
   if (!p->cv.wait_for(l, std::chrono::milliseconds(kCallTimeoutMs), [&] { return p->done; })) {
     stats_.rpc_errors++;

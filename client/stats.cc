@@ -39,6 +39,7 @@ std::string ClientStats::Format() const {
   uint64_t total_rpc = 0;
   for (size_t i = 0; i < kMaxRequestKinds; i++) total_rpc += rpcs[i];
   line("rpc_total", total_rpc);
+  line("round_trips", round_trips);
   auto fields = capnp::Schema::from<wire::Request>().getUnionFields();
   for (size_t i = 0; i < kMaxRequestKinds; i++) {
     if (rpcs[i] == 0) continue;

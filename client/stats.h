@@ -13,7 +13,8 @@ inline constexpr size_t kMaxRequestKinds = 64;
 
 struct ClientStats {
   std::atomic<uint64_t> fuse_ops[kMaxFuseOpcode] = {};
-  std::atomic<uint64_t> rpcs[kMaxRequestKinds] = {};
+  std::atomic<uint64_t> rpcs[kMaxRequestKinds] = {};  // frames sent, by request kind
+  std::atomic<uint64_t> round_trips{0};  // requests someone waited for (not commits, releases)
   std::atomic<uint64_t> bytes_sent{0};
   std::atomic<uint64_t> bytes_received{0};
   std::atomic<uint64_t> cache_hits{0};         // answered from the object cache
@@ -21,7 +22,7 @@ struct ClientStats {
   std::atomic<uint64_t> local_changes{0};      // changes answered locally, shipped in a commit
   std::atomic<uint64_t> rpc_errors{0};         // transport failures (not errno replies)
 
-  // "name value" lines; rpc_total is the sum of all round trips.
+  // "name value" lines; rpc_total is the sum of all requests sent.
   std::string Format() const;
 };
 

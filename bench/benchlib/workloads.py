@@ -4,7 +4,7 @@ A workload is a sequence of measured steps on one mounted target. Each step is
 one shell command run with cwd = the mount point; for it we record wall time,
 the user/sys CPU of the command and everything it waited for (wait4 rusage),
 the CPU the file system's own processes used meanwhile (/proc utime+stime), and
-for cohfs the server round trips (rpc_total from `cohfs stats`).
+for cohfs the server round trips (round_trips from `cohfs stats`).
 
 "Cold" means: sync; echo 3 > /proc/sys/vm/drop_caches; and for FUSE targets the
 client is unmounted and mounted again (servers keep running), then caches are
