@@ -127,13 +127,16 @@ LockMode ModeFor(bool mutated) { return mutated ? LockMode::kExclusive : LockMod
 }  // namespace
 
 // One change of a Commit. A client may change locally only what it holds
-// EXCLUSIVE (DESIGN §5); the server checks, so no client writes around locks.
+// EXCLUSIVE (DESIGN §5); the server checks, so no client writes around
+// another's lock. The lock is (re)acquired here: a client may have released it
+// while a reply that still showed it EXCLUSIVE was in flight, which is harmless
+// as long as nobody else has taken a lock on the inode since.
 Status Dispatcher::ApplyCommitted(Session& s, wire::Request::Reader op, InodeId* ino) {
   if (!op.isSetAttr()) return Status::Error(EINVAL, "only setAttr may be committed");
   auto a = op.getSetAttr();
   *ino = InodeId(a.getIno());
-  if (locks_.HeldBy(s.client, *ino) != LockMode::kExclusive) {
-    return Status::Error(EACCES, "changed locally without holding the inode exclusively");
+  if (locks_.Acquire(s.client, *ino, LockMode::kExclusive) != LockMode::kExclusive) {
+    return Status::Error(EACCES, "changed locally, but another client holds a lock on it");
   }
   return fs_.SetAttr(FromWire(op.getCaller()), *ino, FromWire(a)).status();
 }

@@ -119,9 +119,10 @@ TEST_F(CommitTest, AppliesChangesInOrderWithTheClientsClock) {
   EXPECT_EQ(a.ctime_ns, 5'000'000'000);
 }
 
-TEST_F(CommitTest, RefusesInodesNotHeldExclusivelyAndAppliesTheRest) {
+TEST_F(CommitTest, RefusesInodesAnotherClientHoldsAndAppliesTheRest) {
   InodeId owned = CreateOwned("mine");
-  Attr other = Create(kRootInode, "not-locked");  // made behind the dispatcher: no lock
+  Attr other = Create(kRootInode, "theirs");
+  ASSERT_EQ(locks_.Acquire(ClientId(8), other.ino, LockMode::kShared), LockMode::kShared);
   auto reply = Commit({{kRoot, other.ino, ChmodAt(0600, 1)}, {kRoot, owned, ChmodAt(0600, 2)}});
   ASSERT_EQ(reply->root().getErrno(), 0);
   auto failures = reply->root().getFailures();
@@ -135,6 +136,15 @@ TEST_F(CommitTest, RefusesInodesNotHeldExclusivelyAndAppliesTheRest) {
   ASSERT_EQ(reply->root().getChanged().size(), 1u);
   EXPECT_EQ(reply->root().getChanged()[0].getIno(), other.ino.value);
   EXPECT_EQ(reply->root().getChanged()[0].getMode() & 07777, 0644u);
+}
+
+TEST_F(CommitTest, TakesTheLockBackWhenNobodyElseHoldsIt) {
+  InodeId f = CreateOwned("f");
+  locks_.Release(session_.client, f);  // released while a reply still said EXCLUSIVE
+  auto reply = Commit({{kRoot, f, ChmodAt(0600, 1)}});
+  EXPECT_EQ(reply->root().getFailures().size(), 0u);
+  EXPECT_EQ(Stat(f).mode & 07777, 0600u);
+  EXPECT_EQ(locks_.HeldBy(session_.client, f), LockMode::kExclusive);
 }
 
 TEST_F(CommitTest, EnforcesPermissionsOfEachChangesCaller) {
