@@ -367,11 +367,20 @@ struct FuseOps::Impl {
   }
 
   // Mknod, Mkdir, Symlink and Create share this: one RPC, entry reply.
+  // A regular file goes in the writeback log when its directory is ours.
   template <typename Fill>
   static Result<Attr> MakeNode(FuseOps* s, fuse_req_t req, fuse_ino_t parent, const char* name,
-                               LockMode* lock, Fill fill) {
+                               LockMode* lock, Fill fill, uint32_t local_file_mode = 0) {
     if (std::strlen(name) > kMaxNameBytes) return Status::Error(ENAMETOOLONG);
     ASSIGN_OR_RETURN(uint64_t ino, NewInode(s, req));
+    if (local_file_mode != 0) {
+      auto local = s->CreateLocally(InodeId(parent), name, CallerOf(req), local_file_mode, InodeId(ino));
+      if (local) {
+        if (local->ok()) s->stats_.local_changes++;
+        *lock = LockMode::kExclusive;
+        return *local;
+      }
+    }
     Request r(req);
     fill(r.root, ino);
     ASSIGN_OR_RETURN(RpcReply reply, s->Call(r.message));
@@ -392,7 +401,7 @@ struct FuseOps::Impl {
       m.setMode(mode);
       m.setRdev(rdev);
       m.setNewIno(ino);
-    });
+    }, S_ISREG(mode) ? mode : 0);
     if (!attr.ok()) return ReplyErr(req, attr.status());
     ReplyEntry(s, req, *attr, lock);
   }
@@ -440,7 +449,7 @@ struct FuseOps::Impl {
       m.setName(AsData(name));
       m.setMode((mode & ~S_IFMT) | S_IFREG);
       m.setNewIno(ino);
-    });
+    }, (mode & ~S_IFMT) | S_IFREG);
     if (!attr.ok()) return ReplyErr(req, attr.status());
     fuse_entry_param e{};
     e.ino = attr->ino.value;
@@ -947,17 +956,31 @@ Result<RpcReply> FuseOps::Call(capnp::MallocMessageBuilder& m, std::string bulk)
 
 uint64_t FuseOps::ShipLogLocked() {
   if (log_.empty()) return log_.last_seq();
-  std::vector<WritebackLog::SetAttrOp> ops = log_.Drain();
+  std::vector<WritebackLog::Op> ops = log_.Drain();
   capnp::MallocMessageBuilder m;
   auto root = m.initRoot<wire::Request>();
   ToWire(Caller{}, root.initCaller());
   auto list = root.initCommit(static_cast<unsigned>(ops.size()));
   std::vector<InodeId> inos;
   for (size_t i = 0; i < ops.size(); i++) {
-    auto op = list[static_cast<unsigned>(i)];
-    ToWire(ops[i].caller, op.initCaller());
-    ToWire(ops[i].ino, ops[i].req, op.initSetAttr());
-    inos.push_back(ops[i].ino);
+    const WritebackLog::Op& op = ops[i];
+    auto out = list[static_cast<unsigned>(i)];
+    ToWire(op.caller, out.initCaller());
+    switch (op.kind) {
+      case WritebackLog::Op::Kind::kSetAttr:
+        ToWire(op.ino, op.setattr, out.initSetAttr());
+        break;
+      case WritebackLog::Op::Kind::kCreate: {
+        auto m = out.initMknod();
+        m.setParent(op.parent.value);
+        m.setName(AsData(op.name));
+        m.setMode(op.mode);
+        m.setNewIno(op.ino.value);
+        m.setNowNs(op.now_ns);
+        break;
+      }
+    }
+    inos.push_back(op.ino);
   }
   uint64_t seq = log_.last_seq();
   rpc_.Post(m, [this, inos = std::move(inos), seq](Result<RpcReply> reply) {
@@ -987,7 +1010,7 @@ void FuseOps::OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Result
     LOG(Warn) << "server refused a change of inode " << ino.value << " made locally: "
               << st.ToString();
     log_.RecordFailure(ino, st);
-    if (session_) fuse_lowlevel_notify_inval_inode(session_, ino.value, -1, 0);
+    if (fuse_session* se = session_.load()) fuse_lowlevel_notify_inval_inode(se, ino.value, -1, 0);
   }
 }
 
@@ -1001,9 +1024,50 @@ std::optional<Result<Attr>> FuseOps::SetAttrLocally(InodeId ino, const Caller& c
     return Status::Ok();
   });
   if (!result || !result->ok()) return result;
-  log_.Append(WritebackLog::SetAttrOp{ino, c, req}, req.now_ns);
-  if (log_.size() >= kMaxLogOps) ShipLogLocked();
+  WritebackLog::Op op;
+  op.ino = ino;
+  op.caller = c;
+  op.now_ns = req.now_ns;
+  op.setattr = req;
+  AppendLocked(std::move(op));
   return result;
+}
+
+std::optional<Result<Attr>> FuseOps::CreateLocally(InodeId parent, const std::string& name,
+                                                   const Caller& c, uint32_t mode, InodeId ino) {
+  std::lock_guard<std::mutex> l(send_mu_);
+  const int64_t now = NowNs();
+  const uint32_t new_mode = S_IFREG | (mode & 07777);
+  auto result = cache_.CreateLocally(parent, name, log_.last_seq() + 1, [&](Attr& dir, Attr& f) {
+    // As FileSystem::CreateNode decides it on the server.
+    RETURN_IF_ERROR(Permission(c, dir, kMayWrite | kMayExec));
+    if (dir.nlink == 0) return Status::Error(ENOENT);
+    f.ino = ino;
+    f.generation = rpc_.welcome().server_generation;
+    f.mode = new_mode;
+    InitNewOwner(c, dir, S_IFREG, f);
+    f.nlink = 1;
+    f.atime_ns = f.mtime_ns = f.ctime_ns = now;
+    dir.mtime_ns = dir.ctime_ns = now;
+    dir.size++;  // a directory's size is its entry count
+    return Status::Ok();
+  });
+  if (!result || !result->ok()) return result;
+  WritebackLog::Op op;
+  op.kind = WritebackLog::Op::Kind::kCreate;
+  op.ino = ino;
+  op.caller = c;
+  op.now_ns = now;
+  op.parent = parent;
+  op.name = name;
+  op.mode = new_mode;
+  AppendLocked(std::move(op));
+  return result;
+}
+
+void FuseOps::AppendLocked(WritebackLog::Op op) {
+  log_.Append(std::move(op));
+  if (log_.size() >= kMaxLogOps) ShipLogLocked();
 }
 
 FuseOps::FuseOps(RpcClient& rpc, ClientStats& stats, const FuseOpsConfig& config)

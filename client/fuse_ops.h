@@ -11,9 +11,11 @@
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
 
+#include <atomic>
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "client/object_cache.h"
@@ -40,7 +42,8 @@ class FuseOps {
   // Network thread hook: ships the writeback log and the queued lock releases
   // once they have waited long enough.
   void Tick();
-  // For invalidating the kernel's attributes of a change the server refused.
+  // For invalidating the kernel's attributes of a change the server refused;
+  // nullptr once the mount is gone.
   void set_session(fuse_session* se) { session_ = se; }
 
   // Implementation entry points, one per FUSE operation (see fuse_ops.cc).
@@ -54,7 +57,7 @@ class FuseOps {
   ObjectCache cache_;
   WriteBehind write_behind_;
   std::function<void()> on_init_;
-  fuse_session* session_ = nullptr;
+  std::atomic<fuse_session*> session_{nullptr};  // read by the network thread
 
   // Orders local changes against requests: a request is enqueued, under this
   // mutex, right behind a Commit of everything logged before it (rank: above
@@ -70,6 +73,11 @@ class FuseOps {
   // Applies an attribute change to an EXCLUSIVE inode locally and logs it;
   // nullopt when the server must do it.
   std::optional<Result<Attr>> SetAttrLocally(InodeId ino, const Caller& c, SetAttrRequest req);
+  // Creates regular file `ino` in a directory held EXCLUSIVE locally and logs
+  // it; nullopt when the server must do it.
+  std::optional<Result<Attr>> CreateLocally(InodeId parent, const std::string& name,
+                                            const Caller& c, uint32_t mode, InodeId ino);
+  void AppendLocked(WritebackLog::Op op);  // send_mu_ held
   // Sends queued lock releases older than `min_age_ms`.
   void SendReleases(int64_t min_age_ms);
   // A logged change waits at most about this long for a request to ride ahead of.

@@ -132,6 +132,7 @@ int RunMount(const MountOptions& options) {
     RedirectStdio(options.log_file);
     rc = Serve(se, **rpc);
   }
+  ops.set_session(nullptr);  // no kernel to invalidate any more
   fuse_session_unmount(se);
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);

@@ -37,6 +37,13 @@ class ObjectCache {
   // when the inode is not cached under EXCLUSIVE (the server must decide).
   std::optional<Result<Attr>> UpdateAttr(InodeId ino, uint64_t seq,
                                          const std::function<Status(Attr&)>& change);
+  // A local create of `name` in `dir`: when the directory is complete and held
+  // EXCLUSIVE, `make` checks permissions on a copy of the directory's
+  // attributes, fills in the new inode's and updates the directory's; on Ok
+  // the name and the new inode (EXCLUSIVE) are added, both as local change
+  // `seq`. EEXIST if the name is taken; nullopt when the server must decide.
+  std::optional<Result<Attr>> CreateLocally(InodeId dir, const std::string& name, uint64_t seq,
+                                            const std::function<Status(Attr& dir, Attr& child)>& make);
   void SetLock(InodeId ino, LockMode lock);
   std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
   // A write answered from memory: size and times move as the server would move them.

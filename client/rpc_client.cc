@@ -86,6 +86,7 @@ Status RpcClient::Handshake(const std::string& client_name) {
     welcome_.root = InodeId(w.getRootIno());
     welcome_.inodes_first = w.getInodes().getFirst();
     welcome_.inodes_count = w.getInodes().getCount();
+    welcome_.server_generation = w.getServerGeneration();
     return Status::Ok();
   });
 }

@@ -35,6 +35,7 @@ struct Welcome {
   InodeId root;
   uint64_t inodes_first = 0;
   uint64_t inodes_count = 0;
+  uint64_t server_generation = 0;  // the generation of inodes created now
 };
 
 // A reply whose errno was 0; owns the decoded message and its bulk payload.

@@ -2,14 +2,14 @@
 
 namespace cohfs {
 
-uint64_t WritebackLog::Append(SetAttrOp op, int64_t now_ns) {
-  if (ops_.empty()) oldest_ns_ = now_ns;
+uint64_t WritebackLog::Append(Op op) {
+  if (ops_.empty()) oldest_ns_ = op.now_ns;
   ops_.push_back(std::move(op));
   return ++last_seq_;
 }
 
-std::vector<WritebackLog::SetAttrOp> WritebackLog::Drain() {
-  std::vector<SetAttrOp> out;
+std::vector<WritebackLog::Op> WritebackLog::Drain() {
+  std::vector<Op> out;
   out.swap(ops_);
   return out;
 }

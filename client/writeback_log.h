@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -27,21 +28,28 @@ namespace cohfs {
 
 class WritebackLog {
  public:
-  struct SetAttrOp {
+  // One change: an attribute change of `ino`, or the creation of regular
+  // file `ino` named `name` in `parent`.
+  struct Op {
+    enum class Kind { kSetAttr, kCreate } kind = Kind::kSetAttr;
     InodeId ino;
     Caller caller;
-    SetAttrRequest req;  // now_ns set: the time the change happened here
+    int64_t now_ns = 0;  // when the change happened here
+    SetAttrRequest setattr;  // kSetAttr (its now_ns == now_ns)
+    InodeId parent;          // kCreate
+    std::string name;        // kCreate
+    uint32_t mode = 0;       // kCreate: S_IFREG | permissions
   };
 
-  // Appends a change made at `now_ns`; returns its sequence number (1, 2, ...).
-  uint64_t Append(SetAttrOp op, int64_t now_ns);
+  // Appends a change; returns its sequence number (1, 2, ...).
+  uint64_t Append(Op op);
   // Takes every pending change, oldest first.
-  std::vector<SetAttrOp> Drain();
+  std::vector<Op> Drain();
   bool empty() const { return ops_.empty(); }
   size_t size() const { return ops_.size(); }
   // The newest sequence number handed out (0: none yet).
   uint64_t last_seq() const { return last_seq_; }
-  // When the oldest pending change was made (the `now_ns` it was appended with).
+  // When the oldest pending change was made.
   int64_t oldest_ns() const { return oldest_ns_; }
 
   // The server refused a change of `ino` (the first error is kept).
@@ -50,7 +58,7 @@ class WritebackLog {
   Status TakeFailure(InodeId ino);
 
  private:
-  std::vector<SetAttrOp> ops_;
+  std::vector<Op> ops_;
   uint64_t last_seq_ = 0;
   int64_t oldest_ns_ = 0;
   std::mutex failures_mu_;

@@ -143,4 +143,20 @@ void ApplyAttrChange(const Caller& c, Inode& i, const SetAttrRequest& req, int64
   i.ctime_ns = (m & kSetCtime) ? req.ctime_ns : now;
 }
 
+// Owner, group and set-id bits of a new inode of `type` made by `c` in `dir`
+// (inode_init_owner + mode_strip_sgid); `i.mode` holds type and permissions.
+template <typename Dir, typename Inode>
+void InitNewOwner(const Caller& c, const Dir& dir, uint32_t type, Inode& i) {
+  i.uid = c.uid;
+  i.gid = c.gid;
+  if (!(dir.mode & S_ISGID)) return;
+  i.gid = dir.gid;
+  if (type == S_IFDIR) {
+    i.mode |= S_ISGID;
+  } else if ((i.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) && !IsRoot(c) &&
+             !InGroup(c, dir.gid)) {
+    i.mode &= ~S_ISGID;
+  }
+}
+
 }  // namespace cohfs

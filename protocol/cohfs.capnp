@@ -87,6 +87,7 @@ struct Request {
       mode @21 :UInt32;
       rdev @22 :UInt64;
       newIno @23 :UInt64;    # from the client's inode range
+      nowNs @81 :Int64;      # in a commit: when the client made it (0: the server's clock)
     }
     mkdir :group {
       parent @24 :UInt64;
@@ -177,7 +178,8 @@ struct Request {
     goodbye @78 :Void;
     commit @79 :List(Request);   # changes the client already made locally (its
                                  # writeback log), applied in order; each entry
-                                 # carries its own caller; only setAttr for now
+                                 # carries its own caller; setAttr, and
+                                 # mknod of a regular file
   }
 }
 

@@ -6,6 +6,7 @@
 #include "common/log.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 
@@ -127,18 +128,47 @@ LockMode ModeFor(bool mutated) { return mutated ? LockMode::kExclusive : LockMod
 }  // namespace
 
 // One change of a Commit. A client may change locally only what it holds
-// EXCLUSIVE (DESIGN §5); the server checks, so no client writes around
-// another's lock. The lock is (re)acquired here: a client may have released it
-// while a reply that still showed it EXCLUSIVE was in flight, which is harmless
-// as long as nobody else has taken a lock on the inode since.
-Status Dispatcher::ApplyCommitted(Session& s, wire::Request::Reader op, InodeId* ino) {
-  if (!op.isSetAttr()) return Status::Error(EINVAL, "only setAttr may be committed");
-  auto a = op.getSetAttr();
-  *ino = InodeId(a.getIno());
-  if (locks_.Acquire(s.client, *ino, LockMode::kExclusive) != LockMode::kExclusive) {
-    return Status::Error(EACCES, "changed locally, but another client holds a lock on it");
+// EXCLUSIVE (DESIGN §5): the inode for a setAttr, the directory for a mknod.
+// The server checks, so no client writes around another's lock. The lock is
+// (re)acquired here: a client may have released it while a reply that still
+// showed it EXCLUSIVE was in flight, which is harmless as long as nobody else
+// has taken a lock on the inode since. `touched`: the inode the change is
+// about, then any other it affects (their attributes go back on failure).
+Status Dispatcher::ApplyCommitted(Session& s, wire::Request::Reader op,
+                                  std::vector<InodeId>* touched) {
+  auto own = [&](InodeId ino) -> Status {
+    if (locks_.Acquire(s.client, ino, LockMode::kExclusive) != LockMode::kExclusive) {
+      return Status::Error(EACCES, "changed locally, but another client holds a lock on it");
+    }
+    return Status::Ok();
+  };
+  Caller caller = FromWire(op.getCaller());
+  switch (op.which()) {
+    case wire::Request::SET_ATTR: {
+      auto a = op.getSetAttr();
+      InodeId ino(a.getIno());
+      touched->push_back(ino);
+      RETURN_IF_ERROR(own(ino));
+      return fs_.SetAttr(caller, ino, FromWire(a)).status();
+    }
+    case wire::Request::MKNOD: {
+      auto m = op.getMknod();
+      InodeId ino(m.getNewIno()), parent(m.getParent());
+      touched->push_back(ino);
+      touched->push_back(parent);
+      if ((m.getMode() & S_IFMT) != S_IFREG) {
+        return Status::Error(EINVAL, "only regular files are created locally");
+      }
+      if (!s.OwnsInode(ino)) return Status::Error(EINVAL, "inode number outside the client's range");
+      std::string_view name = AsView(m.getName());
+      RETURN_IF_ERROR(CheckName(name));
+      RETURN_IF_ERROR(own(parent));
+      RETURN_IF_ERROR(fs_.Mknod(caller, parent, name, m.getMode(), 0, ino, m.getNowNs()).status());
+      return own(ino);  // born EXCLUSIVE to its creator
+    }
+    default:
+      return Status::Error(EINVAL, "only setAttr and mknod may be committed");
   }
-  return fs_.SetAttr(FromWire(op.getCaller()), *ino, FromWire(a)).status();
 }
 
 Status Dispatcher::Dispatch(Ctx& ctx) {
@@ -410,14 +440,14 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       std::vector<InodeId> failed_inos;
       uint32_t index = 0;
       for (auto op : req.getCommit()) {
-        InodeId ino;
-        Status st = ApplyCommitted(s, op, &ino);
+        std::vector<InodeId> touched;
+        Status st = ApplyCommitted(s, op, &touched);
         if (st.ok()) {
           ctx.mutated = true;
         } else {
           failed.emplace_back(index, st);
-          failed_inos.push_back(ino);
-          ctx.changed.push_back(ino);
+          failed_inos.push_back(touched.empty() ? InodeId() : touched[0]);
+          ctx.changed.insert(ctx.changed.end(), touched.begin(), touched.end());
         }
         index++;
       }

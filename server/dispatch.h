@@ -47,7 +47,7 @@ class Dispatcher {
  private:
   struct Ctx;
   Status Dispatch(Ctx& ctx);
-  Status ApplyCommitted(Session& s, wire::Request::Reader op, InodeId* ino);
+  Status ApplyCommitted(Session& s, wire::Request::Reader op, std::vector<InodeId>* touched);
   void Grant(Ctx& ctx, InodeId ino, LockMode mode);
   void ReleaseAndReclaim(ClientId client, InodeId ino);
   void MaybeReclaim(InodeId ino);

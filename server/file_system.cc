@@ -133,7 +133,7 @@ Status FileSystem::Access(const Caller& c, InodeId ino, int mask) {
 
 Result<Attr> FileSystem::CreateNode(const Caller& c, InodeId parent, std::string_view name,
                                     uint32_t mode, uint64_t rdev, InodeId new_ino,
-                                    std::string_view symlink_target) {
+                                    std::string_view symlink_target, int64_t now_ns) {
   RETURN_IF_ERROR(CheckNewName(name));
   uint32_t type = mode & S_IFMT;
   if (type == 0) type = S_IFREG;
@@ -171,21 +171,10 @@ Result<Attr> FileSystem::CreateNode(const Caller& c, InodeId parent, std::string
   ASSIGN_OR_RETURN(std::optional<std::string> existing, tx.txn().Get(InodeKey(new_ino)));
   if (existing) return Status::Error(EEXIST, "inode number in use");
 
-  int64_t now = NowNs();
+  int64_t now = now_ns != 0 ? now_ns : NowNs();
   InodeItem i;
   i.mode = type | (mode & 07777);
-  i.uid = c.uid;
-  i.gid = c.gid;
-  if (dir->mode & S_ISGID) {
-    // inode_init_owner + mode_strip_sgid.
-    i.gid = dir->gid;
-    if (type == S_IFDIR) {
-      i.mode |= S_ISGID;
-    } else if ((i.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP) && !IsRoot(c) &&
-               !InGroup(c, dir->gid)) {
-      i.mode &= ~S_ISGID;
-    }
-  }
+  InitNewOwner(c, *dir, type, i);
   i.nlink = type == S_IFDIR ? 2 : 1;
   i.size = type == S_IFLNK ? symlink_target.size() : 0;
   i.rdev = rdev;
@@ -206,21 +195,21 @@ Result<Attr> FileSystem::CreateNode(const Caller& c, InodeId parent, std::string
 }
 
 Result<Attr> FileSystem::Mknod(const Caller& c, InodeId parent, std::string_view name,
-                               uint32_t mode, uint64_t rdev, InodeId new_ino) {
+                               uint32_t mode, uint64_t rdev, InodeId new_ino, int64_t now_ns) {
   uint32_t type = mode & S_IFMT;
   if (type == S_IFDIR) return Status::Error(EPERM);  // as mknod(2)
   if (type == S_IFLNK) return Status::Error(EINVAL);
-  return CreateNode(c, parent, name, mode, rdev, new_ino, {});
+  return CreateNode(c, parent, name, mode, rdev, new_ino, {}, now_ns);
 }
 
 Result<Attr> FileSystem::Mkdir(const Caller& c, InodeId parent, std::string_view name,
                                uint32_t mode, InodeId new_ino) {
-  return CreateNode(c, parent, name, S_IFDIR | (mode & 07777), 0, new_ino, {});
+  return CreateNode(c, parent, name, S_IFDIR | (mode & 07777), 0, new_ino, {}, 0);
 }
 
 Result<Attr> FileSystem::Symlink(const Caller& c, InodeId parent, std::string_view name,
                                  std::string_view target, InodeId new_ino) {
-  return CreateNode(c, parent, name, S_IFLNK | 0777, 0, new_ino, target);
+  return CreateNode(c, parent, name, S_IFLNK | 0777, 0, new_ino, target, 0);
 }
 
 Result<Attr> FileSystem::Link(const Caller& c, InodeId ino, InodeId new_parent,

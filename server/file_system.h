@@ -55,9 +55,10 @@ class FileSystem {
   Status Access(const Caller& c, InodeId ino, int mask);
 
   // --- namespace changes; new inodes take the number the client allocated
-  // from its range (EEXIST if that number is in use).
+  // from its range (EEXIST if that number is in use). `now_ns`: the time a
+  // client made the node locally (0: now).
   Result<Attr> Mknod(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
-                     uint64_t rdev, InodeId new_ino);
+                     uint64_t rdev, InodeId new_ino, int64_t now_ns = 0);
   Result<Attr> Mkdir(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
                      InodeId new_ino);
   Result<Attr> Symlink(const Caller& c, InodeId parent, std::string_view name,
@@ -101,7 +102,8 @@ class FileSystem {
   Status CheckWritable();
   Result<InodeId> RemoveEntry(const Caller& c, InodeId parent, std::string_view name, bool dir);
   Result<Attr> CreateNode(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
-                          uint64_t rdev, InodeId new_ino, std::string_view symlink_target);
+                          uint64_t rdev, InodeId new_ino, std::string_view symlink_target,
+                          int64_t now_ns);
   // --- data path (server/file_data.cc), all inside the caller's transaction.
   // Copy-on-write of [offset, offset + data.size()); grows the size if needed.
   Status WriteRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t offset,

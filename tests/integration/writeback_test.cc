@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <string>
 
 #include "tests/integration/cluster.h"
@@ -118,6 +119,74 @@ TEST(Writeback, LocalChangesFollowPermissionRules) {
   ASSERT_EQ(stat(f.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0755u);
   EXPECT_EQ(st.st_uid, 1000u);
+}
+
+std::string ReadAll(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return "<" + std::string(strerror(errno)) + ">";
+  std::string out(1 << 16, '\0');
+  ssize_t n = read(fd, out.data(), out.size());
+  close(fd);
+  out.resize(n < 0 ? 0 : static_cast<size_t>(n));
+  return out;
+}
+
+TEST(Writeback, FilesCreatedInOwnedDirectoriesAreLocal) {
+  Cluster c;
+  ASSERT_EQ(mkdir(c.Path("d").c_str(), 0755), 0);  // made by this client: it holds it
+  uint64_t mknods = StatValue(c.Stats(), "rpc.mknod");
+  for (int i = 0; i < 100; i++) {
+    std::string f = c.Path("d/f" + std::to_string(i));
+    int fd = open(f.c_str(), O_CREAT | O_EXCL | O_WRONLY, 0640);
+    ASSERT_GE(fd, 0) << f << ": " << strerror(errno);
+    std::string data = "file " + std::to_string(i);
+    ASSERT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    ASSERT_EQ(close(fd), 0);
+  }
+  EXPECT_EQ(StatValue(c.Stats(), "rpc.mknod"), mknods);
+  int fd = open(c.Path("d/f7").c_str(), O_CREAT | O_EXCL | O_WRONLY, 0640);
+  EXPECT_EQ(fd, -1);
+  EXPECT_EQ(errno, EEXIST);
+  struct stat st;
+  ASSERT_EQ(stat(c.Path("d").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 100);  // a directory's size is its entry count
+  c.Unmount();
+  c.Mount();
+  for (int i = 0; i < 100; i++) {
+    std::string f = c.Path("d/f" + std::to_string(i));
+    EXPECT_EQ(ReadAll(f), "file " + std::to_string(i));
+    ASSERT_EQ(stat(f.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode, S_IFREG | 0640u);
+    EXPECT_EQ(st.st_nlink, 1u);
+  }
+}
+
+TEST(Writeback, LocalCreatesInheritAsTheServerDoes) {
+  Cluster c;
+  std::string d = c.Path("shared");
+  ASSERT_EQ(mkdir(d.c_str(), 0777), 0);
+  ASSERT_EQ(chown(d.c_str(), 0, 1234), 0);
+  ASSERT_EQ(chmod(d.c_str(), 02777), 0);
+  std::string f = d + "/by-user";
+  // Not in group 1234: the file takes the directory's group, and a setgid
+  // bit asked for with group exec is dropped.
+  ASSERT_EQ(RunAs(1000, 1000, [&] {
+              int fd = open(f.c_str(), O_CREAT | O_WRONLY, 02770);
+              return fd < 0 ? errno : (close(fd), 0);
+            }),
+            0);
+  struct stat local, server;
+  ASSERT_EQ(stat(f.c_str(), &local), 0);
+  EXPECT_EQ(local.st_uid, 1000u);
+  EXPECT_EQ(local.st_gid, 1234u);
+  c.Unmount();
+  c.Mount();
+  ASSERT_EQ(stat(f.c_str(), &server), 0);
+  EXPECT_EQ(server.st_uid, local.st_uid);
+  EXPECT_EQ(server.st_gid, local.st_gid);
+  EXPECT_EQ(server.st_mode, local.st_mode);
+  EXPECT_EQ(server.st_mtim.tv_sec, local.st_mtim.tv_sec);
+  EXPECT_EQ(server.st_mtim.tv_nsec, local.st_mtim.tv_nsec);
 }
 
 }  // namespace

@@ -8,11 +8,13 @@
 namespace cohfs {
 namespace {
 
-WritebackLog::SetAttrOp Chmod(uint64_t ino, uint32_t mode) {
-  WritebackLog::SetAttrOp op;
+WritebackLog::Op Chmod(uint64_t ino, uint32_t mode, int64_t now_ns) {
+  WritebackLog::Op op;
   op.ino = InodeId(ino);
-  op.req.mask = kSetMode;
-  op.req.mode = mode;
+  op.now_ns = now_ns;
+  op.setattr.mask = kSetMode;
+  op.setattr.mode = mode;
+  op.setattr.now_ns = now_ns;
   return op;
 }
 
@@ -20,16 +22,16 @@ TEST(WritebackLog, NumbersChangesAndDrainsThemInOrder) {
   WritebackLog log;
   EXPECT_TRUE(log.empty());
   EXPECT_EQ(log.last_seq(), 0u);
-  EXPECT_EQ(log.Append(Chmod(5, 0600), 100), 1u);
-  EXPECT_EQ(log.Append(Chmod(6, 0700), 200), 2u);
+  EXPECT_EQ(log.Append(Chmod(5, 0600, 100)), 1u);
+  EXPECT_EQ(log.Append(Chmod(6, 0700, 200)), 2u);
   EXPECT_EQ(log.oldest_ns(), 100);
   auto ops = log.Drain();
   ASSERT_EQ(ops.size(), 2u);
   EXPECT_EQ(ops[0].ino, InodeId(5));
-  EXPECT_EQ(ops[1].req.mode, 0700u);
+  EXPECT_EQ(ops[1].setattr.mode, 0700u);
   EXPECT_TRUE(log.empty());
   // Sequence numbers keep growing across drains.
-  EXPECT_EQ(log.Append(Chmod(5, 0644), 300), 3u);
+  EXPECT_EQ(log.Append(Chmod(5, 0644, 300)), 3u);
   EXPECT_EQ(log.oldest_ns(), 300);
 }
 

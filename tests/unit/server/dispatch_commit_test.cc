@@ -163,7 +163,63 @@ TEST_F(CommitTest, EnforcesPermissionsOfEachChangesCaller) {
   EXPECT_EQ(Stat(f).mode & 07777, 0644u);
 }
 
-TEST_F(CommitTest, RefusesAnythingButSetAttr) {
+TEST_F(CommitTest, CreatesRegularFilesAtTheClientsTimeThenChangesThem) {
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<wire::Request>();
+  ToWire(kRoot, r.initCaller());
+  auto list = r.initCommit(2);
+  ToWire(kRoot, list[0].initCaller());
+  auto mk = list[0].initMknod();
+  mk.setParent(kRootInode.value);
+  mk.setName(AsData("new"));
+  mk.setMode(S_IFREG | 0640);
+  InodeId ino(first_ino_ + 100);
+  mk.setNewIno(ino.value);
+  mk.setNowNs(7'000'000'000);
+  ToWire(kRoot, list[1].initCaller());
+  ToWire(ino, ChmodAt(0600, 8'000'000'000), list[1].initSetAttr());
+  auto reply = Roundtrip(m);
+  ASSERT_EQ(reply->root().getFailures().size(), 0u);
+  auto a = fs_->Lookup(kRoot, kRootInode, "new");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->ino, ino);
+  EXPECT_EQ(a->mode, S_IFREG | 0600u);
+  EXPECT_EQ(a->mtime_ns, 7'000'000'000);
+  EXPECT_EQ(a->ctime_ns, 8'000'000'000);
+  EXPECT_EQ(Stat(kRootInode).mtime_ns, 7'000'000'000);
+  EXPECT_EQ(locks_.HeldBy(session_.client, ino), LockMode::kExclusive);
+}
+
+TEST_F(CommitTest, RefusesCreatesInDirectoriesOthersHoldOrWithForeignNumbers) {
+  Attr dir = Mkdir(kRootInode, "theirs");
+  ASSERT_EQ(locks_.Acquire(ClientId(8), dir.ino, LockMode::kShared), LockMode::kShared);
+  auto make = [&](wire::Request::Builder op, InodeId parent, uint32_t mode, uint64_t ino) {
+    ToWire(kRoot, op.initCaller());
+    auto mk = op.initMknod();
+    mk.setParent(parent.value);
+    mk.setName(AsData("x"));
+    mk.setMode(mode);
+    mk.setNewIno(ino);
+  };
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<wire::Request>();
+  ToWire(kRoot, r.initCaller());
+  auto list = r.initCommit(3);
+  make(list[0], dir.ino, S_IFREG | 0644, first_ino_ + 200);
+  make(list[1], kRootInode, S_IFIFO | 0644, first_ino_ + 201);  // only regular files
+  make(list[2], kRootInode, S_IFREG | 0644, first_ino_ - 1);    // not this client's number
+  auto reply = Roundtrip(m);
+  auto failures = reply->root().getFailures();
+  ASSERT_EQ(failures.size(), 3u);
+  EXPECT_EQ(failures[0].getErrno(), EACCES);
+  EXPECT_EQ(failures[0].getIno(), first_ino_ + 200);
+  EXPECT_EQ(failures[1].getErrno(), EINVAL);
+  EXPECT_EQ(failures[2].getErrno(), EINVAL);
+  EXPECT_FALSE(fs_->Lookup(kRoot, dir.ino, "x").ok());
+  EXPECT_FALSE(fs_->Lookup(kRoot, kRootInode, "x").ok());
+}
+
+TEST_F(CommitTest, RefusesAnythingButSetAttrAndMknod) {
   InodeId f = CreateOwned("f");
   capnp::MallocMessageBuilder m;
   auto r = m.initRoot<wire::Request>();
