@@ -7,6 +7,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <unordered_map>
 #include <vector>
@@ -341,6 +342,7 @@ struct FuseOps::Impl {
       if (auto local = s->SetAttrLocally(InodeId(ino), c, sr)) {
         if (!local->ok()) return ReplyErr(req, local->status());
         s->stats_.local_changes++;
+        s->WaitForCommitWindow();
         struct stat st = ToStat(**local);
         return (void)fuse_reply_attr(req, &st, s->config_.cached_timeout_s);
       }
@@ -377,6 +379,7 @@ struct FuseOps::Impl {
       auto local = s->CreateLocally(InodeId(parent), name, CallerOf(req), local_file_mode, InodeId(ino));
       if (local) {
         if (local->ok()) s->stats_.local_changes++;
+        s->WaitForCommitWindow();
         *lock = LockMode::kExclusive;
         return *local;
       }
@@ -983,15 +986,30 @@ uint64_t FuseOps::ShipLogLocked() {
     inos.push_back(op.ino);
   }
   uint64_t seq = log_.last_seq();
+  {
+    std::lock_guard<std::mutex> l(commit_mu_);
+    commits_in_flight_++;
+  }
   rpc_.Post(m, [this, inos = std::move(inos), seq](Result<RpcReply> reply) {
     OnCommitted(inos, seq, std::move(reply));
   });
   return seq;
 }
 
+void FuseOps::WaitForCommitWindow() {
+  std::unique_lock<std::mutex> l(commit_mu_);
+  commit_cv_.wait_for(l, std::chrono::milliseconds(RpcClient::kCallTimeoutMs),
+                      [&] { return commits_in_flight_ <= kMaxCommitsInFlight; });
+}
+
 // Network thread (or a sender, when the connection is gone): record what the
 // server refused, take its attributes, and drop the kernel's copy.
 void FuseOps::OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Result<RpcReply> reply) {
+  {
+    std::lock_guard<std::mutex> l(commit_mu_);
+    commits_in_flight_--;
+  }
+  commit_cv_.notify_all();
   std::vector<std::pair<InodeId, Status>> refused;
   if (!reply.ok()) {
     for (InodeId ino : inos) refused.emplace_back(ino, reply.status());

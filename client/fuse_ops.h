@@ -12,6 +12,7 @@
 #include <fuse_lowlevel.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -78,6 +79,13 @@ class FuseOps {
   std::optional<Result<Attr>> CreateLocally(InodeId parent, const std::string& name,
                                             const Caller& c, uint32_t mode, InodeId ino);
   void AppendLocked(WritebackLog::Op op);  // send_mu_ held
+  // Back-pressure: a FUSE request that logged a change waits (holding no
+  // lock) while more than kMaxCommitsInFlight commits are unanswered.
+  void WaitForCommitWindow();
+  static constexpr int kMaxCommitsInFlight = 4;
+  std::mutex commit_mu_;  // guards commits_in_flight_ (rank: leaf)
+  std::condition_variable commit_cv_;
+  int commits_in_flight_ = 0;
   // Sends queued lock releases older than `min_age_ms`.
   void SendReleases(int64_t min_age_ms);
   // A logged change waits at most about this long for a request to ride ahead of.
