@@ -242,7 +242,7 @@ struct FuseOps::Impl {
         s->cache_.PutAttr(d.attr, grants.For(d.attr.ino), reply->log_seq());
         entries.push_back(std::move(d));
       }
-      s->cache_.SetDirectory(InodeId(parent), entries);
+      s->cache_.SetDirectory(InodeId(parent), entries, reply->log_seq());
       s->cache_.SetLock(InodeId(parent), grants.For(InodeId(parent)));
     }
     if (!root.isAttr()) return ReplyNegative(s, req, s->cache_.lock(InodeId(parent)));
@@ -422,7 +422,7 @@ struct FuseOps::Impl {
     });
     if (!attr.ok()) return ReplyErr(req, attr.status());
     // A directory this client just made is empty: complete from birth.
-    s->cache_.SetDirectory(attr->ino, {});
+    s->cache_.SetDirectory(attr->ino, {}, UINT64_MAX);
     ReplyEntry(s, req, *attr, lock);
   }
 

@@ -101,9 +101,11 @@ ObjectCache::LookupResult ObjectCache::Lookup(InodeId parent, const std::string&
   return LookupResult::kFound;
 }
 
-void ObjectCache::SetDirectory(InodeId dir, const std::vector<DirEntry>& entries) {
+void ObjectCache::SetDirectory(InodeId dir, const std::vector<DirEntry>& entries,
+                               uint64_t reply_seq) {
   std::lock_guard<std::mutex> l(mu_);
   Node& n = nodes_[dir];
+  if (n.complete && n.local_seq > reply_seq) return;
   n.complete = true;
   n.names.clear();
   for (const DirEntry& e : entries) n.names[e.name] = e.attr.ino;

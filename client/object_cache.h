@@ -52,7 +52,9 @@ class ObjectCache {
 
   // Name lookups answered from a complete directory.
   LookupResult Lookup(InodeId parent, const std::string& name, Attr* attr) const;
-  void SetDirectory(InodeId dir, const std::vector<DirEntry>& entries);
+  // The whole listing, from a reply sent at writeback sequence `reply_seq`
+  // (ignored when a local create in the directory is newer than the reply).
+  void SetDirectory(InodeId dir, const std::vector<DirEntry>& entries, uint64_t reply_seq);
   void AddName(InodeId dir, const std::string& name, InodeId child);
   void RemoveName(InodeId dir, const std::string& name);
   void ForgetDirectory(InodeId dir);

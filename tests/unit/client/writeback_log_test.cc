@@ -95,5 +95,30 @@ TEST(ObjectCache, RepliesOlderThanALocalChangeDoNotUndoIt) {
   EXPECT_EQ(cache.GetAttr(InodeId(5))->mode & 07777, 0640u);
 }
 
+TEST(ObjectCache, LocalCreatesNeedACompleteExclusiveDirectoryAndSurviveOlderListings) {
+  ObjectCache cache;
+  Attr dir = File(2, 0755);
+  dir.mode = S_IFDIR | 0755;
+  auto make = [](Attr& d, Attr& f) {
+    f.ino = InodeId(9);
+    f.mode = S_IFREG | 0644;
+    d.size++;
+    return Status::Ok();
+  };
+  cache.PutAttr(dir, LockMode::kExclusive, 0);
+  EXPECT_FALSE(cache.CreateLocally(InodeId(2), "x", 1, make).has_value());  // not complete
+  cache.SetDirectory(InodeId(2), {}, 0);
+  auto r = cache.CreateLocally(InodeId(2), "x", 1, make);
+  ASSERT_TRUE(r.has_value() && r->ok());
+  EXPECT_EQ(cache.lock(InodeId(9)), LockMode::kExclusive);
+  EXPECT_EQ(cache.GetAttr(InodeId(2))->size, 1u);
+  EXPECT_EQ(cache.CreateLocally(InodeId(2), "x", 2, make)->errno_value(), EEXIST);
+  // A listing from before the create does not drop the new name.
+  cache.SetDirectory(InodeId(2), {}, 0);
+  Attr found;
+  EXPECT_EQ(cache.Lookup(InodeId(2), "x", &found), ObjectCache::LookupResult::kFound);
+  EXPECT_EQ(found.ino, InodeId(9));
+}
+
 }  // namespace
 }  // namespace cohfs
