@@ -342,7 +342,7 @@ struct FuseOps::Impl {
       if (auto local = s->SetAttrLocally(InodeId(ino), c, sr)) {
         if (!local->ok()) return ReplyErr(req, local->status());
         s->stats_.local_changes++;
-        s->WaitForCommitWindow();
+        s->WaitForSendWindow();
         struct stat st = ToStat(**local);
         return (void)fuse_reply_attr(req, &st, s->config_.cached_timeout_s);
       }
@@ -379,7 +379,7 @@ struct FuseOps::Impl {
       auto local = s->CreateLocally(InodeId(parent), name, CallerOf(req), local_file_mode, InodeId(ino));
       if (local) {
         if (local->ok()) s->stats_.local_changes++;
-        s->WaitForCommitWindow();
+        s->WaitForSendWindow();
         *lock = LockMode::kExclusive;
         return *local;
       }
@@ -605,12 +605,15 @@ struct FuseOps::Impl {
   }
 
   // The server must have this inode's buffered data before it answers about
-  // it. Also reports, once, a deferred write or a logged change the server
-  // refused.
+  // it: send it (requests are applied in order, so no wait is needed).
   static Status FlushData(FuseOps* s, fuse_ino_t ino) {
-    Status st = s->write_behind_.Flush(InodeId(ino));
-    Status refused = s->log_.TakeFailure(InodeId(ino));
-    return st.ok() ? refused : st;
+    return s->write_behind_.Flush(InodeId(ino));
+  }
+
+  // A deferred write or logged change of `ino` the server refused is reported,
+  // once, by the next write, close or fsync of it.
+  static Status TakeDeferredError(FuseOps* s, fuse_ino_t ino) {
+    return s->log_.TakeFailure(InodeId(ino));
   }
 
   static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
@@ -619,12 +622,19 @@ struct FuseOps::Impl {
     Count(s, FUSE_WRITE);
     if (size > kMaxIoBytes) return (void)fuse_reply_err(req, EINVAL);
     Caller c = CallerOf(req);
-    Status st;
+    Status st = TakeDeferredError(s, ino);
+    if (!st.ok()) return ReplyErr(req, st);
     if (s->cache_.lock(InodeId(ino)) == LockMode::kExclusive) {
       // Owned: answer from memory, send behind.
       st = s->write_behind_.Write(InodeId(ino), c, static_cast<uint64_t>(off),
                                   std::string_view(buf, size));
-      if (st.ok()) s->cache_.NoteLocalWrite(InodeId(ino), static_cast<uint64_t>(off) + size, NowNs());
+      if (st.ok()) {
+        // Replies to requests sent before this write (e.g. of earlier data
+        // still in flight) must not shrink the size it set.
+        std::lock_guard<std::mutex> l(s->send_mu_);
+        s->cache_.NoteLocalWrite(InodeId(ino), static_cast<uint64_t>(off) + size, NowNs(),
+                                 s->log_.NoteLocalChange());
+      }
     } else {
       st = FlushData(s, ino);
       if (st.ok()) st = SendWrite(s, InodeId(ino), c, static_cast<uint64_t>(off), std::string(buf, size));
@@ -636,7 +646,8 @@ struct FuseOps::Impl {
   static void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
     FuseOps* s = Self(req);
     Count(s, FUSE_FLUSH);
-    Status st = FlushData(s, ino);  // close() reports a failed deferred write
+    Status st = FlushData(s, ino);
+    if (st.ok()) st = TakeDeferredError(s, ino);  // close() reports what failed so far
     fuse_reply_err(req, st.ok() ? 0 : st.errno_value());
   }
 
@@ -655,8 +666,8 @@ struct FuseOps::Impl {
     Request r(req);
     r.root.setFsync(ino);
     auto reply = s->Call(r.message);
-    // The Commit shipped ahead of the fsync has been answered by now.
-    Status st = reply.ok() ? s->log_.TakeFailure(InodeId(ino)) : reply.status();
+    // Every write and commit sent before the fsync has been answered by now.
+    Status st = reply.ok() ? TakeDeferredError(s, ino) : reply.status();
     fuse_reply_err(req, st.errno_value());
   }
   static void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
@@ -987,7 +998,7 @@ uint64_t FuseOps::ShipLogLocked() {
   }
   uint64_t seq = log_.last_seq();
   {
-    std::lock_guard<std::mutex> l(commit_mu_);
+    std::lock_guard<std::mutex> l(flight_mu_);
     commits_in_flight_++;
   }
   rpc_.Post(m, [this, inos = std::move(inos), seq](Result<RpcReply> reply) {
@@ -996,20 +1007,64 @@ uint64_t FuseOps::ShipLogLocked() {
   return seq;
 }
 
-void FuseOps::WaitForCommitWindow() {
-  std::unique_lock<std::mutex> l(commit_mu_);
-  commit_cv_.wait_for(l, std::chrono::milliseconds(RpcClient::kCallTimeoutMs),
-                      [&] { return commits_in_flight_ <= kMaxCommitsInFlight; });
+Status FuseOps::PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::string data) {
+  const size_t n = data.size();
+  {
+    std::lock_guard<std::mutex> l(flight_mu_);
+    bytes_in_flight_ += n;
+  }
+  capnp::MallocMessageBuilder m;
+  auto root = m.initRoot<wire::Request>();
+  ToWire(c, root.initCaller());
+  auto w = root.initWrite();
+  w.setIno(ino.value);
+  w.setOffset(offset);
+  {
+    std::lock_guard<std::mutex> l(send_mu_);
+    uint64_t seq = ShipLogLocked();
+    rpc_.Post(
+        m,
+        [this, ino, n, seq](Result<RpcReply> reply) {
+          OnWritten(ino, seq, std::move(reply));
+          {
+            std::lock_guard<std::mutex> fl(flight_mu_);
+            bytes_in_flight_ -= n;
+          }
+          flight_cv_.notify_all();
+        },
+        std::move(data));
+  }
+  WaitForSendWindow();
+  return Status::Ok();
+}
+
+// Network thread (or a sender, when the connection is gone).
+void FuseOps::OnWritten(InodeId ino, uint64_t seq, Result<RpcReply> reply) {
+  if (!reply.ok()) {
+    LOG(Warn) << "deferred write of inode " << ino.value << " failed: " << reply.status().ToString();
+    log_.RecordFailure(ino, reply.status());
+    return;
+  }
+  reply->set_log_seq(seq);
+  LockMode lock;
+  Impl::AbsorbAttr(this, *reply, &lock);
+}
+
+void FuseOps::WaitForSendWindow() {
+  std::unique_lock<std::mutex> l(flight_mu_);
+  flight_cv_.wait_for(l, std::chrono::milliseconds(RpcClient::kCallTimeoutMs), [&] {
+    return commits_in_flight_ <= kMaxCommitsInFlight && bytes_in_flight_ <= kMaxDataInFlight;
+  });
 }
 
 // Network thread (or a sender, when the connection is gone): record what the
 // server refused, take its attributes, and drop the kernel's copy.
 void FuseOps::OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Result<RpcReply> reply) {
   {
-    std::lock_guard<std::mutex> l(commit_mu_);
+    std::lock_guard<std::mutex> l(flight_mu_);
     commits_in_flight_--;
   }
-  commit_cv_.notify_all();
+  flight_cv_.notify_all();
   std::vector<std::pair<InodeId, Status>> refused;
   if (!reply.ok()) {
     for (InodeId ino : inos) refused.emplace_back(ino, reply.status());
@@ -1094,7 +1149,7 @@ FuseOps::FuseOps(RpcClient& rpc, ClientStats& stats, const FuseOpsConfig& config
       config_(config),
       write_behind_(
           [this](InodeId ino, const Caller& c, uint64_t off, std::string data) {
-            return Impl::SendWrite(this, ino, c, off, std::move(data));
+            return PostWrite(ino, c, off, std::move(data));
           },
           kMaxIoBytes) {}
 

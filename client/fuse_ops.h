@@ -79,13 +79,19 @@ class FuseOps {
   std::optional<Result<Attr>> CreateLocally(InodeId parent, const std::string& name,
                                             const Caller& c, uint32_t mode, InodeId ino);
   void AppendLocked(WritebackLog::Op op);  // send_mu_ held
-  // Back-pressure: a FUSE request that logged a change waits (holding no
-  // lock) while more than kMaxCommitsInFlight commits are unanswered.
-  void WaitForCommitWindow();
+  // Sends one range of file data behind the log without waiting (the
+  // WriteBehind sender); a failure is reported by the next flush of the inode.
+  Status PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::string data);
+  void OnWritten(InodeId ino, uint64_t seq, Result<RpcReply> reply);
+  // Back-pressure: a FUSE request that logged a change or posted data waits
+  // (holding no lock of ours) while too much is unanswered.
+  void WaitForSendWindow();
   static constexpr int kMaxCommitsInFlight = 4;
-  std::mutex commit_mu_;  // guards commits_in_flight_ (rank: leaf)
-  std::condition_variable commit_cv_;
+  static constexpr size_t kMaxDataInFlight = 64u << 20;
+  std::mutex flight_mu_;  // guards the two counters below (rank: leaf)
+  std::condition_variable flight_cv_;
   int commits_in_flight_ = 0;
+  size_t bytes_in_flight_ = 0;
   // Sends queued lock releases older than `min_age_ms`.
   void SendReleases(int64_t min_age_ms);
   // A logged change waits at most about this long for a request to ride ahead of.

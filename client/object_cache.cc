@@ -43,10 +43,11 @@ std::optional<Attr> ObjectCache::GetAttr(InodeId ino) const {
   return it->second.attr;
 }
 
-void ObjectCache::NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns) {
+void ObjectCache::NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || !it->second.has_attr) return;
+  it->second.local_seq = seq;
   Attr& a = it->second.attr;
   a.size = std::max(a.size, end);
   a.mtime_ns = a.ctime_ns = now_ns;

@@ -47,7 +47,7 @@ class ObjectCache {
   void SetLock(InodeId ino, LockMode lock);
   std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
   // A write answered from memory: size and times move as the server would move them.
-  void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns);
+  void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq);
   LockMode lock(InodeId ino) const;
 
   // Name lookups answered from a complete directory.

@@ -165,9 +165,10 @@ Result<RpcReply> RpcClient::Wait(const Ticket& p) {
   return RpcReply(std::move(p->reply));
 }
 
-void RpcClient::Post(capnp::MallocMessageBuilder& request, ReplyHandler on_reply) {
+void RpcClient::Post(capnp::MallocMessageBuilder& request, ReplyHandler on_reply,
+                     std::string bulk) {
   bool want_reply = static_cast<bool>(on_reply);
-  Enqueue(request, {}, want_reply, std::move(on_reply));
+  Enqueue(request, std::move(bulk), want_reply, std::move(on_reply));
 }
 
 // Hands a reply (or the failure to get one) to its waiter or handler.

@@ -73,7 +73,8 @@ class RpcClient {
   Result<RpcReply> Wait(const Ticket& ticket);
   // Sends without waiting. The reply, if wanted, goes to `on_reply` on the
   // network thread (which must not block or Call from it).
-  void Post(capnp::MallocMessageBuilder& request, ReplyHandler on_reply = {});
+  void Post(capnp::MallocMessageBuilder& request, ReplyHandler on_reply = {},
+            std::string bulk = {});
   void Shutdown();
   // Runs on the network thread at least once a second (set before Start).
   void SetPeriodicHook(std::function<void()> hook) { periodic_hook_ = std::move(hook); }

@@ -1,11 +1,13 @@
 // WriteBehind: file data written under an EXCLUSIVE lock is answered from
 // memory and sent later (DESIGN §6): contiguous writes to one inode gather in
-// one buffer of at most `max_bytes_per_inode` and go to the server as one Write
+// one buffer of at most `max_bytes_per_inode` and go to the Sender as one Write
 // when the buffer is full, the writes stop being contiguous, or something
 // needs the server to have the data (close, fsync, read, setattr, getattr from
-// the server, link, fallocate, lseek). An error of a deferred send is
-// reported by the next Write or Flush of that inode (as NFS reports it at
-// close or fsync).
+// the server, link, fallocate, lseek). FuseOps's Sender posts the Write behind
+// the writeback log without waiting for it (fsync waits: its request is
+// answered after every earlier one); a failure comes back later and is
+// reported by the next flush or fsync of that inode. An error the Sender
+// returns itself is reported by the next Write or Flush of that inode.
 //
 // Locks: mu_ guards the map (rank 1); each Buffer::mu guards its buffer
 // (rank 2) and is held across the send so one inode's data reaches the server

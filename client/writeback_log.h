@@ -43,6 +43,9 @@ class WritebackLog {
 
   // Appends a change; returns its sequence number (1, 2, ...).
   uint64_t Append(Op op);
+  // Numbers a local change that travels outside the log (data written
+  // behind, whose reply must not be undone by older replies).
+  uint64_t NoteLocalChange() { return ++last_seq_; }
   // Takes every pending change, oldest first.
   std::vector<Op> Drain();
   bool empty() const { return ops_.empty(); }

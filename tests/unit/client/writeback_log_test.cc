@@ -95,6 +95,22 @@ TEST(ObjectCache, RepliesOlderThanALocalChangeDoNotUndoIt) {
   EXPECT_EQ(cache.GetAttr(InodeId(5))->mode & 07777, 0640u);
 }
 
+TEST(ObjectCache, AReplyForEarlierDataDoesNotShrinkALaterWrite) {
+  ObjectCache cache;
+  WritebackLog log;
+  cache.PutAttr(File(5, 0644), LockMode::kExclusive, log.last_seq());
+  uint64_t first_sent = log.last_seq();  // the first MiB goes out (posted)
+  cache.NoteLocalWrite(InodeId(5), 2 << 20, 100, log.NoteLocalChange());  // the second is buffered
+  Attr server = File(5, 0644);
+  server.size = 1 << 20;
+  cache.PutAttr(server, LockMode::kExclusive, first_sent);  // the first write's reply
+  EXPECT_EQ(cache.GetAttr(InodeId(5))->size, 2u << 20);
+  server.size = 2 << 20;
+  server.blocks = 4096;
+  cache.PutAttr(server, LockMode::kExclusive, log.last_seq());  // the second write's reply
+  EXPECT_EQ(cache.GetAttr(InodeId(5))->blocks, 4096u);
+}
+
 TEST(ObjectCache, LocalCreatesNeedACompleteExclusiveDirectoryAndSurviveOlderListings) {
   ObjectCache cache;
   Attr dir = File(2, 0755);
