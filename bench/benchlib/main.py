@@ -379,8 +379,7 @@ def main(argv):
             signal.signal(s, signal.SIG_IGN)  # let cleanup finish
         final_cleanup(env, active)
     if interrupted:
-        sys.exit(130)
-
+        notes.append(f"interrupted by {interrupted}: partial results (steps measured before then)")
     if not steps:
         log("no results")
         for n in notes:
@@ -411,3 +410,5 @@ def main(argv):
         with open(out, "w") as f:
             f.write(report)
         log(f"results written to {os.path.relpath(out, REPO)}")
+    if interrupted:
+        sys.exit(130)
