@@ -136,9 +136,7 @@ struct FuseOps::Impl {
     Absorb(s, reply);
     Attr attr = cohfs::FromWire(reply.root().getAttr());
     *lock = Grants(reply.root()).For(attr.ino);
-    s->cache_.PutAttr(attr, *lock, reply.log_seq());
-    if (auto cached = s->cache_.GetAttr(attr.ino)) return *cached;
-    return attr;
+    return s->cache_.PutAttr(attr, *lock, reply.log_seq());
   }
 
   static void ReplyEntry(FuseOps* s, fuse_req_t req, const Attr& attr, LockMode lock) {

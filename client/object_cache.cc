@@ -4,13 +4,14 @@
 
 namespace cohfs {
 
-void ObjectCache::PutAttr(const Attr& attr, LockMode lock, uint64_t reply_seq) {
+Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, uint64_t reply_seq) {
   std::lock_guard<std::mutex> l(mu_);
   Node& n = nodes_[attr.ino];
   if (lock > n.lock) n.lock = lock;
-  if (n.has_attr && n.local_seq > reply_seq) return;  // the reply predates a local change
+  if (n.has_attr && n.local_seq > reply_seq) return n.attr;  // the reply predates a local change
   n.attr = attr;
   n.has_attr = true;
+  return n.attr;
 }
 
 std::optional<Result<Attr>> ObjectCache::UpdateAttr(InodeId ino, uint64_t seq,

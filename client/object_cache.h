@@ -30,8 +30,9 @@ class ObjectCache {
 
   // Records attributes from a reply to a request sent at writeback sequence
   // `reply_seq`, and the lock that came with them. Attributes the reply
-  // predates (a later local change) are kept.
-  void PutAttr(const Attr& attr, LockMode lock, uint64_t reply_seq);
+  // predates (a later local change) are kept. Returns the attributes the
+  // cache now holds.
+  Attr PutAttr(const Attr& attr, LockMode lock, uint64_t reply_seq);
   // A local change: runs `change` on a copy of the inode's attributes and keeps
   // the result when it returns Ok, marking it as local change `seq`. nullopt
   // when the inode is not cached under EXCLUSIVE (the server must decide).

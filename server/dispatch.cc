@@ -436,8 +436,12 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       // Each change was answered on the client already: one refused change
       // does not stop the others; the client learns which failed and the
       // server's attributes of those inodes.
-      std::vector<std::pair<uint32_t, Status>> failed;
-      std::vector<InodeId> failed_inos;
+      struct Failure {
+        uint32_t index;
+        InodeId ino;
+        Status status;
+      };
+      std::vector<Failure> failed;
       uint32_t index = 0;
       for (auto op : req.getCommit()) {
         std::vector<InodeId> touched;
@@ -445,18 +449,17 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
         if (st.ok()) {
           ctx.mutated = true;
         } else {
-          failed.emplace_back(index, st);
-          failed_inos.push_back(touched.empty() ? InodeId() : touched[0]);
+          failed.push_back({index, touched.empty() ? InodeId() : touched[0], st});
           ctx.changed.insert(ctx.changed.end(), touched.begin(), touched.end());
         }
         index++;
       }
       auto list = reply.initFailures(static_cast<unsigned>(failed.size()));
       for (size_t i = 0; i < failed.size(); i++) {
-        list[i].setIndex(failed[i].first);
-        list[i].setIno(failed_inos[i].value);
-        list[i].setErrno(failed[i].second.errno_value());
-        list[i].setMessage(failed[i].second.message());
+        list[i].setIndex(failed[i].index);
+        list[i].setIno(failed[i].ino.value);
+        list[i].setErrno(failed[i].status.errno_value());
+        list[i].setMessage(failed[i].status.message());
       }
       return Status::Ok();
     }
