@@ -36,12 +36,16 @@ bool HasChangedAttributes(const std::string& path) {
          st.st_atim.tv_sec == kMtimeSec - 5;
 }
 
+// An empty file made by this client: it holds it EXCLUSIVE.
+bool Touch(const std::string& path) {
+  int fd = open(path.c_str(), O_CREAT | O_WRONLY, 0644);
+  return fd >= 0 && close(fd) == 0;
+}
+
 TEST(Writeback, OwnedAttributeChangesAreLocalAndReachTheServerByThemselves) {
   Cluster c;
   std::string f = c.Path("f");
-  int fd = open(f.c_str(), O_CREAT | O_WRONLY, 0644);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(close(fd), 0);
+  ASSERT_TRUE(Touch(f));
   uint64_t setattr_rpcs = StatValue(c.Stats(), "rpc.setAttr");
   ChangeAttributes(f);
   EXPECT_TRUE(HasChangedAttributes(f));
@@ -80,9 +84,7 @@ TEST(Writeback, UnmountShipsEverythingLogged) {
   ASSERT_EQ(mkdir(c.Path("d").c_str(), 0755), 0);
   for (int i = 0; i < 200; i++) {
     std::string f = c.Path("d/f" + std::to_string(i));
-    int fd = open(f.c_str(), O_CREAT | O_WRONLY, 0644);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(close(fd), 0);
+    ASSERT_TRUE(Touch(f));
     ASSERT_EQ(chmod(f.c_str(), 0600 | (i % 8)), 0);
   }
   c.Unmount();
@@ -99,9 +101,7 @@ TEST(Writeback, UnmountShipsEverythingLogged) {
 TEST(Writeback, LocalChangesFollowPermissionRules) {
   Cluster c;
   std::string f = c.Path("f");
-  int fd = open(f.c_str(), O_CREAT | O_WRONLY, 0644);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(close(fd), 0);
+  ASSERT_TRUE(Touch(f));
   ASSERT_EQ(chown(f.c_str(), 1000, 1000), 0);
   ASSERT_EQ(chmod(f.c_str(), 06755), 0);
   // The owner may not give the file away or set times of a file it does not own.

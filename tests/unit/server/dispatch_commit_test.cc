@@ -69,21 +69,39 @@ class CommitTest : public FsTest {
     return InodeId(mk.getNewIno());
   }
 
+  // A commit of `n` changes under construction; each change sets its caller.
+  struct CommitMessage {
+    capnp::MallocMessageBuilder m;
+    capnp::List<wire::Request>::Builder ops;
+    explicit CommitMessage(unsigned n) {
+      auto r = m.initRoot<wire::Request>();
+      ToWire(kRoot, r.initCaller());
+      ops = r.initCommit(n);
+    }
+  };
+  static void SetMknod(wire::Request::Builder op, InodeId parent, const char* name,
+                       uint32_t mode, uint64_t ino, int64_t now_ns = 0) {
+    ToWire(kRoot, op.initCaller());
+    auto mk = op.initMknod();
+    mk.setParent(parent.value);
+    mk.setName(AsData(name));
+    mk.setMode(mode);
+    mk.setNewIno(ino);
+    mk.setNowNs(now_ns);
+  }
+
   struct Op {
     Caller caller;
     InodeId ino;
     SetAttrRequest req;
   };
   std::unique_ptr<DecodedReply> Commit(const std::vector<Op>& ops) {
-    capnp::MallocMessageBuilder m;
-    auto r = m.initRoot<wire::Request>();
-    ToWire(kRoot, r.initCaller());
-    auto list = r.initCommit(static_cast<unsigned>(ops.size()));
+    CommitMessage c(static_cast<unsigned>(ops.size()));
     for (size_t i = 0; i < ops.size(); i++) {
-      ToWire(ops[i].caller, list[i].initCaller());
-      ToWire(ops[i].ino, ops[i].req, list[i].initSetAttr());
+      ToWire(ops[i].caller, c.ops[i].initCaller());
+      ToWire(ops[i].ino, ops[i].req, c.ops[i].initSetAttr());
     }
-    return Roundtrip(m);
+    return Roundtrip(c.m);
   }
 
   static SetAttrRequest ChmodAt(uint32_t mode, int64_t now_ns) {
@@ -164,21 +182,12 @@ TEST_F(CommitTest, EnforcesPermissionsOfEachChangesCaller) {
 }
 
 TEST_F(CommitTest, CreatesRegularFilesAtTheClientsTimeThenChangesThem) {
-  capnp::MallocMessageBuilder m;
-  auto r = m.initRoot<wire::Request>();
-  ToWire(kRoot, r.initCaller());
-  auto list = r.initCommit(2);
-  ToWire(kRoot, list[0].initCaller());
-  auto mk = list[0].initMknod();
-  mk.setParent(kRootInode.value);
-  mk.setName(AsData("new"));
-  mk.setMode(S_IFREG | 0640);
+  CommitMessage c(2);
   InodeId ino(first_ino_ + 100);
-  mk.setNewIno(ino.value);
-  mk.setNowNs(7'000'000'000);
-  ToWire(kRoot, list[1].initCaller());
-  ToWire(ino, ChmodAt(0600, 8'000'000'000), list[1].initSetAttr());
-  auto reply = Roundtrip(m);
+  SetMknod(c.ops[0], kRootInode, "new", S_IFREG | 0640, ino.value, 7'000'000'000);
+  ToWire(kRoot, c.ops[1].initCaller());
+  ToWire(ino, ChmodAt(0600, 8'000'000'000), c.ops[1].initSetAttr());
+  auto reply = Roundtrip(c.m);
   ASSERT_EQ(reply->root().getFailures().size(), 0u);
   auto a = fs_->Lookup(kRoot, kRootInode, "new");
   ASSERT_TRUE(a.ok());
@@ -193,22 +202,11 @@ TEST_F(CommitTest, CreatesRegularFilesAtTheClientsTimeThenChangesThem) {
 TEST_F(CommitTest, RefusesCreatesInDirectoriesOthersHoldOrWithForeignNumbers) {
   Attr dir = Mkdir(kRootInode, "theirs");
   ASSERT_EQ(locks_.Acquire(ClientId(8), dir.ino, LockMode::kShared), LockMode::kShared);
-  auto make = [&](wire::Request::Builder op, InodeId parent, uint32_t mode, uint64_t ino) {
-    ToWire(kRoot, op.initCaller());
-    auto mk = op.initMknod();
-    mk.setParent(parent.value);
-    mk.setName(AsData("x"));
-    mk.setMode(mode);
-    mk.setNewIno(ino);
-  };
-  capnp::MallocMessageBuilder m;
-  auto r = m.initRoot<wire::Request>();
-  ToWire(kRoot, r.initCaller());
-  auto list = r.initCommit(3);
-  make(list[0], dir.ino, S_IFREG | 0644, first_ino_ + 200);
-  make(list[1], kRootInode, S_IFIFO | 0644, first_ino_ + 201);  // only regular files
-  make(list[2], kRootInode, S_IFREG | 0644, first_ino_ - 1);    // not this client's number
-  auto reply = Roundtrip(m);
+  CommitMessage c(3);
+  SetMknod(c.ops[0], dir.ino, "x", S_IFREG | 0644, first_ino_ + 200);
+  SetMknod(c.ops[1], kRootInode, "x", S_IFIFO | 0644, first_ino_ + 201);  // only regular files
+  SetMknod(c.ops[2], kRootInode, "x", S_IFREG | 0644, first_ino_ - 1);    // not this client's number
+  auto reply = Roundtrip(c.m);
   auto failures = reply->root().getFailures();
   ASSERT_EQ(failures.size(), 3u);
   EXPECT_EQ(failures[0].getErrno(), EACCES);
@@ -221,17 +219,14 @@ TEST_F(CommitTest, RefusesCreatesInDirectoriesOthersHoldOrWithForeignNumbers) {
 
 TEST_F(CommitTest, RefusesAnythingButSetAttrAndMknod) {
   InodeId f = CreateOwned("f");
-  capnp::MallocMessageBuilder m;
-  auto r = m.initRoot<wire::Request>();
-  ToWire(kRoot, r.initCaller());
-  auto list = r.initCommit(2);
-  ToWire(kRoot, list[0].initCaller());
-  auto u = list[0].initUnlink();
+  CommitMessage c(2);
+  ToWire(kRoot, c.ops[0].initCaller());
+  auto u = c.ops[0].initUnlink();
   u.setParent(kRootInode.value);
   u.setName(AsData("f"));
-  ToWire(kRoot, list[1].initCaller());
-  list[1].initCommit(0);  // no nesting either
-  auto reply = Roundtrip(m);
+  ToWire(kRoot, c.ops[1].initCaller());
+  c.ops[1].initCommit(0);  // no nesting either
+  auto reply = Roundtrip(c.m);
   auto failures = reply->root().getFailures();
   ASSERT_EQ(failures.size(), 2u);
   EXPECT_EQ(failures[0].getErrno(), EINVAL);
