@@ -49,7 +49,9 @@ void RedirectStdio(const std::string& log_file) {
   if (out > 2) close(out);
 }
 
-int Serve(fuse_session* se, RpcClient& rpc) {
+// Threads start here, after the fork that daemonizes (threads do not survive it).
+int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops) {
+  ops.Start();
   Status st = rpc.Start();
   if (!st.ok()) {
     LOG(Error) << "cannot start the network thread: " << st.ToString();
@@ -107,7 +109,7 @@ int RunMount(const MountOptions& options) {
   if (options.foreground) {
     ready.CloseRead();
     ready.CloseWrite();
-    rc = Serve(se, **rpc);
+    rc = Serve(se, **rpc, ops);
   } else {
     pid_t pid = fork();
     if (pid < 0) {
@@ -130,7 +132,7 @@ int RunMount(const MountOptions& options) {
     setsid();
     if (chdir("/") != 0) LOG(Warn) << "chdir /: " << strerror(errno);
     RedirectStdio(options.log_file);
-    rc = Serve(se, **rpc);
+    rc = Serve(se, **rpc, ops);
   }
   ops.set_session(nullptr);  // no kernel to invalidate any more
   fuse_session_unmount(se);

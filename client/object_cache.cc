@@ -4,11 +4,24 @@
 
 namespace cohfs {
 
-Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, uint64_t reply_seq) {
+LockMode ObjectCache::EffectiveGrantLocked(InodeId ino, LockMode granted,
+                                           uint64_t request_id) const {
+  auto r = revoked_.find(ino);
+  if (r == revoked_.end() || request_id > r->second.request_id) return granted;
+  return std::min(granted, r->second.keep);
+}
+
+LockMode ObjectCache::EffectiveGrant(InodeId ino, LockMode granted, uint64_t request_id) const {
+  std::lock_guard<std::mutex> l(mu_);
+  return EffectiveGrantLocked(ino, granted, request_id);
+}
+
+Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, ReplyOrder order) {
   std::lock_guard<std::mutex> l(mu_);
   Node& n = nodes_[attr.ino];
+  lock = EffectiveGrantLocked(attr.ino, lock, order.request_id);
   if (lock > n.lock) n.lock = lock;
-  if (n.has_attr && n.local_seq > reply_seq) return n.attr;  // the reply predates a local change
+  if (n.has_attr && n.local_seq > order.log_seq) return n.attr;  // the reply predates a local change
   n.attr = attr;
   n.has_attr = true;
   return n.attr;
@@ -29,10 +42,45 @@ std::optional<Result<Attr>> ObjectCache::UpdateAttr(InodeId ino, uint64_t seq,
   return Result<Attr>(a);
 }
 
-void ObjectCache::SetLock(InodeId ino, LockMode lock) {
+void ObjectCache::SetLock(InodeId ino, LockMode lock, uint64_t request_id) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(ino);
-  if (it != nodes_.end()) it->second.lock = lock;
+  if (it != nodes_.end()) it->second.lock = EffectiveGrantLocked(ino, lock, request_id);
+}
+
+std::vector<std::string> ObjectCache::Revoke(InodeId ino, LockMode keep,
+                                             uint64_t last_request_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  revoked_[ino] = Revocation{last_request_id, keep};
+  std::vector<std::string> names;
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return names;
+  Node& n = it->second;
+  n.lock = std::min(n.lock, keep);
+  if (keep != LockMode::kNone) return names;
+  n.complete = false;
+  n.names.clear();
+  names.assign(n.kernel_names.begin(), n.kernel_names.end());
+  n.kernel_names.clear();
+  return names;
+}
+
+void ObjectCache::PruneRevocations(uint64_t oldest_unanswered_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  std::erase_if(revoked_, [&](const auto& r) { return r.second.request_id < oldest_unanswered_id; });
+}
+
+void ObjectCache::NoteKernelName(InodeId dir, const std::string& name) {
+  std::lock_guard<std::mutex> l(mu_);
+  nodes_[dir].kernel_names.insert(name);
+}
+
+bool ObjectCache::RevokeIfForgotten(InodeId ino, uint64_t last_request_id) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (auto it = nodes_.find(ino); it != nodes_.end() && it->second.nlookup > 0) return false;
+  nodes_.erase(ino);
+  revoked_[ino] = Revocation{last_request_id, LockMode::kNone};
+  return true;
 }
 
 std::optional<Attr> ObjectCache::GetAttr(InodeId ino) const {
@@ -104,10 +152,11 @@ ObjectCache::LookupResult ObjectCache::Lookup(InodeId parent, const std::string&
 }
 
 void ObjectCache::SetDirectory(InodeId dir, const std::vector<DirEntry>& entries,
-                               uint64_t reply_seq) {
+                               ReplyOrder order) {
   std::lock_guard<std::mutex> l(mu_);
+  if (EffectiveGrantLocked(dir, LockMode::kShared, order.request_id) == LockMode::kNone) return;
   Node& n = nodes_[dir];
-  if (n.complete && n.local_seq > reply_seq) return;
+  if (n.complete && n.local_seq > order.log_seq) return;
   n.complete = true;
   n.names.clear();
   for (const DirEntry& e : entries) n.names[e.name] = e.attr.ino;

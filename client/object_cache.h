@@ -8,7 +8,9 @@
 // applied here from the reply; attribute changes of inodes held EXCLUSIVE are
 // applied here first (UpdateAttr) and reach the server later through the
 // WritebackLog. Each node remembers the log sequence of its last local change
-// so that a reply older than that change cannot undo it.
+// so that a reply older than that change cannot undo it. A lock given back
+// (recall, release) is remembered with the newest request id sent by then, so
+// a grant in a reply that crossed it on the wire is not believed.
 // Thread-safe: one mutex (rank: leaf; never held across RPCs or FUSE replies).
 #pragma once
 
@@ -17,6 +19,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/fs_types.h"
@@ -28,11 +31,32 @@ class ObjectCache {
  public:
   enum class LookupResult { kUnknown, kFound, kNegative };
 
-  // Records attributes from a reply to a request sent at writeback sequence
-  // `reply_seq`, and the lock that came with them. Attributes the reply
-  // predates (a later local change) are kept. Returns the attributes the
-  // cache now holds.
-  Attr PutAttr(const Attr& attr, LockMode lock, uint64_t reply_seq);
+  // Where a reply stands: the writeback sequence when its request left
+  // (local changes newer than that win) and the request's id (grants in
+  // replies to requests sent before a lock was given back are void).
+  struct ReplyOrder {
+    ReplyOrder(uint64_t seq = 0, uint64_t id = UINT64_MAX) : log_seq(seq), request_id(id) {}
+    uint64_t log_seq;
+    uint64_t request_id;
+  };
+
+  // Records attributes from a reply, and the lock that came with them.
+  // Attributes the reply predates (a later local change) are kept. Returns
+  // the attributes the cache now holds.
+  Attr PutAttr(const Attr& attr, LockMode lock, ReplyOrder order);
+  // The lock a reply's grant really gives: capped at what was given back after
+  // the request left.
+  LockMode EffectiveGrant(InodeId ino, LockMode granted, uint64_t request_id) const;
+
+  // A recall or a release: the lock drops to `keep`; grants in replies to
+  // requests up to `last_request_id` are capped at `keep`. Dropping to NONE
+  // forgets a directory's names; returns the names the kernel was told about
+  // in it (to invalidate).
+  std::vector<std::string> Revoke(InodeId ino, LockMode keep, uint64_t last_request_id);
+  // Forgets revocations older than every request still unanswered.
+  void PruneRevocations(uint64_t oldest_unanswered_id);
+  // The kernel caches `name` in `dir` (positive or negative) while `dir` is held.
+  void NoteKernelName(InodeId dir, const std::string& name);
   // A local change: runs `change` on a copy of the inode's attributes and keeps
   // the result when it returns Ok, marking it as local change `seq`. nullopt
   // when the inode is not cached under EXCLUSIVE (the server must decide).
@@ -45,7 +69,6 @@ class ObjectCache {
   // `seq`. EEXIST if the name is taken; nullopt when the server must decide.
   std::optional<Result<Attr>> CreateLocally(InodeId dir, const std::string& name, uint64_t seq,
                                             const std::function<Status(Attr& dir, Attr& child)>& make);
-  void SetLock(InodeId ino, LockMode lock);
   std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
   // A write answered from memory: size and times move as the server would move them.
   void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq);
@@ -53,9 +76,12 @@ class ObjectCache {
 
   // Name lookups answered from a complete directory.
   LookupResult Lookup(InodeId parent, const std::string& name, Attr* attr) const;
-  // The whole listing, from a reply sent at writeback sequence `reply_seq`
-  // (ignored when a local create in the directory is newer than the reply).
-  void SetDirectory(InodeId dir, const std::vector<DirEntry>& entries, uint64_t reply_seq);
+  // The whole listing, from a reply (ignored when a local create in the
+  // directory is newer than the reply, or the directory's lock was given back
+  // after the request left).
+  void SetDirectory(InodeId dir, const std::vector<DirEntry>& entries, ReplyOrder order);
+  // Records the lock a reply granted on `ino` (capped as EffectiveGrant).
+  void SetLock(InodeId ino, LockMode lock, uint64_t request_id);
   void AddName(InodeId dir, const std::string& name, InodeId child);
   void RemoveName(InodeId dir, const std::string& name);
   void ForgetDirectory(InodeId dir);
@@ -65,6 +91,9 @@ class ObjectCache {
   // Returns true when the kernel's last reference went: the node is evicted
   // and its lock should be released to the server.
   bool Forget(InodeId ino, uint64_t n);
+  // Before a release of a forgotten inode goes out: false when the kernel has
+  // looked it up again meanwhile (keep the lock); else records the revocation.
+  bool RevokeIfForgotten(InodeId ino, uint64_t last_request_id);
 
   size_t size() const;
 
@@ -77,9 +106,16 @@ class ObjectCache {
     uint64_t nlookup = 0;
     bool complete = false;  // `names` is the whole directory
     std::unordered_map<std::string, InodeId> names;
+    std::unordered_set<std::string> kernel_names;  // dentries the kernel may cache
   };
+  struct Revocation {
+    uint64_t request_id;
+    LockMode keep;
+  };
+  LockMode EffectiveGrantLocked(InodeId ino, LockMode granted, uint64_t request_id) const;
   mutable std::mutex mu_;
   std::unordered_map<InodeId, Node> nodes_;
+  std::unordered_map<InodeId, Revocation> revoked_;
 };
 
 }  // namespace cohfs

@@ -122,9 +122,6 @@ RpcClient::Ticket RpcClient::Enqueue(capnp::MallocMessageBuilder& request, std::
                                      bool want_reply, ReplyHandler on_reply) {
   auto which = request.getRoot<wire::Request>().which();
   if (static_cast<size_t>(which) < kMaxRequestKinds) stats_.rpcs[which]++;
-  RequestId id(next_id_++);
-  OutFrame frame = EncodeFrame(FrameKind::kRequest, id, request, std::move(bulk));
-  stats_.bytes_sent += frame.total_bytes();
   auto p = want_reply ? std::make_shared<Pending>() : nullptr;
   if (p) p->on_reply = std::move(on_reply);
   {
@@ -134,6 +131,9 @@ RpcClient::Ticket RpcClient::Enqueue(capnp::MallocMessageBuilder& request, std::
       if (p) Deliver(p, Status::Error(ENOTCONN, "not connected to the server"));
       return p;
     }
+    RequestId id(next_id_++);  // under mu_: ids follow the queue's order
+    OutFrame frame = EncodeFrame(FrameKind::kRequest, id, request, std::move(bulk));
+    stats_.bytes_sent += frame.total_bytes();
     if (p) pending_[id.value] = p;
     queue_.push_back(std::move(frame));
   }
@@ -232,6 +232,14 @@ void RpcClient::OnRecv(int res) {
     }
     if (!next->has_value()) break;
     InFrame frame = std::move(**next);
+    if (frame.header.kind == FrameKind::kRecall) {
+      OnRecall(std::move(frame));
+      continue;
+    }
+    if (frame.header.kind != FrameKind::kReply) {
+      FailAll(Status::Error(EPROTO, "unexpected frame kind from the server"));
+      return;
+    }
     uint64_t id = frame.header.request_id.value;
     std::shared_ptr<Pending> p;
     {
@@ -246,6 +254,31 @@ void RpcClient::OnRecv(int res) {
     Deliver(p, DecodedReply::Decode(std::move(frame)));
   }
   ArmRecv();
+}
+
+void RpcClient::OnRecall(InFrame frame) {
+  auto decoded = DecodedRecall::Decode(std::move(frame));
+  Status st = decoded.status();
+  if (st.ok()) {
+    st = GuardDecode([&] {
+      auto r = (*decoded)->root();
+      if (recall_handler_) recall_handler_(InodeId(r.getIno()), FromWire(r.getMode()));
+      return Status::Ok();
+    });
+  }
+  if (!st.ok()) LOG(Warn) << "bad recall from the server: " << st.ToString();
+}
+
+uint64_t RpcClient::last_request_id() {
+  std::lock_guard<std::mutex> l(mu_);
+  return next_id_ - 1;
+}
+
+uint64_t RpcClient::oldest_unanswered_id() {
+  std::lock_guard<std::mutex> l(mu_);
+  uint64_t oldest = next_id_;
+  for (const auto& [id, p] : pending_) oldest = std::min(oldest, id);
+  return oldest;
 }
 
 void RpcClient::ArmSend() {

@@ -7,6 +7,7 @@
 // thread through an eventfd and waits for the reply (or a deadline).
 // Requests carry ids; many are in flight at once and replies match by id.
 // When the connection breaks every waiter and every later call gets ENOTCONN.
+// The server may also send recalls; they go to the recall handler.
 #pragma once
 
 #include <capnp/message.h>
@@ -47,6 +48,9 @@ class RpcReply {
   // The sender's writeback sequence when the request left (WritebackLog).
   uint64_t log_seq() const { return log_seq_; }
   void set_log_seq(uint64_t seq) { log_seq_ = seq; }
+  // Request ids follow send order: a reply to request N was produced before
+  // the server saw anything this client sent after N.
+  uint64_t request_id() const { return m_->frame().header.request_id.value; }
 
  private:
   std::unique_ptr<DecodedReply> m_;
@@ -78,6 +82,13 @@ class RpcClient {
   void Shutdown();
   // Runs on the network thread at least once a second (set before Start).
   void SetPeriodicHook(std::function<void()> hook) { periodic_hook_ = std::move(hook); }
+  // Takes the server's recalls, on the network thread (must not block; set before Start).
+  using RecallHandler = std::function<void(InodeId ino, LockMode keep)>;
+  void SetRecallHandler(RecallHandler h) { recall_handler_ = std::move(h); }
+  // The id of the newest request handed to the connection (0: none yet).
+  uint64_t last_request_id();
+  // The id of the oldest request still waiting for its reply (else the next id).
+  uint64_t oldest_unanswered_id();
 
   const Welcome& welcome() const { return welcome_; }
   bool connected() const { return !broken_; }
@@ -107,16 +118,18 @@ class RpcClient {
   void ArmWake();
   void OnWake();
   void FailAll(const Status& why);
+  void OnRecall(InFrame frame);
 
   int fd_;
   ClientStats& stats_;
   Welcome welcome_;
   std::atomic<bool> broken_{false};
-  std::atomic<uint64_t> next_id_{1};
+  uint64_t next_id_ = 1;  // guarded by mu_ (ids in queue order)
   std::thread thread_;
   std::function<void()> periodic_hook_;
+  RecallHandler recall_handler_;
 
-  std::mutex mu_;  // guards queue_, pending_, stop_ (rank: below Pending::mu)
+  std::mutex mu_;  // guards queue_, pending_, stop_, next_id_ (rank: below Pending::mu)
   std::deque<OutFrame> queue_;
   std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending_;
   bool stop_ = false;

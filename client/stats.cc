@@ -53,6 +53,7 @@ std::string ClientStats::Format() const {
   line("negative_hits", negative_hits);
   line("local_changes", local_changes);
   line("rpc_errors", rpc_errors);
+  line("recalls", recalls);
   return out;
 }
 

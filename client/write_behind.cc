@@ -21,8 +21,8 @@ Status WriteBehind::SendPending(InodeId ino, Buffer& b) {
   return st;
 }
 
-Status WriteBehind::Write(InodeId ino, const Caller& caller, uint64_t offset,
-                          std::string_view data) {
+Result<bool> WriteBehind::Write(InodeId ino, const Caller& caller, std::string_view data,
+                                const OwnedAt& owned_at) {
   while (true) {
     std::shared_ptr<Buffer> b = Get(ino);
     std::lock_guard<std::mutex> l(b->mu);
@@ -32,19 +32,25 @@ Status WriteBehind::Write(InodeId ino, const Caller& caller, uint64_t offset,
       b->error = Status::Ok();
       return st;
     }
+    std::optional<uint64_t> at = owned_at();
+    if (!at) return false;
+    const uint64_t offset = *at;
     bool contiguous = !b->data.empty() && offset == b->offset + b->data.size() &&
                       caller.uid == b->caller.uid && caller.gid == b->caller.gid;
     if (!b->data.empty() && (!contiguous || b->data.size() + data.size() > max_bytes_)) {
       RETURN_IF_ERROR(SendPending(ino, *b));
       b->error = Status::Ok();
     }
-    if (data.size() >= max_bytes_) return send_(ino, caller, offset, std::string(data));
+    if (data.size() >= max_bytes_) {
+      RETURN_IF_ERROR(send_(ino, caller, offset, std::string(data)));
+      return true;
+    }
     if (b->data.empty()) {
       b->offset = offset;
       b->caller = caller;
     }
     b->data.append(data);
-    return Status::Ok();
+    return true;
   }
 }
 

@@ -17,6 +17,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -33,8 +34,13 @@ class WriteBehind {
       std::function<Status(InodeId ino, const Caller& caller, uint64_t offset, std::string data)>;
   WriteBehind(Sender send, size_t max_bytes_per_inode);
 
-  // Buffers the write (or sends it at once when it is as large as a buffer).
-  Status Write(InodeId ino, const Caller& caller, uint64_t offset, std::string_view data);
+  // Where a write goes while the inode is owned, asked under the buffer's
+  // lock (nullopt: not owned any more; the caller writes through).
+  using OwnedAt = std::function<std::optional<uint64_t>()>;
+  // Buffers the write at the offset `owned_at` gives (or sends it at once when
+  // it is as large as a buffer); false when the inode is not owned.
+  Result<bool> Write(InodeId ino, const Caller& caller, std::string_view data,
+                     const OwnedAt& owned_at);
   // Sends whatever is pending for `ino`; returns a deferred error, once.
   Status Flush(InodeId ino);
   // Flush, then forget the buffer (last close of the file).

@@ -30,6 +30,36 @@ OutFrame EncodeFrame(FrameKind kind, RequestId id, capnp::MessageBuilder& messag
   return f;
 }
 
+OutFrame EncodeRecall(InodeId ino, LockMode keep) {
+  capnp::MallocMessageBuilder m;
+  auto r = m.initRoot<wire::Recall>();
+  r.setIno(ino.value);
+  r.setMode(ToWire(keep));
+  return EncodeFrame(FrameKind::kRecall, RequestId(0), m);
+}
+
+wire::LockMode ToWire(LockMode m) {
+  switch (m) {
+    case LockMode::kShared:
+      return wire::LockMode::SHARED;
+    case LockMode::kExclusive:
+      return wire::LockMode::EXCLUSIVE;
+    default:
+      return wire::LockMode::NONE;
+  }
+}
+
+LockMode FromWire(wire::LockMode m) {
+  switch (m) {
+    case wire::LockMode::SHARED:
+      return LockMode::kShared;
+    case wire::LockMode::EXCLUSIVE:
+      return LockMode::kExclusive;
+    default:
+      return LockMode::kNone;
+  }
+}
+
 template <typename Root>
 DecodedMessage<Root>::DecodedMessage(InFrame frame) : frame_(std::move(frame)) {}
 
@@ -50,6 +80,7 @@ Result<std::unique_ptr<DecodedMessage<Root>>> DecodedMessage<Root>::Decode(InFra
 
 template class DecodedMessage<wire::Request>;
 template class DecodedMessage<wire::Reply>;
+template class DecodedMessage<wire::Recall>;
 
 void ToWire(const Attr& a, wire::Attr::Builder b) {
   b.setIno(a.ino.value);

@@ -39,6 +39,10 @@ class DecodedMessage {
 
 using DecodedRequest = DecodedMessage<wire::Request>;
 using DecodedReply = DecodedMessage<wire::Reply>;
+using DecodedRecall = DecodedMessage<wire::Recall>;
+
+// A recall frame (server -> client): give up `ino` down to `keep`.
+OutFrame EncodeRecall(InodeId ino, LockMode keep);
 
 // Runs `f` (which reads a decoded message); a Cap'n Proto exception becomes
 // EPROTO instead of crossing the module boundary.
@@ -51,6 +55,8 @@ Status GuardDecode(F&& f) {
   }
 }
 
+wire::LockMode ToWire(LockMode m);
+LockMode FromWire(wire::LockMode m);
 void ToWire(const Attr& a, wire::Attr::Builder b);
 Attr FromWire(wire::Attr::Reader r);
 void ToWire(const Caller& c, wire::Caller::Builder b);

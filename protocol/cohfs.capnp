@@ -133,6 +133,7 @@ struct Request {
     write :group {           # data in the bulk payload
       ino @49 :UInt64;
       offset @50 :UInt64;
+      append @83 :Bool;      # O_APPEND: write at the end of the file (offset ignored)
     }
     fsync @51 :UInt64;       # ino; replies once everything is durable
     readDir :group {
@@ -180,7 +181,18 @@ struct Request {
                                  # writeback log), applied in order; each entry
                                  # carries its own caller; setAttr, and
                                  # mknod of a regular file
+    downgrade @82 :List(UInt64); # answers a recall to SHARED: the client keeps
+                                 # SHARED on these inodes (and has flushed them)
   }
+}
+
+# Server -> client (frame kind 3): give up `ino` down to `mode` (shared:
+# downgrade, none: release). The client flushes its writeback log and the
+# inode's written-behind data, drops the kernel's caches of it, then answers
+# with a `release` or `downgrade` request.
+struct Recall {
+  ino @0 :UInt64;
+  mode @1 :LockMode;
 }
 
 struct Welcome {

@@ -48,7 +48,8 @@ Status DecodeFrameHeader(const char in[kFrameHeaderBytes], FrameHeader* h) {
   if (Get32(in) != kFrameMagic) return Status::Error(EPROTO, "bad frame magic");
   uint8_t kind = static_cast<uint8_t>(in[4]);
   if (kind != static_cast<uint8_t>(FrameKind::kRequest) &&
-      kind != static_cast<uint8_t>(FrameKind::kReply)) {
+      kind != static_cast<uint8_t>(FrameKind::kReply) &&
+      kind != static_cast<uint8_t>(FrameKind::kRecall)) {
     return Status::Error(EPROTO, "unknown frame kind " + std::to_string(kind));
   }
   if (in[5] != 0 || in[6] != 0 || in[7] != 0) return Status::Error(EPROTO, "reserved bits set");

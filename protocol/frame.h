@@ -32,6 +32,7 @@ inline constexpr size_t kFrameHeaderBytes = 24;
 enum class FrameKind : uint8_t {
   kRequest = 1,  // client -> server
   kReply = 2,    // server -> client, same request id
+  kRecall = 3,   // server -> client, a Recall message (request id 0)
 };
 
 struct FrameHeader {

@@ -4,6 +4,7 @@
 
 #include "common/limits.h"
 #include "common/log.h"
+#include "server/lock_needs.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -31,6 +32,7 @@ struct Dispatcher::Ctx {
   bool needs_sync = false;
   bool mutated = false;
   Caller caller;
+  int64_t now_ms = 0;  // the lock manager's clock (contention)
 
   Ctx(Session& s, wire::Request::Reader r, std::string& bulk)
       : session(s), req(r), request_bulk(bulk), reply(message.initRoot<wire::Reply>()) {}
@@ -56,8 +58,24 @@ OutFrame Dispatcher::SyncReply(RequestId id, const Status& status) {
 }
 
 void Dispatcher::Grant(Ctx& ctx, InodeId ino, LockMode mode) {
-  LockMode held = locks_.Acquire(ctx.session.client, ino, mode);
+  LockMode held = locks_.Grant(ctx.session.client, ino, mode, ctx.now_ms);
   if (held != LockMode::kNone) ctx.grants.emplace_back(ino, held);
+}
+
+bool Dispatcher::Admit(Session& session, DecodedRequest& request, int64_t now_ms,
+                       std::vector<LockManager::Conflict>* recalls) {
+  std::vector<LockNeed> needs;
+  Status st = GuardDecode([&] {
+    needs = LockNeedsOf(fs_, request.root());
+    return Status::Ok();
+  });
+  if (!st.ok()) return true;  // Handle answers the malformed request
+  std::vector<LockManager::Conflict> conflicts;
+  for (const LockNeed& n : needs) locks_.Conflicts(session.client, n.ino, n.mode, &conflicts);
+  for (const auto& c : conflicts) {
+    if (locks_.Recall(c, now_ms)) recalls->push_back(c);
+  }
+  return conflicts.empty();
 }
 
 void Dispatcher::MaybeReclaim(InodeId ino) {
@@ -77,12 +95,15 @@ void Dispatcher::EndSession(Session& session) {
   for (InodeId ino : locks_.ReleaseAll(session.client)) MaybeReclaim(ino);
 }
 
-Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request) {
+Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request,
+                                       int64_t now_ms) {
   RequestId id = request.frame().header.request_id;
   Ctx ctx(session, request.root(), request.frame().bulk);
+  ctx.now_ms = now_ms;
   Status st = GuardDecode([&] { return Dispatch(ctx); });
   Outcome out;
   out.mutated = ctx.mutated;
+  out.released = request.root().isRelease() || request.root().isDowngrade();
   if (ctx.needs_sync && st.ok()) {
     out.needs_sync = true;
     return out;  // the executor builds the reply after the sync
@@ -95,8 +116,7 @@ Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request
   auto g = ctx.reply.initGrants(static_cast<unsigned>(ctx.grants.size()));
   for (size_t i = 0; i < ctx.grants.size(); i++) {
     g[i].setIno(ctx.grants[i].first.value);
-    g[i].setMode(ctx.grants[i].second == LockMode::kExclusive ? wire::LockMode::EXCLUSIVE
-                                                               : wire::LockMode::SHARED);
+    g[i].setMode(ToWire(ctx.grants[i].second));
   }
   std::vector<Attr> changed;
   for (InodeId ino : ctx.changed) {
@@ -231,7 +251,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       if (l.getWantLeaf() && (r.ok() || r.errno_value() == ENOENT) && small()) {
         auto entries = fs_.ReadDir(c, parent, 0, config_.leaf_max_entries + 1);
         if (entries.ok() && entries->size() <= config_.leaf_max_entries &&
-            locks_.Acquire(s.client, parent, LockMode::kShared) != LockMode::kNone) {
+            locks_.Grant(s.client, parent, LockMode::kShared, ctx.now_ms) != LockMode::kNone) {
           auto leaf = reply.initLeaf(static_cast<unsigned>(entries->size()));
           for (size_t i = 0; i < entries->size(); i++) {
             ToWire((*entries)[i], leaf[i]);
@@ -244,6 +264,12 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
             return Status::Ok();  // a negative lookup answered by the leaf
           }
         }
+      }
+      // The name (and its absence) stays valid while the directory is held.
+      if (r.ok() || r.errno_value() == ENOENT) Grant(ctx, parent, LockMode::kShared);
+      if (!r.ok() && r.errno_value() == ENOENT && !ctx.grants.empty()) {
+        reply.setNone();
+        return Status::Ok();  // negative, cacheable under the directory's lock
       }
       return reply_attr(std::move(r), false);
     }
@@ -344,12 +370,18 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       uint32_t len = std::min<uint32_t>(r.getLength(), kMaxIoBytes);
       ASSIGN_OR_RETURN(ctx.reply_bulk, fs_.Read(InodeId(r.getIno()), r.getOffset(), len));
       reply.setData();
+      Grant(ctx, InodeId(r.getIno()), LockMode::kShared);  // the reader's page cache
       return Status::Ok();
     }
     case wire::Request::WRITE: {
       auto w = req.getWrite();
       std::span<const char> data(ctx.request_bulk.data(), ctx.request_bulk.size());
-      return reply_attr(fs_.Write(c, InodeId(w.getIno()), w.getOffset(), data), true);
+      uint64_t offset = w.getOffset();
+      if (w.getAppend()) {  // O_APPEND: the end as this server sees it, atomically
+        ASSIGN_OR_RETURN(Attr a, fs_.GetAttr(InodeId(w.getIno())));
+        offset = a.size;
+      }
+      return reply_attr(fs_.Write(c, InodeId(w.getIno()), offset, data), true);
     }
     case wire::Request::FSYNC:
     case wire::Request::SYNC_FS:
@@ -420,6 +452,11 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     }
     case wire::Request::RELEASE: {
       for (uint64_t ino : req.getRelease()) ReleaseAndReclaim(s.client, InodeId(ino));
+      reply.setNone();
+      return Status::Ok();
+    }
+    case wire::Request::DOWNGRADE: {
+      for (uint64_t ino : req.getDowngrade()) locks_.Downgrade(s.client, InodeId(ino));
       reply.setNone();
       return Status::Ok();
     }

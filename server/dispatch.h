@@ -35,8 +35,13 @@ class Dispatcher {
     OutFrame reply;
     bool needs_sync = false;  // reply only after the next durable sync
     bool mutated = false;     // the request committed a change
+    bool released = false;    // the client gave back locks: parked requests may run
   };
-  Outcome Handle(Session& session, DecodedRequest& request);
+  // Whether `request` may run now: false when other clients' locks are in its
+  // way; the recalls to send (those not already sent) go to `recalls`.
+  bool Admit(Session& session, DecodedRequest& request, int64_t now_ms,
+             std::vector<LockManager::Conflict>* recalls);
+  Outcome Handle(Session& session, DecodedRequest& request, int64_t now_ms);
   // The reply to a sync-gated request once the sync finished with `status`.
   static OutFrame SyncReply(RequestId id, const Status& status);
   static OutFrame ErrorReply(RequestId id, const Status& status);

@@ -70,41 +70,89 @@ void Executor::Loop() {
   }
   for (auto& [conn, session] : sessions_) dispatcher_.EndSession(session);
   sessions_.clear();
+  conn_of_.clear();
+  parked_.clear();
   Status st = fs_.Sync();
   if (!st.ok()) LOG(Error) << "final sync failed: " << st.ToString();
 }
 
+int64_t Executor::NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 void Executor::RunBatch(std::deque<Work>& batch) {
-  std::vector<OutgoingReply> replies;
-  std::vector<std::pair<ConnectionId, RequestId>> after_sync;
+  Out out;
   for (Work& w : batch) {
     if (!w.request) {
-      auto it = sessions_.find(w.conn);
-      if (it != sessions_.end()) {
-        dispatcher_.EndSession(it->second);
-        sessions_.erase(it);
-      }
+      EndSession(w.conn);
+      RetryParked(out);
       continue;
     }
-    auto [it, inserted] = sessions_.try_emplace(w.conn);
-    if (inserted) it->second.client = ClientId(next_client_++);
-    Dispatcher::Outcome out = dispatcher_.Handle(it->second, *w.request);
-    dirty_ |= out.mutated;
-    if (out.needs_sync) {
-      after_sync.emplace_back(w.conn, w.request->frame().header.request_id);
-    } else {
-      replies.push_back(OutgoingReply{w.conn, std::move(out.reply)});
-    }
+    Admit(w, out);
   }
-  if (!after_sync.empty()) {
+  if (!out.after_sync.empty()) {
     // One sync for every durability request in the batch: the group commit.
     Status st = fs_.Sync();
     if (st.ok()) dirty_ = false;
-    for (auto& [conn, id] : after_sync) {
-      replies.push_back(OutgoingReply{conn, Dispatcher::SyncReply(id, st)});
+    for (auto& [conn, id] : out.after_sync) {
+      out.frames.push_back(OutgoingReply{conn, Dispatcher::SyncReply(id, st)});
     }
   }
-  if (!replies.empty()) reactor_->PostReplies(std::move(replies));
+  if (!out.frames.empty()) reactor_->PostReplies(std::move(out.frames));
+}
+
+void Executor::Admit(Work& w, Out& out) {
+  auto [it, inserted] = sessions_.try_emplace(w.conn);
+  if (inserted) {
+    it->second.client = ClientId(next_client_++);
+    conn_of_[it->second.client] = w.conn;
+  }
+  std::vector<LockManager::Conflict> recalls;
+  bool runnable = dispatcher_.Admit(it->second, *w.request, NowMs(), &recalls);
+  for (const auto& r : recalls) {
+    auto conn = conn_of_.find(r.holder);
+    if (conn == conn_of_.end()) continue;
+    out.frames.push_back(OutgoingReply{conn->second, EncodeRecall(r.ino, r.keep), false});
+  }
+  if (!runnable) {
+    parked_.push_back(std::move(w));
+    return;
+  }
+  Run(w, it->second, out);
+}
+
+void Executor::Run(Work& w, Session& session, Out& out) {
+  Dispatcher::Outcome o = dispatcher_.Handle(session, *w.request, NowMs());
+  dirty_ |= o.mutated;
+  if (o.needs_sync) {
+    out.after_sync.emplace_back(w.conn, w.request->frame().header.request_id);
+  } else {
+    out.frames.push_back(OutgoingReply{w.conn, std::move(o.reply)});
+  }
+  if (o.released) RetryParked(out);
+}
+
+void Executor::RetryParked(Out& out) {
+  std::deque<Work> waiting;
+  waiting.swap(parked_);
+  // A retried request may release nothing, so one pass is enough; requests
+  // it lets through that release locks retry the rest themselves.
+  while (!waiting.empty()) {
+    Work w = std::move(waiting.front());
+    waiting.pop_front();
+    if (sessions_.count(w.conn) == 0) continue;  // its connection closed
+    Admit(w, out);
+  }
+}
+
+void Executor::EndSession(ConnectionId conn) {
+  auto it = sessions_.find(conn);
+  if (it == sessions_.end()) return;
+  dispatcher_.EndSession(it->second);
+  conn_of_.erase(it->second.client);
+  sessions_.erase(it);
 }
 
 }  // namespace cohfs

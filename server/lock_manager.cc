@@ -1,5 +1,7 @@
 #include "server/lock_manager.h"
 
+#include <algorithm>
+
 namespace cohfs {
 namespace {
 
@@ -8,20 +10,22 @@ bool Compatible(LockMode a, LockMode b) {
          (a == LockMode::kShared && b == LockMode::kShared);
 }
 
+constexpr size_t kMaxRecallTimes = 4096;  // then expired entries are pruned
+
 }  // namespace
 
 LockMode LockManager::Acquire(ClientId client, InodeId ino, LockMode wanted,
                               std::vector<ClientId>* conflicts) {
   auto& holders = resources_[ino];
   LockMode held = LockMode::kNone;
-  if (auto it = holders.find(client); it != holders.end()) held = it->second;
+  if (auto it = holders.find(client); it != holders.end()) held = it->second.mode;
   if (wanted <= held) {
     if (holders.empty()) resources_.erase(ino);
     return held;
   }
   bool ok = true;
-  for (const auto& [other, mode] : holders) {
-    if (other == client || Compatible(mode, wanted)) continue;
+  for (const auto& [other, h] : holders) {
+    if (other == client || Compatible(h.mode, wanted)) continue;
     ok = false;
     if (conflicts) conflicts->push_back(other);
   }
@@ -30,8 +34,48 @@ LockMode LockManager::Acquire(ClientId client, InodeId ino, LockMode wanted,
     return held;
   }
   if (held == LockMode::kNone) by_client_[client].insert(ino);
-  holders[client] = wanted;
+  holders[client].mode = wanted;
   return wanted;
+}
+
+LockMode LockManager::Grant(ClientId client, InodeId ino, LockMode wanted, int64_t now_ms) {
+  if (RecallPending(client, ino)) return LockMode::kNone;
+  if (wanted == LockMode::kExclusive && Contended(ino, now_ms)) wanted = LockMode::kShared;
+  return Acquire(client, ino, wanted);
+}
+
+void LockManager::Conflicts(ClientId client, InodeId ino, LockMode need,
+                            std::vector<Conflict>* out) const {
+  auto it = resources_.find(ino);
+  if (it == resources_.end()) return;
+  for (const auto& [other, h] : it->second) {
+    if (other == client || Compatible(h.mode, need)) continue;
+    // A reader lets an EXCLUSIVE holder keep SHARED; a writer takes it all.
+    out->push_back({other, ino, need == LockMode::kShared ? LockMode::kShared : LockMode::kNone});
+  }
+}
+
+bool LockManager::Recall(const Conflict& c, int64_t now_ms) {
+  if (recalled_ms_.size() >= kMaxRecallTimes) {
+    std::erase_if(recalled_ms_, [&](const auto& e) { return now_ms - e.second >= contention_ms_; });
+  }
+  auto r = resources_.find(c.ino);
+  if (r == resources_.end()) return false;
+  auto h = r->second.find(c.holder);
+  if (h == r->second.end()) return false;
+  Holder& holder = h->second;
+  if (holder.recalling && holder.recall_keep <= c.keep) return false;
+  holder.recalling = true;
+  holder.recall_keep = c.keep;
+  recalled_ms_[c.ino] = now_ms;
+  return true;
+}
+
+bool LockManager::RecallPending(ClientId client, InodeId ino) const {
+  auto r = resources_.find(ino);
+  if (r == resources_.end()) return false;
+  auto h = r->second.find(client);
+  return h != r->second.end() && h->second.recalling;
 }
 
 void LockManager::Release(ClientId client, InodeId ino) {
@@ -40,6 +84,15 @@ void LockManager::Release(ClientId client, InodeId ino) {
   it->second.erase(client);
   if (it->second.empty()) resources_.erase(it);
   if (auto c = by_client_.find(client); c != by_client_.end()) c->second.erase(ino);
+}
+
+void LockManager::Downgrade(ClientId client, InodeId ino) {
+  auto r = resources_.find(ino);
+  if (r == resources_.end()) return;
+  auto h = r->second.find(client);
+  if (h == r->second.end()) return;
+  h->second.mode = std::min(h->second.mode, LockMode::kShared);
+  h->second.recalling = false;
 }
 
 std::vector<InodeId> LockManager::ReleaseAll(ClientId client) {
@@ -60,9 +113,14 @@ LockMode LockManager::HeldBy(ClientId client, InodeId ino) const {
   auto it = resources_.find(ino);
   if (it == resources_.end()) return LockMode::kNone;
   auto h = it->second.find(client);
-  return h == it->second.end() ? LockMode::kNone : h->second;
+  return h == it->second.end() ? LockMode::kNone : h->second.mode;
 }
 
 bool LockManager::IsHeld(InodeId ino) const { return resources_.count(ino) != 0; }
+
+bool LockManager::Contended(InodeId ino, int64_t now_ms) const {
+  auto it = recalled_ms_.find(ino);
+  return it != recalled_ms_.end() && now_ms - it->second < contention_ms_;
+}
 
 }  // namespace cohfs

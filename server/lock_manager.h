@@ -1,12 +1,21 @@
-// LockManager: which client holds which inode in which mode (DESIGN §5).
+// LockManager: which client holds which inode in which mode, and which holders
+// are being recalled (DESIGN §5).
 //
-// Compatible requests are granted at once. A conflicting request is not granted
-// and the holders that would have to be recalled are reported; recalls
-// themselves are the coherency protocol's job, built on this table.
-// Knows nothing of storage or sessions' sockets.
-// Thread: the server's storage executor only.
+// Modes per client: NONE < SHARED < EXCLUSIVE; EXCLUSIVE excludes every other
+// holder. A request that needs an inode (to read it: nobody else EXCLUSIVE; to
+// change it: nobody else at all) asks Conflicts() for the holders in its way;
+// the server sends each a recall (Recall()) and parks the request until the
+// holders have released or downgraded. While a recall of (client, inode) is
+// outstanding, that client is granted nothing new on the inode: a grant that
+// crossed the recall on the wire would outlive it.
+//
+// Contention: an inode recalled within the last `contention_ms` is not handed
+// out EXCLUSIVE, so two clients changing one directory send their changes as
+// ordinary server operations instead of taking it from each other per call.
+// Knows nothing of storage or sockets. Thread: the server's storage executor.
 #pragma once
 
+#include <cstdint>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -18,23 +27,52 @@ namespace cohfs {
 
 class LockManager {
  public:
+  explicit LockManager(int64_t contention_ms = 1000) : contention_ms_(contention_ms) {}
+
+  // A holder in the way of a request, and the mode it may keep.
+  struct Conflict {
+    ClientId holder;
+    InodeId ino;
+    LockMode keep = LockMode::kNone;
+  };
+
   // Grants `wanted` (or keeps a stronger mode already held) when compatible
   // with every other holder; returns the mode the client now holds. On
   // conflict returns the mode held before and lists the conflicting holders.
   LockMode Acquire(ClientId client, InodeId ino, LockMode wanted,
                    std::vector<ClientId>* conflicts = nullptr);
+  // The lock a reply may carry: `wanted` (SHARED instead of EXCLUSIVE while the
+  // inode is contended) if compatible, nothing while a recall of it from this
+  // client is outstanding. Returns the mode to put in the reply (kNone: none).
+  LockMode Grant(ClientId client, InodeId ino, LockMode wanted, int64_t now_ms);
+  // Holders other than `client` that must give way before `client` may read
+  // (kShared) or change (kExclusive) `ino`.
+  void Conflicts(ClientId client, InodeId ino, LockMode need, std::vector<Conflict>* out) const;
+  // Records a recall; true when it is new (not already asked at this mode or lower).
+  bool Recall(const Conflict& c, int64_t now_ms);
+  bool RecallPending(ClientId client, InodeId ino) const;
+
   void Release(ClientId client, InodeId ino);
+  void Downgrade(ClientId client, InodeId ino);  // EXCLUSIVE -> SHARED
   // Drops every lock of a client (session end); returns the inodes it held.
   std::vector<InodeId> ReleaseAll(ClientId client);
 
   LockMode HeldBy(ClientId client, InodeId ino) const;
   bool IsHeld(InodeId ino) const;
+  bool Contended(InodeId ino, int64_t now_ms) const;
   size_t resource_count() const { return resources_.size(); }
 
  private:
-  // Per inode: holders and their modes (never kNone; an empty map is erased).
-  std::unordered_map<InodeId, std::unordered_map<ClientId, LockMode>> resources_;
+  struct Holder {
+    LockMode mode = LockMode::kNone;
+    bool recalling = false;
+    LockMode recall_keep = LockMode::kNone;  // while recalling
+  };
+  // Per inode: holders (never kNone; an empty map is erased).
+  std::unordered_map<InodeId, std::unordered_map<ClientId, Holder>> resources_;
   std::unordered_map<ClientId, std::unordered_set<InodeId>> by_client_;
+  int64_t contention_ms_;
+  std::unordered_map<InodeId, int64_t> recalled_ms_;  // last recall; pruned when large
 };
 
 }  // namespace cohfs

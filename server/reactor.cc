@@ -183,8 +183,10 @@ void Reactor::OnWake() {
     auto it = conns_.find(r.conn);
     if (it == conns_.end()) continue;  // connection already gone: drop the reply
     Connection& c = *it->second;
-    CHECK(c.inflight_requests > 0);
-    c.inflight_requests--;
+    if (r.is_reply) {
+      CHECK(c.inflight_requests > 0);
+      c.inflight_requests--;
+    }
     c.outq.push_back(std::move(r.frame));
     ArmSend(c);
     ArmRecv(c);  // may have been paused at the in-flight limit

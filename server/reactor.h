@@ -32,6 +32,7 @@ class FrameSink {
 struct OutgoingReply {
   ConnectionId conn = 0;
   OutFrame frame;
+  bool is_reply = true;  // false: a recall, which answers no request
 };
 
 class Reactor {

@@ -30,7 +30,7 @@ class CommitTest : public FsTest {
   // Encodes, frames, decodes and dispatches one request; decodes the reply.
   std::unique_ptr<DecodedReply> Roundtrip(capnp::MallocMessageBuilder& m) {
     auto request = Decode<DecodedRequest>(EncodeFrame(FrameKind::kRequest, RequestId(1), m));
-    auto out = dispatcher_.Handle(session_, *request);
+    auto out = dispatcher_.Handle(session_, *request, 0);
     EXPECT_FALSE(out.needs_sync);
     return Decode<DecodedReply>(std::move(out.reply));
   }

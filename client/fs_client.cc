@@ -1,0 +1,436 @@
+#include "client/fs_client.h"
+
+#include <sys/stat.h>
+
+#include <chrono>
+#include <utility>
+
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/permissions.h"
+
+namespace cohfs {
+namespace {
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// The grants of one reply, indexed once (a reply may carry thousands).
+class Grants {
+ public:
+  explicit Grants(wire::Reply::Reader r) {
+    for (auto g : r.getGrants()) {
+      LockMode& m = modes_[g.getIno()];
+      m = std::max(m, FromWire(g.getMode()));
+    }
+  }
+  LockMode For(InodeId ino) const {
+    auto it = modes_.find(ino.value);
+    return it == modes_.end() ? LockMode::kNone : it->second;
+  }
+
+ private:
+  std::unordered_map<uint64_t, LockMode> modes_;
+};
+
+// A request with no caller of its own (the client's bookkeeping).
+struct OwnRequest {
+  capnp::MallocMessageBuilder message;
+  wire::Request::Builder root;
+  OwnRequest() : root(message.initRoot<wire::Request>()) { ToWire(Caller{}, root.initCaller()); }
+};
+
+}  // namespace
+
+FsClient::FsClient(RpcClient& rpc, ClientStats& stats)
+    : rpc_(rpc),
+      stats_(stats),
+      write_behind_(
+          [this](InodeId ino, const Caller& c, uint64_t off, std::string data) {
+            return PostWrite(ino, c, off, std::move(data));
+          },
+          kMaxIoBytes),
+      next_ino_(rpc.welcome().inodes_first),
+      end_ino_(rpc.welcome().inodes_first + rpc.welcome().inodes_count) {
+  cache_.AddLookup(kRootInode, 1);  // the kernel never forgets the root
+}
+
+FsClient::~FsClient() { Stop(); }
+
+void FsClient::Start() {
+  rpc_.SetRecallHandler([this](InodeId ino, LockMode keep) { OnRecall(ino, keep); });
+  thread_ = std::thread([this] { TaskLoop(); });
+}
+
+void FsClient::Stop() {
+  {
+    std::lock_guard<std::mutex> l(tasks_mu_);
+    stop_ = true;
+  }
+  tasks_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+// ---- replies and the send order
+
+Result<RpcReply> FsClient::Call(capnp::MallocMessageBuilder& m, std::string bulk) {
+  RpcClient::Ticket ticket;
+  uint64_t seq;
+  {
+    std::lock_guard<std::mutex> l(send_mu_);
+    seq = ShipLogLocked();
+    ticket = rpc_.Send(m, std::move(bulk));
+  }
+  auto reply = rpc_.Wait(ticket);
+  if (reply.ok()) reply->set_log_seq(seq);
+  return reply;
+}
+
+void FsClient::Absorb(const RpcReply& reply) {
+  auto r = reply.root();
+  Grants grants(r);
+  for (auto a : r.getChanged()) {
+    Attr attr = FromWire(a);
+    cache_.PutAttr(attr, grants.For(attr.ino), OrderOf(reply));
+  }
+}
+
+Attr FsClient::AbsorbAttr(const RpcReply& reply, LockMode* lock) {
+  Absorb(reply);
+  Attr attr = FromWire(reply.root().getAttr());
+  Attr now = cache_.PutAttr(attr, Grants(reply.root()).For(attr.ino), OrderOf(reply));
+  *lock = cache_.lock(attr.ino);
+  return now;
+}
+
+void FsClient::AbsorbLookup(InodeId dir, const RpcReply& reply) {
+  auto root = reply.root();
+  Grants grants(root);
+  cache_.SetLock(dir, grants.For(dir), reply.request_id());
+  if (!root.getLeafComplete()) return;
+  std::vector<DirEntry> entries;
+  for (auto e : root.getLeaf()) {
+    DirEntry d = FromWire(e);
+    cache_.PutAttr(d.attr, grants.For(d.attr.ino), OrderOf(reply));
+    entries.push_back(std::move(d));
+  }
+  cache_.SetDirectory(dir, entries, OrderOf(reply));
+}
+
+std::vector<DirEntry> FsClient::AbsorbEntries(const RpcReply& reply) {
+  auto root = reply.root();
+  Grants grants(root);
+  std::vector<DirEntry> entries;
+  for (auto e : root.getEntries()) {
+    DirEntry d = FromWire(e);
+    cache_.PutAttr(d.attr, grants.For(d.attr.ino), OrderOf(reply));
+    entries.push_back(std::move(d));
+  }
+  return entries;
+}
+
+uint64_t FsClient::ShipLogLocked() {
+  if (log_.empty()) return log_.last_seq();
+  std::vector<WritebackLog::Op> ops = log_.Drain();
+  OwnRequest r;
+  auto list = r.root.initCommit(static_cast<unsigned>(ops.size()));
+  std::vector<InodeId> inos;
+  for (size_t i = 0; i < ops.size(); i++) {
+    const WritebackLog::Op& op = ops[i];
+    auto out = list[static_cast<unsigned>(i)];
+    ToWire(op.caller, out.initCaller());
+    switch (op.kind) {
+      case WritebackLog::Op::Kind::kSetAttr:
+        ToWire(op.ino, op.setattr, out.initSetAttr());
+        break;
+      case WritebackLog::Op::Kind::kCreate: {
+        auto m = out.initMknod();
+        m.setParent(op.parent.value);
+        m.setName(AsData(op.name));
+        m.setMode(op.mode);
+        m.setNewIno(op.ino.value);
+        m.setNowNs(op.now_ns);
+        break;
+      }
+    }
+    inos.push_back(op.ino);
+  }
+  uint64_t seq = log_.last_seq();
+  {
+    std::lock_guard<std::mutex> l(flight_mu_);
+    commits_in_flight_++;
+  }
+  rpc_.Post(r.message, [this, inos = std::move(inos), seq](Result<RpcReply> reply) {
+    OnCommitted(inos, seq, std::move(reply));
+  });
+  return seq;
+}
+
+void FsClient::AppendLocked(WritebackLog::Op op) {
+  log_.Append(std::move(op));
+  if (log_.size() >= kMaxLogOps) ShipLogLocked();
+}
+
+// Network thread (or a sender, when the connection is gone): record what the
+// server refused, take its attributes, and have the kernel's copy dropped.
+void FsClient::OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Result<RpcReply> reply) {
+  {
+    std::lock_guard<std::mutex> l(flight_mu_);
+    commits_in_flight_--;
+  }
+  flight_cv_.notify_all();
+  std::vector<std::pair<InodeId, Status>> refused;
+  if (!reply.ok()) {
+    for (InodeId ino : inos) refused.emplace_back(ino, reply.status());
+  } else {
+    reply->set_log_seq(seq);
+    Absorb(*reply);
+    auto root = reply->root();
+    if (root.isFailures()) {
+      for (auto f : root.getFailures()) {
+        int err = f.getErrno() > 0 && f.getErrno() < 4096 ? f.getErrno() : EIO;
+        refused.emplace_back(InodeId(f.getIno()), Status::Error(err, f.getMessage().cStr()));
+      }
+    }
+  }
+  for (auto& [ino, st] : refused) {
+    LOG(Warn) << "server refused a change of inode " << ino.value << " made locally: "
+              << st.ToString();
+    log_.RecordFailure(ino, st);
+    Post(Task{ino, LockMode::kNone, false});
+  }
+}
+
+void FsClient::WaitForSendWindow() {
+  std::unique_lock<std::mutex> l(flight_mu_);
+  flight_cv_.wait_for(l, std::chrono::milliseconds(RpcClient::kCallTimeoutMs), [&] {
+    return commits_in_flight_ <= kMaxCommitsInFlight && bytes_in_flight_ <= kMaxDataInFlight;
+  });
+}
+
+// ---- local changes
+
+std::optional<Result<Attr>> FsClient::SetAttrLocally(InodeId ino, const Caller& c,
+                                                     SetAttrRequest req) {
+  std::lock_guard<std::mutex> l(send_mu_);
+  req.now_ns = NowNs();
+  auto result = cache_.UpdateAttr(ino, log_.last_seq() + 1, [&](Attr& a) -> Status {
+    RETURN_IF_ERROR(CheckAttrChange(c, a, req));
+    ApplyAttrChange(c, a, req, req.now_ns);
+    return Status::Ok();
+  });
+  if (!result || !result->ok()) return result;
+  WritebackLog::Op op;
+  op.ino = ino;
+  op.caller = c;
+  op.now_ns = req.now_ns;
+  op.setattr = req;
+  AppendLocked(std::move(op));
+  return result;
+}
+
+std::optional<Result<Attr>> FsClient::CreateLocally(InodeId parent, const std::string& name,
+                                                    const Caller& c, uint32_t mode, InodeId ino) {
+  std::lock_guard<std::mutex> l(send_mu_);
+  const int64_t now = NowNs();
+  const uint32_t new_mode = S_IFREG | (mode & 07777);
+  auto result = cache_.CreateLocally(parent, name, log_.last_seq() + 1, [&](Attr& dir, Attr& f) {
+    // As FileSystem::CreateNode decides it on the server.
+    RETURN_IF_ERROR(Permission(c, dir, kMayWrite | kMayExec));
+    if (dir.nlink == 0) return Status::Error(ENOENT);
+    f.ino = ino;
+    f.generation = rpc_.welcome().server_generation;
+    f.mode = new_mode;
+    InitNewOwner(c, dir, S_IFREG, f);
+    f.nlink = 1;
+    f.atime_ns = f.mtime_ns = f.ctime_ns = now;
+    dir.mtime_ns = dir.ctime_ns = now;
+    dir.size++;  // a directory's size is its entry count
+    return Status::Ok();
+  });
+  if (!result || !result->ok()) return result;
+  WritebackLog::Op op;
+  op.kind = WritebackLog::Op::Kind::kCreate;
+  op.ino = ino;
+  op.caller = c;
+  op.now_ns = now;
+  op.parent = parent;
+  op.name = name;
+  op.mode = new_mode;
+  AppendLocked(std::move(op));
+  return result;
+}
+
+Result<uint64_t> FsClient::NewInode(const Caller& c) {
+  while (true) {
+    {
+      std::lock_guard<std::mutex> l(ino_mu_);
+      if (next_ino_ < end_ino_) return next_ino_++;
+    }
+    // Out of numbers: ask for a new range without holding the lock across
+    // the round trip (two threads may both ask; the spare range is dropped).
+    capnp::MallocMessageBuilder m;
+    auto root = m.initRoot<wire::Request>();
+    ToWire(c, root.initCaller());
+    root.setAllocInodes(65536);
+    ASSIGN_OR_RETURN(RpcReply reply, Call(m));
+    auto range = reply.root().getInodes();
+    if (range.getCount() == 0) return Status::Error(ENOSPC, "server gave no inodes");
+    std::lock_guard<std::mutex> l(ino_mu_);
+    if (next_ino_ >= end_ino_) {
+      next_ino_ = range.getFirst();
+      end_ino_ = range.getFirst() + range.getCount();
+    }
+  }
+}
+
+// ---- releases, ticks, unmount
+
+void FsClient::QueueRelease(const std::vector<uint64_t>& inos) {
+  if (inos.empty()) return;
+  bool full;
+  {
+    std::lock_guard<std::mutex> l(release_mu_);
+    if (pending_release_.empty()) oldest_release_ns_ = NowNs();
+    pending_release_.insert(pending_release_.end(), inos.begin(), inos.end());
+    full = pending_release_.size() >= 512;
+  }
+  if (full) SendReleases(0);
+}
+
+void FsClient::SendReleases(int64_t min_age_ms) {
+  std::vector<uint64_t> inos;
+  {
+    std::lock_guard<std::mutex> l(release_mu_);
+    if (pending_release_.empty() || NowNs() - oldest_release_ns_ < min_age_ms * 1000000) return;
+    inos.swap(pending_release_);
+  }
+  // Changes to these inodes must reach the server while it still knows them as ours.
+  std::lock_guard<std::mutex> l(send_mu_);
+  ShipLogLocked();
+  uint64_t last_sent = rpc_.last_request_id();
+  std::erase_if(inos, [&](uint64_t ino) { return !cache_.RevokeIfForgotten(InodeId(ino), last_sent); });
+  if (inos.empty()) return;
+  OwnRequest r;
+  auto list = r.root.initRelease(static_cast<unsigned>(inos.size()));
+  for (size_t i = 0; i < inos.size(); i++) list.set(static_cast<unsigned>(i), inos[i]);
+  rpc_.Post(r.message);
+}
+
+void FsClient::Tick() {
+  {
+    std::lock_guard<std::mutex> l(send_mu_);
+    if (!log_.empty() && NowNs() - log_.oldest_ns() >= kLogDelayMs * 1000000) ShipLogLocked();
+  }
+  SendReleases(/*min_age_ms=*/500);
+  // Revocations matter while a reply that crossed them may still be absorbed:
+  // keep each until every request sent before it was answered a second ago.
+  int64_t now = NowNs();
+  if (now - last_prune_ns_ >= 1000000000) {
+    cache_.PruneRevocations(prune_watermark_);
+    prune_watermark_ = rpc_.oldest_unanswered_id();
+    last_prune_ns_ = now;
+  }
+}
+
+// ---- data
+
+Status FsClient::Write(InodeId ino, const Caller& c, uint64_t offset, std::string_view data,
+                       bool append) {
+  RETURN_IF_ERROR(TakeDeferredError(ino));
+  // Owned: answer from memory and send behind. The lock is checked under the
+  // inode's buffer lock, which a recall takes to flush after dropping the lock.
+  auto owned = [&]() -> std::optional<uint64_t> {
+    if (cache_.lock(ino) != LockMode::kExclusive) return std::nullopt;
+    if (!append) return offset;
+    auto a = cache_.GetAttr(ino);  // the kernel serializes writes to one inode
+    return a ? std::optional<uint64_t>(a->size) : std::nullopt;
+  };
+  uint64_t at = offset;
+  auto buffered = write_behind_.Write(ino, c, data, [&]() -> std::optional<uint64_t> {
+    auto where = owned();
+    if (where) at = *where;
+    return where;
+  });
+  if (!buffered.ok()) return buffered.status();
+  if (!*buffered) return WriteThrough(ino, c, offset, data, append);
+  // Replies to requests sent before this write (e.g. of earlier data still in
+  // flight) must not shrink the size it set.
+  std::lock_guard<std::mutex> l(send_mu_);
+  cache_.NoteLocalWrite(ino, at + data.size(), NowNs(), log_.NoteLocalChange());
+  return Status::Ok();
+}
+
+Status FsClient::WriteThrough(InodeId ino, const Caller& c, uint64_t offset,
+                              std::string_view data, bool append) {
+  RETURN_IF_ERROR(FlushData(ino));
+  capnp::MallocMessageBuilder m;
+  auto root = m.initRoot<wire::Request>();
+  ToWire(c, root.initCaller());
+  auto w = root.initWrite();
+  w.setIno(ino.value);
+  w.setOffset(offset);
+  w.setAppend(append);
+  ASSIGN_OR_RETURN(RpcReply reply, Call(m, std::string(data)));
+  LockMode lock;
+  AbsorbAttr(reply, &lock);
+  return Status::Ok();
+}
+
+// Sends one range of file data behind the log without waiting (the
+// WriteBehind sender); a failure is reported by the next flush of the inode.
+Status FsClient::PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::string data) {
+  const size_t n = data.size();
+  {
+    std::lock_guard<std::mutex> l(flight_mu_);
+    bytes_in_flight_ += n;
+  }
+  capnp::MallocMessageBuilder m;
+  auto root = m.initRoot<wire::Request>();
+  ToWire(c, root.initCaller());
+  auto w = root.initWrite();
+  w.setIno(ino.value);
+  w.setOffset(offset);
+  {
+    std::lock_guard<std::mutex> l(send_mu_);
+    uint64_t seq = ShipLogLocked();
+    rpc_.Post(
+        m,
+        [this, ino, n, seq](Result<RpcReply> reply) {
+          OnWritten(ino, seq, std::move(reply));
+          {
+            std::lock_guard<std::mutex> fl(flight_mu_);
+            bytes_in_flight_ -= n;
+          }
+          flight_cv_.notify_all();
+        },
+        std::move(data));
+  }
+  WaitForSendWindow();
+  return Status::Ok();
+}
+
+// Network thread (or a sender, when the connection is gone).
+void FsClient::OnWritten(InodeId ino, uint64_t seq, Result<RpcReply> reply) {
+  if (!reply.ok()) {
+    LOG(Warn) << "deferred write of inode " << ino.value << " failed: " << reply.status().ToString();
+    log_.RecordFailure(ino, reply.status());
+    return;
+  }
+  reply->set_log_seq(seq);
+  LockMode lock;
+  AbsorbAttr(*reply, &lock);
+}
+
+void FsClient::Unmount() {
+  SendReleases(0);
+  OwnRequest r;
+  r.root.setSyncFs();
+  auto reply = Call(r.message);
+  if (!reply.ok()) LOG(Warn) << "final sync at unmount: " << reply.status().ToString();
+}
+
+}  // namespace cohfs

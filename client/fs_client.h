@@ -1,0 +1,213 @@
+// FsClient: the client core (DESIGN §6, §8). It speaks in inodes, names and
+// callers and knows nothing of FUSE: the object cache and the locks that make
+// it valid, the writeback log and the order it ships in, write-behind, inode
+// numbers, lock releases, and the server's recalls.
+//
+// Send order: every request leaves, under send_mu_, right behind a Commit of
+// everything logged before it, so the server sees this client's changes in the
+// order it made them.
+//
+// Recalls (DESIGN §5) run on the core's own thread, never on one the kernel
+// waits for: the lock drops in the cache (grants in replies already on the
+// wire are voided), the log ships, the inode's written-behind data is posted,
+// reads of it in flight finish (new ones wait), the kernel's caches of it are
+// invalidated, and only then does the release (or downgrade) go out. A FUSE
+// reply built from a lock holds a ReplyPin on the inode, so a recall's
+// invalidation always comes after any reply that told the kernel to cache.
+//
+// Mutex ranks (outer first): pin stripes, send_mu_, then the leaves (the
+// cache's, gate_mu_, flight_mu_, release_mu_, ino_mu_, tasks_mu_). None is held
+// across a wait for the server.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "client/object_cache.h"
+#include "client/rpc_client.h"
+#include "client/stats.h"
+#include "client/write_behind.h"
+#include "client/writeback_log.h"
+
+namespace cohfs {
+
+// What the core tells the kernel to forget (FUSE notifications); called only
+// from the core's own thread.
+class KernelCache {
+ public:
+  virtual ~KernelCache() = default;
+  virtual void InvalInode(InodeId ino) = 0;  // attributes and cached pages
+  virtual void InvalEntry(InodeId dir, const std::string& name) = 0;
+};
+
+class FsClient {
+ public:
+  FsClient(RpcClient& rpc, ClientStats& stats);
+  ~FsClient();
+
+  // Recalls start being answered (call before the RpcClient starts).
+  void Start();
+  void Stop();
+  void set_kernel(KernelCache* kernel) { kernel_ = kernel; }
+
+  ObjectCache& cache() { return cache_; }
+  RpcClient& rpc() { return rpc_; }
+  ClientStats& stats() { return stats_; }
+
+  // Sends `m` behind the pending log and waits for the reply.
+  Result<RpcReply> Call(capnp::MallocMessageBuilder& m, std::string bulk = {});
+  // Applies what a reply teaches: attributes of changed inodes and grants.
+  void Absorb(const RpcReply& reply);
+  // The reply's main inode, as the cache now has it (a local change the reply
+  // predates wins), and the lock it is cached under.
+  Attr AbsorbAttr(const RpcReply& reply, LockMode* lock);
+  // A lookup's reply: the directory's lock and, when it came whole, its names.
+  void AbsorbLookup(InodeId dir, const RpcReply& reply);
+  // A readdir reply's entries, their attributes and grants absorbed.
+  std::vector<DirEntry> AbsorbEntries(const RpcReply& reply);
+  static ObjectCache::ReplyOrder OrderOf(const RpcReply& r) {
+    return ObjectCache::ReplyOrder(r.log_seq(), r.request_id());
+  }
+
+  // Applies an attribute change to an EXCLUSIVE inode locally and logs it;
+  // nullopt when the server must do it.
+  std::optional<Result<Attr>> SetAttrLocally(InodeId ino, const Caller& c, SetAttrRequest req);
+  // Creates regular file `ino` in a directory held EXCLUSIVE locally and logs
+  // it; nullopt when the server must do it.
+  std::optional<Result<Attr>> CreateLocally(InodeId parent, const std::string& name,
+                                            const Caller& c, uint32_t mode, InodeId ino);
+  // Back-pressure: a request that logged a change or posted data waits
+  // (holding no lock of ours) while too much is unanswered.
+  void WaitForSendWindow();
+  Result<uint64_t> NewInode(const Caller& c);
+
+  // File data: written behind while the inode is held EXCLUSIVE, else through
+  // the server. `append`: at the end of the file (O_APPEND), wherever that is.
+  Status Write(InodeId ino, const Caller& c, uint64_t offset, std::string_view data, bool append);
+  // The server must have this inode's buffered data before it answers about it.
+  Status FlushData(InodeId ino) { return write_behind_.Flush(ino); }
+  Status FlushAndDropData(InodeId ino) { return write_behind_.FlushAndDrop(ino); }
+  // A deferred write or logged change the server refused, reported once.
+  Status TakeDeferredError(InodeId ino) { return log_.TakeFailure(ino); }
+
+  // Reads of an inode's data: a recall waits for those in flight and holds
+  // new ones back until its release is out.
+  void BeginRead(InodeId ino);
+  void EndRead(InodeId ino);
+
+  // Holds off recalls of `a` and `b` while a reply built from their locks is sent.
+  class ReplyPin {
+   public:
+    ReplyPin(FsClient& c, InodeId a, InodeId b);
+    ~ReplyPin();
+    ReplyPin(const ReplyPin&) = delete;
+    ReplyPin& operator=(const ReplyPin&) = delete;
+
+   private:
+    std::shared_mutex* first_;
+    std::shared_mutex* second_;  // null when a and b share a stripe
+  };
+
+  // Holds off every recall (a readdirplus reply carries many inodes).
+  class AllPins {
+   public:
+    explicit AllPins(FsClient& c) : c_(c) {
+      for (auto& m : c_.pins_) m.lock_shared();
+    }
+    ~AllPins() {
+      for (auto& m : c_.pins_) m.unlock_shared();
+    }
+    AllPins(const AllPins&) = delete;
+    AllPins& operator=(const AllPins&) = delete;
+
+   private:
+    FsClient& c_;
+  };
+
+  // Inodes the kernel forgot: their locks go back in batches.
+  void QueueRelease(const std::vector<uint64_t>& inos);
+  // Network thread hook: ships the log and queued releases once they waited enough.
+  void Tick();
+  // Network thread: a recall from the server (queued for the core's thread).
+  void OnRecall(InodeId ino, LockMode keep);
+  // Unmount: everything logged reaches the server and is made durable.
+  void Unmount();
+
+ private:
+  struct Task {
+    InodeId ino;
+    LockMode keep = LockMode::kNone;
+    bool recall = true;  // false: only invalidate the kernel's copy (a refused change)
+  };
+  void TaskLoop();
+  void HandleRecall(InodeId ino, LockMode keep);
+  void WaitForReads(InodeId ino);
+  void Post(Task t);
+
+  uint64_t ShipLogLocked();  // send_mu_ held; returns the log sequence it covers
+  void AppendLocked(WritebackLog::Op op);
+  void OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Result<RpcReply> reply);
+  Status PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::string data);
+  void OnWritten(InodeId ino, uint64_t seq, Result<RpcReply> reply);
+  Status WriteThrough(InodeId ino, const Caller& c, uint64_t offset, std::string_view data,
+                      bool append);
+  void SendReleases(int64_t min_age_ms);
+  std::shared_mutex& Stripe(InodeId ino) { return pins_[ino.value % kPinStripes]; }
+
+  RpcClient& rpc_;
+  ClientStats& stats_;
+  ObjectCache cache_;
+  WriteBehind write_behind_;
+  std::atomic<KernelCache*> kernel_{nullptr};
+
+  static constexpr size_t kPinStripes = 64;
+  std::shared_mutex pins_[kPinStripes];
+
+  std::mutex send_mu_;  // orders sends; guards log_'s change list
+  WritebackLog log_;
+
+  static constexpr int kMaxCommitsInFlight = 4;
+  static constexpr size_t kMaxDataInFlight = 64u << 20;
+  static constexpr int64_t kLogDelayMs = 100;  // a logged change waits at most about this
+  static constexpr size_t kMaxLogOps = 4096;   // then it ships at once
+  std::mutex flight_mu_;  // guards the two counters below
+  std::condition_variable flight_cv_;
+  int commits_in_flight_ = 0;
+  size_t bytes_in_flight_ = 0;
+
+  struct Gate {
+    int reads = 0;
+    bool recalling = false;
+  };
+  std::mutex gate_mu_;  // guards gates_
+  std::condition_variable gate_cv_;
+  std::unordered_map<InodeId, Gate> gates_;
+
+  std::mutex release_mu_;  // guards the two fields below
+  std::vector<uint64_t> pending_release_;
+  int64_t oldest_release_ns_ = 0;
+
+  std::mutex ino_mu_;  // guards next_ino_, end_ino_
+  uint64_t next_ino_ = 0;
+  uint64_t end_ino_ = 0;
+
+  // Network thread only (Tick):
+  int64_t last_prune_ns_ = 0;
+  uint64_t prune_watermark_ = 0;
+
+  std::mutex tasks_mu_;  // guards tasks_, stop_
+  std::condition_variable tasks_cv_;
+  std::deque<Task> tasks_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace cohfs

@@ -1,0 +1,116 @@
+#include "server/lock_needs.h"
+
+#include <fcntl.h>
+
+namespace cohfs {
+namespace {
+
+struct Needs {
+  FileSystem& fs;
+  std::vector<LockNeed> out;
+
+  void Read(uint64_t ino) { out.push_back({InodeId(ino), LockMode::kShared}); }
+  void Change(uint64_t ino) { out.push_back({InodeId(ino), LockMode::kExclusive}); }
+  // The inode `name` in `dir` names now, if any.
+  void ChangeChild(uint64_t dir, capnp::Data::Reader name) {
+    auto child = fs.Lookup(Caller{}, InodeId(dir), AsView(name));
+    if (child.ok()) Change(child->ino.value);
+  }
+};
+
+}  // namespace
+
+std::vector<LockNeed> LockNeedsOf(FileSystem& fs, wire::Request::Reader req) {
+  Needs n{fs, {}};
+  switch (req.which()) {
+    case wire::Request::LOOKUP: {
+      auto l = req.getLookup();
+      n.Read(l.getParent());
+      auto child = fs.Lookup(Caller{}, InodeId(l.getParent()), AsView(l.getName()));
+      if (child.ok()) n.Read(child->ino.value);
+      break;
+    }
+    case wire::Request::GET_ATTR:
+      n.Read(req.getGetAttr());
+      break;
+    case wire::Request::READ_LINK:
+      n.Read(req.getReadLink());
+      break;
+    case wire::Request::READ:
+      n.Read(req.getRead().getIno());
+      break;
+    case wire::Request::READ_DIR:
+      n.Read(req.getReadDir().getIno());
+      break;
+    case wire::Request::GET_XATTR:
+      n.Read(req.getGetXattr().getIno());
+      break;
+    case wire::Request::LIST_XATTR:
+      n.Read(req.getListXattr());
+      break;
+    case wire::Request::LSEEK:
+      n.Read(req.getLseek().getIno());
+      break;
+    case wire::Request::ACCESS:
+      n.Read(req.getAccess().getIno());
+      break;
+    case wire::Request::OPEN: {
+      auto o = req.getOpen();
+      if (o.getFlags() & O_TRUNC) {
+        n.Change(o.getIno());
+      } else {
+        n.Read(o.getIno());
+      }
+      break;
+    }
+    case wire::Request::SET_ATTR:
+      n.Change(req.getSetAttr().getIno());
+      break;
+    case wire::Request::WRITE:
+      n.Change(req.getWrite().getIno());
+      break;
+    case wire::Request::FALLOCATE:
+      n.Change(req.getFallocate().getIno());
+      break;
+    case wire::Request::SET_XATTR:
+      n.Change(req.getSetXattr().getIno());
+      break;
+    case wire::Request::REMOVE_XATTR:
+      n.Change(req.getRemoveXattr().getIno());
+      break;
+    case wire::Request::MKNOD:
+      n.Change(req.getMknod().getParent());
+      break;
+    case wire::Request::MKDIR:
+      n.Change(req.getMkdir().getParent());
+      break;
+    case wire::Request::SYMLINK:
+      n.Change(req.getSymlink().getParent());
+      break;
+    case wire::Request::LINK:
+      n.Change(req.getLink().getIno());
+      n.Change(req.getLink().getNewParent());
+      break;
+    case wire::Request::UNLINK:
+      n.Change(req.getUnlink().getParent());
+      n.ChangeChild(req.getUnlink().getParent(), req.getUnlink().getName());
+      break;
+    case wire::Request::RMDIR:
+      n.Change(req.getRmdir().getParent());
+      n.ChangeChild(req.getRmdir().getParent(), req.getRmdir().getName());
+      break;
+    case wire::Request::RENAME: {
+      auto r = req.getRename();
+      n.Change(r.getParent());
+      n.Change(r.getNewParent());
+      n.ChangeChild(r.getParent(), r.getName());
+      n.ChangeChild(r.getNewParent(), r.getNewName());
+      break;
+    }
+    default:
+      break;
+  }
+  return n.out;
+}
+
+}  // namespace cohfs
