@@ -76,7 +76,8 @@ void FsClient::Stop() {
 
 // ---- replies and the send order
 
-Result<RpcReply> FsClient::Call(capnp::MallocMessageBuilder& m, std::string bulk) {
+Result<RpcReply> FsClient::Call(capnp::MallocMessageBuilder& m, std::string bulk,
+                                int timeout_ms) {
   RpcClient::Ticket ticket;
   uint64_t seq;
   {
@@ -84,7 +85,7 @@ Result<RpcReply> FsClient::Call(capnp::MallocMessageBuilder& m, std::string bulk
     seq = ShipLogLocked();
     ticket = rpc_.Send(m, std::move(bulk));
   }
-  auto reply = rpc_.Wait(ticket);
+  auto reply = rpc_.Wait(ticket, timeout_ms);
   if (reply.ok()) reply->set_log_seq(seq);
   return reply;
 }

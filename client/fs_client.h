@@ -62,8 +62,10 @@ class FsClient {
   RpcClient& rpc() { return rpc_; }
   ClientStats& stats() { return stats_; }
 
-  // Sends `m` behind the pending log and waits for the reply.
-  Result<RpcReply> Call(capnp::MallocMessageBuilder& m, std::string bulk = {});
+  // Sends `m` behind the pending log and waits for the reply (at most
+  // timeout_ms; -1: as long as it takes).
+  Result<RpcReply> Call(capnp::MallocMessageBuilder& m, std::string bulk = {},
+                        int timeout_ms = RpcClient::kCallTimeoutMs);
   // Applies what a reply teaches: attributes of changed inodes and grants.
   void Absorb(const RpcReply& reply);
   // The reply's main inode, as the cache now has it (a local change the reply

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <linux/fuse.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -537,9 +538,13 @@ struct FuseOps::Impl {
     fuse_reply_err(req, st.ok() ? 0 : st.errno_value());
   }
 
-  static void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  static void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseOps* s = Self(req);
     Count(s, FUSE_RELEASE);
+    if (fi->flock_release) {  // the last close of the open file drops its flock lock
+      Status st = SetFlock(s, Caller{}, ino, fi->lock_owner, LOCK_UN);
+      if (!st.ok()) LOG(Warn) << "flock release of inode " << ino << ": " << st.ToString();
+    }
     Status st = s->core_.FlushAndDropData(InodeId(ino));
     if (!st.ok()) LOG(Warn) << "deferred write of inode " << ino << " lost: " << st.ToString();
     fuse_reply_err(req, 0);
@@ -764,6 +769,70 @@ struct FuseOps::Impl {
     fuse_reply_err(req, 0);
   }
 
+  // ---- file locks (fcntl, OFD, flock), arbitrated by the server
+
+  static void FillLock(wire::FileLock::Builder b, fuse_ino_t ino, uint64_t owner,
+                       const struct flock* lk) {
+    b.setIno(ino);
+    b.setOwner(owner);
+    b.setStart(static_cast<uint64_t>(lk->l_start));
+    b.setEnd(lk->l_len == 0 ? UINT64_MAX : static_cast<uint64_t>(lk->l_start + lk->l_len - 1));
+    b.setType(lk->l_type == F_RDLCK ? 0 : lk->l_type == F_WRLCK ? 1 : 2);
+    b.setPid(static_cast<uint32_t>(lk->l_pid));
+  }
+
+  static void GetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lk) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_GETLK);
+    Request r(req);
+    FillLock(r.root.initGetLock(), ino, fi->lock_owner, lk);
+    auto reply = s->core_.Call(r.message);
+    if (!reply.ok()) return ReplyErr(req, reply.status());
+    auto held = reply->root().getLock();
+    lk->l_type = F_UNLCK;
+    if (held.getType() <= 1) {
+      lk->l_type = held.getType() == 0 ? F_RDLCK : F_WRLCK;
+      lk->l_start = static_cast<off_t>(held.getStart());
+      lk->l_len = held.getEnd() == UINT64_MAX ? 0 : static_cast<off_t>(held.getEnd() - held.getStart() + 1);
+      lk->l_pid = static_cast<pid_t>(held.getPid());
+    }
+    fuse_reply_lock(req, lk);
+  }
+
+  static void SetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lk,
+                    int sleep) {
+    FuseOps* s = Self(req);
+    Count(s, sleep ? FUSE_SETLKW : FUSE_SETLK);
+    Request r(req);
+    auto set = r.root.initSetLock();
+    FillLock(set.initLock(), ino, fi->lock_owner, lk);
+    set.setWait(sleep != 0);
+    auto reply = s->core_.Call(r.message, {}, sleep ? -1 : RpcClient::kCallTimeoutMs);
+    fuse_reply_err(req, reply.ok() ? 0 : reply.errno_value());
+  }
+
+  static Status SetFlock(FuseOps* s, const Caller& c, fuse_ino_t ino, uint64_t owner, int op) {
+    Request r(c);
+    auto set = r.root.initSetLock();
+    auto l = set.initLock();
+    l.setIno(ino);
+    l.setOwner(owner);
+    l.setFlock(true);
+    l.setEnd(UINT64_MAX);
+    int kind = op & (LOCK_SH | LOCK_EX | LOCK_UN);
+    l.setType(kind == LOCK_SH ? 0 : kind == LOCK_EX ? 1 : 2);
+    bool wait = kind != LOCK_UN && !(op & LOCK_NB);
+    set.setWait(wait);
+    return s->core_.Call(r.message, {}, wait ? -1 : RpcClient::kCallTimeoutMs).status();
+  }
+
+  static void Flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_SETLK);
+    Status st = SetFlock(s, CallerOf(req), ino, fi->lock_owner, op);
+    fuse_reply_err(req, st.ok() ? 0 : (st.errno_value() == EAGAIN ? EWOULDBLOCK : st.errno_value()));
+  }
+
   static void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
     FuseOps* s = Self(req);
     Count(s, FUSE_ACCESS);
@@ -860,6 +929,9 @@ const fuse_lowlevel_ops& FuseOps::Table() {
     o.listxattr = Impl::ListXattr;
     o.removexattr = Impl::RemoveXattr;
     o.access = Impl::Access;
+    o.getlk = Impl::GetLk;
+    o.setlk = Impl::SetLk;
+    o.flock = Impl::Flock;
     o.create = Impl::Create;
     o.fallocate = Impl::Fallocate;
     o.lseek = Impl::Lseek;

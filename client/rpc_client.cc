@@ -149,10 +149,12 @@ RpcClient::Ticket RpcClient::Send(capnp::MallocMessageBuilder& request, std::str
   return Enqueue(request, std::move(bulk), true);
 }
 
-Result<RpcReply> RpcClient::Wait(const Ticket& p) {
+Result<RpcReply> RpcClient::Wait(const Ticket& p, int timeout_ms) {
   stats_.round_trips++;
   std::unique_lock<std::mutex> l(p->mu);
-  if (!p->cv.wait_for(l, std::chrono::milliseconds(kCallTimeoutMs), [&] { return p->done; })) {
+  if (timeout_ms < 0) {
+    p->cv.wait(l, [&] { return p->done; });
+  } else if (!p->cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return p->done; })) {
     stats_.rpc_errors++;
     return Status::Error(EIO, "server did not answer in time");
   }

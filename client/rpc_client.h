@@ -74,7 +74,8 @@ class RpcClient {
   Result<RpcReply> Call(capnp::MallocMessageBuilder& request, std::string bulk = {});
   // Call in two steps, for a caller that must order the send under its own lock.
   Ticket Send(capnp::MallocMessageBuilder& request, std::string bulk = {});
-  Result<RpcReply> Wait(const Ticket& ticket);
+  // Waits at most timeout_ms (-1: as long as it takes, for a blocking file lock).
+  Result<RpcReply> Wait(const Ticket& ticket, int timeout_ms = kCallTimeoutMs);
   // Sends without waiting. The reply, if wanted, goes to `on_reply` on the
   // network thread (which must not block or Call from it).
   void Post(capnp::MallocMessageBuilder& request, ReplyHandler on_reply = {},

@@ -183,7 +183,22 @@ struct Request {
                                  # mknod of a regular file
     downgrade @82 :List(UInt64); # answers a recall to SHARED: the client keeps
                                  # SHARED on these inodes (and has flushed them)
+    setLock :group {         # fcntl/OFD record locks and flock(2), arbitrated here
+      lock @84 :FileLock;
+      wait @85 :Bool;        # F_SETLKW / blocking flock: answered once granted
+    }
+    getLock @86 :FileLock;   # F_GETLK: the reply's `lock` conflicts (type unlock: none)
   }
+}
+
+struct FileLock {
+  ino @0 :UInt64;
+  owner @1 :UInt64;          # the kernel's lock owner (process, or open file)
+  start @2 :UInt64;
+  end @3 :UInt64;            # inclusive; 2^64-1: to the end of the file
+  type @4 :UInt8;            # 0 read, 1 write, 2 unlock
+  flock @5 :Bool;            # a flock(2) lock (separate from record locks)
+  pid @6 :UInt32;
 }
 
 # Server -> client (frame kind 3): give up `ino` down to `mode` (shared:
@@ -241,6 +256,7 @@ struct Reply {
     inodes @15 :InodeRange;  # allocInodes
     removed @16 :UInt64;     # unlink/rmdir/rename: the inode that lost a name (0: none)
     failures @18 :List(OpFailure);  # commit: the changes refused (the rest applied)
+    lock @19 :FileLock;      # getLock
   }
   changed @17 :List(Attr);   # other inodes the request changed (parents, unlinked children)
 }

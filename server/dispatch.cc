@@ -13,6 +13,22 @@
 
 namespace cohfs {
 
+namespace {
+
+FileLock FromWire(ClientId client, wire::FileLock::Reader r) {
+  FileLock l;
+  l.client = client;
+  l.owner = r.getOwner();
+  l.flock = r.getFlock();
+  l.type = r.getType() <= 2 ? static_cast<FileLock::Type>(r.getType()) : FileLock::Type::kUnlock;
+  l.start = l.flock ? 0 : r.getStart();
+  l.end = l.flock ? FileLock::kToEnd : r.getEnd();
+  l.pid = r.getPid();
+  return l;
+}
+
+}  // namespace
+
 bool Session::OwnsInode(InodeId ino) const {
   for (const auto& r : inode_ranges) {
     if (ino.value >= r.first && ino.value - r.first < r.count) return true;
@@ -63,13 +79,21 @@ void Dispatcher::Grant(Ctx& ctx, InodeId ino, LockMode mode) {
 }
 
 bool Dispatcher::Admit(Session& session, DecodedRequest& request, int64_t now_ms,
-                       std::vector<LockManager::Conflict>* recalls) {
+                       bool other_clients, std::vector<LockManager::Conflict>* recalls) {
   std::vector<LockNeed> needs;
+  bool blocked = false;
   Status st = GuardDecode([&] {
-    needs = LockNeedsOf(fs_, request.root());
+    auto req = request.root();
+    if (req.isSetLock() && req.getSetLock().getWait()) {
+      // A blocking lock waits for the holder's unlock (or its session's end).
+      auto l = req.getSetLock().getLock();
+      blocked = file_locks_.Test(InodeId(l.getIno()), FromWire(session.client, l)).has_value();
+    }
+    if (other_clients) needs = LockNeedsOf(fs_, req);
     return Status::Ok();
   });
   if (!st.ok()) return true;  // Handle answers the malformed request
+  if (blocked) return false;
   std::vector<LockManager::Conflict> conflicts;
   for (const LockNeed& n : needs) locks_.Conflicts(session.client, n.ino, n.mode, &conflicts);
   for (const auto& c : conflicts) {
@@ -92,6 +116,7 @@ void Dispatcher::ReleaseAndReclaim(ClientId client, InodeId ino) {
 }
 
 void Dispatcher::EndSession(Session& session) {
+  file_locks_.ReleaseClient(session.client);
   for (InodeId ino : locks_.ReleaseAll(session.client)) MaybeReclaim(ino);
 }
 
@@ -103,7 +128,8 @@ Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request
   Status st = GuardDecode([&] { return Dispatch(ctx); });
   Outcome out;
   out.mutated = ctx.mutated;
-  out.released = request.root().isRelease() || request.root().isDowngrade();
+  out.released = request.root().isRelease() || request.root().isDowngrade() ||
+                 request.root().isSetLock();  // an unlock may let a waiter in
   if (ctx.needs_sync && st.ok()) {
     out.needs_sync = true;
     return out;  // the executor builds the reply after the sync
@@ -145,7 +171,27 @@ Status CheckName(std::string_view name) {
 
 LockMode ModeFor(bool mutated) { return mutated ? LockMode::kExclusive : LockMode::kShared; }
 
+void ToWire(const FileLock& l, wire::FileLock::Builder b) {
+  b.setOwner(l.owner);
+  b.setStart(l.start);
+  b.setEnd(l.end);
+  b.setType(static_cast<uint8_t>(l.type));
+  b.setFlock(l.flock);
+  b.setPid(l.pid);
+}
+
 }  // namespace
+
+Status Dispatcher::SetFileLock(Ctx& ctx) {
+  auto l = ctx.req.getSetLock().getLock();
+  FileLock want = FromWire(ctx.session.client, l);
+  if (l.getType() > 2 || want.start > want.end) return Status::Error(EINVAL, "bad lock");
+  if (!file_locks_.Set(InodeId(l.getIno()), want)) {
+    return Status::Error(EAGAIN, "held by another lock owner");  // a waiting one was parked
+  }
+  ctx.reply.setNone();
+  return Status::Ok();
+}
 
 // One change of a Commit. A client may change locally only what it holds
 // EXCLUSIVE (DESIGN §5): the inode for a setAttr, the directory for a mknod.
@@ -453,6 +499,16 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     case wire::Request::RELEASE: {
       for (uint64_t ino : req.getRelease()) ReleaseAndReclaim(s.client, InodeId(ino));
       reply.setNone();
+      return Status::Ok();
+    }
+    case wire::Request::SET_LOCK:
+      return SetFileLock(ctx);
+    case wire::Request::GET_LOCK: {
+      FileLock want = FromWire(s.client, req.getGetLock());
+      auto held = file_locks_.Test(InodeId(req.getGetLock().getIno()), want);
+      auto out = reply.initLock();
+      out.setType(static_cast<uint8_t>(FileLock::Type::kUnlock));
+      if (held) ToWire(*held, out);
       return Status::Ok();
     }
     case wire::Request::DOWNGRADE: {

@@ -8,6 +8,7 @@
 
 #include "common/ids.h"
 #include "protocol/codec.h"
+#include "server/file_locks.h"
 #include "server/file_system.h"
 #include "server/lock_manager.h"
 
@@ -38,8 +39,9 @@ class Dispatcher {
     bool released = false;    // the client gave back locks: parked requests may run
   };
   // Whether `request` may run now: false when other clients' locks are in its
-  // way; the recalls to send (those not already sent) go to `recalls`.
-  bool Admit(Session& session, DecodedRequest& request, int64_t now_ms,
+  // way (`other_clients`: any are connected) or it waits for a file lock; the
+  // recalls to send (those not already sent) go to `recalls`.
+  bool Admit(Session& session, DecodedRequest& request, int64_t now_ms, bool other_clients,
              std::vector<LockManager::Conflict>* recalls);
   Outcome Handle(Session& session, DecodedRequest& request, int64_t now_ms);
   // The reply to a sync-gated request once the sync finished with `status`.
@@ -52,6 +54,7 @@ class Dispatcher {
  private:
   struct Ctx;
   Status Dispatch(Ctx& ctx);
+  Status SetFileLock(Ctx& ctx);
   Status ApplyCommitted(Session& s, wire::Request::Reader op, std::vector<InodeId>* touched);
   void Grant(Ctx& ctx, InodeId ino, LockMode mode);
   void ReleaseAndReclaim(ClientId client, InodeId ino);
@@ -59,6 +62,7 @@ class Dispatcher {
 
   FileSystem& fs_;
   LockManager& locks_;
+  FileLocks file_locks_;
   const Volume& volume_;
   ServerConfig config_;
 };

@@ -109,8 +109,10 @@ void Executor::Admit(Work& w, Out& out) {
     it->second.client = ClientId(next_client_++);
     conn_of_[it->second.client] = w.conn;
   }
+  // With one client nobody else holds locks: no need to work out what it needs.
   std::vector<LockManager::Conflict> recalls;
-  bool runnable = dispatcher_.Admit(it->second, *w.request, NowMs(), &recalls);
+  bool runnable =
+      dispatcher_.Admit(it->second, *w.request, NowMs(), sessions_.size() > 1, &recalls);
   for (const auto& r : recalls) {
     auto conn = conn_of_.find(r.holder);
     if (conn == conn_of_.end()) continue;

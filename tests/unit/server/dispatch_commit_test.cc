@@ -235,5 +235,49 @@ TEST_F(CommitTest, RefusesAnythingButSetAttrAndMknod) {
   EXPECT_EQ(Stat(f).nlink, 1u);
 }
 
+// Recalls: a request in the way of another client's lock waits for it.
+TEST_F(CommitTest, AReaderRecallsTheOwnerToSharedAndAWriterRecallsEveryHolder) {
+  InodeId f = CreateOwned("f");  // session_ holds it EXCLUSIVE
+  Session other;
+  other.client = ClientId(8);
+  other.welcomed = true;
+  auto admit = [&](Session& s, capnp::MallocMessageBuilder& m,
+                   std::vector<LockManager::Conflict>* recalls) {
+    auto request = Decode<DecodedRequest>(EncodeFrame(FrameKind::kRequest, RequestId(1), m));
+    return dispatcher_.Admit(s, *request, 0, /*other_clients=*/true, recalls);
+  };
+  capnp::MallocMessageBuilder lookup;
+  auto l = lookup.initRoot<wire::Request>();
+  ToWire(kRoot, l.initCaller());
+  l.initLookup().setParent(kRootInode.value);
+  l.getLookup().setName(AsData("f"));
+  std::vector<LockManager::Conflict> recalls;
+  EXPECT_FALSE(admit(other, lookup, &recalls));
+  ASSERT_EQ(recalls.size(), 1u);
+  EXPECT_EQ(recalls[0].holder, session_.client);
+  EXPECT_EQ(recalls[0].ino, f);
+  EXPECT_EQ(recalls[0].keep, LockMode::kShared);
+  recalls.clear();
+  EXPECT_FALSE(admit(other, lookup, &recalls));  // still waiting; asked once
+  EXPECT_TRUE(recalls.empty());
+
+  capnp::MallocMessageBuilder downgrade;
+  auto d = downgrade.initRoot<wire::Request>();
+  ToWire(kRoot, d.initCaller());
+  d.initDowngrade(1).set(0, f.value);
+  auto request = Decode<DecodedRequest>(EncodeFrame(FrameKind::kRequest, RequestId(2), downgrade));
+  EXPECT_TRUE(dispatcher_.Handle(session_, *request, 0).released);
+  EXPECT_TRUE(admit(other, lookup, &recalls));
+
+  capnp::MallocMessageBuilder unlink;
+  auto u = unlink.initRoot<wire::Request>();
+  ToWire(kRoot, u.initCaller());
+  u.initUnlink().setParent(kRootInode.value);
+  u.getUnlink().setName(AsData("f"));
+  EXPECT_FALSE(admit(other, unlink, &recalls));
+  ASSERT_FALSE(recalls.empty());
+  for (const auto& r : recalls) EXPECT_EQ(r.keep, LockMode::kNone);
+}
+
 }  // namespace
 }  // namespace cohfs::test

@@ -55,3 +55,72 @@ TEST(LockManager, ReleaseAllDropsEverythingOfOneClient) {
 
 }  // namespace
 }  // namespace cohfs
+
+namespace cohfs {
+namespace {
+
+std::vector<LockManager::Conflict> ConflictsOf(const LockManager& lm, ClientId c, InodeId ino,
+                                               LockMode need) {
+  std::vector<LockManager::Conflict> out;
+  lm.Conflicts(c, ino, need, &out);
+  return out;
+}
+
+TEST(LockManagerRecall, AReaderDowngradesAnExclusiveHolderAndAWriterTakesEveryLock) {
+  LockManager lm;
+  ASSERT_EQ(lm.Acquire(kA, kIno, LockMode::kExclusive), LockMode::kExclusive);
+  auto read = ConflictsOf(lm, kB, kIno, LockMode::kShared);
+  ASSERT_EQ(read.size(), 1u);
+  EXPECT_EQ(read[0].holder, kA);
+  EXPECT_EQ(read[0].keep, LockMode::kShared);
+  EXPECT_TRUE(ConflictsOf(lm, kA, kIno, LockMode::kExclusive).empty());  // its own lock
+
+  lm.Downgrade(kA, kIno);
+  EXPECT_TRUE(ConflictsOf(lm, kB, kIno, LockMode::kShared).empty());
+  ASSERT_EQ(lm.Acquire(kB, kIno, LockMode::kShared), LockMode::kShared);
+  auto write = ConflictsOf(lm, kC, kIno, LockMode::kExclusive);
+  ASSERT_EQ(write.size(), 2u);
+  for (const auto& c : write) EXPECT_EQ(c.keep, LockMode::kNone);
+}
+
+TEST(LockManagerRecall, AnOutstandingRecallIsSentOnceAndBlocksNewGrantsToItsHolder) {
+  LockManager lm;
+  ASSERT_EQ(lm.Acquire(kA, kIno, LockMode::kShared), LockMode::kShared);
+  auto c = ConflictsOf(lm, kB, kIno, LockMode::kExclusive);
+  ASSERT_EQ(c.size(), 1u);
+  EXPECT_TRUE(lm.Recall(c[0], 0));
+  EXPECT_FALSE(lm.Recall(c[0], 1));  // already asked
+  EXPECT_TRUE(lm.RecallPending(kA, kIno));
+  // A reply to A crossing the recall must not carry the lock.
+  EXPECT_EQ(lm.Grant(kA, kIno, LockMode::kShared, 2), LockMode::kNone);
+  lm.Release(kA, kIno);
+  EXPECT_FALSE(lm.RecallPending(kA, kIno));
+  EXPECT_TRUE(ConflictsOf(lm, kB, kIno, LockMode::kExclusive).empty());
+}
+
+TEST(LockManagerRecall, ARecalledInodeIsNotHandedOutExclusiveWhileContended) {
+  LockManager lm(/*contention_ms=*/1000);
+  ASSERT_EQ(lm.Acquire(kA, kIno, LockMode::kExclusive), LockMode::kExclusive);
+  auto c = ConflictsOf(lm, kB, kIno, LockMode::kExclusive);
+  ASSERT_TRUE(lm.Recall(c[0], 5000));
+  lm.Release(kA, kIno);
+  EXPECT_TRUE(lm.Contended(kIno, 5999));
+  EXPECT_EQ(lm.Grant(kB, kIno, LockMode::kExclusive, 5999), LockMode::kShared);
+  lm.Release(kB, kIno);
+  EXPECT_FALSE(lm.Contended(kIno, 6000));
+  EXPECT_EQ(lm.Grant(kB, kIno, LockMode::kExclusive, 6000), LockMode::kExclusive);
+}
+
+TEST(LockManagerRecall, DowngradeAnswersARecallToShared) {
+  LockManager lm;
+  ASSERT_EQ(lm.Acquire(kA, kIno, LockMode::kExclusive), LockMode::kExclusive);
+  auto c = ConflictsOf(lm, kB, kIno, LockMode::kShared);
+  ASSERT_TRUE(lm.Recall(c[0], 0));
+  lm.Downgrade(kA, kIno);
+  EXPECT_EQ(lm.HeldBy(kA, kIno), LockMode::kShared);
+  EXPECT_FALSE(lm.RecallPending(kA, kIno));
+  EXPECT_EQ(lm.Grant(kA, kIno, LockMode::kShared, 0), LockMode::kShared);
+}
+
+}  // namespace
+}  // namespace cohfs
