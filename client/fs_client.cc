@@ -72,6 +72,7 @@ void FsClient::Stop() {
   }
   tasks_cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  JoinFinishedInvalidators(/*all=*/true);
 }
 
 // ---- replies and the send order

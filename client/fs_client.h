@@ -23,6 +23,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <shared_mutex>
@@ -105,6 +106,30 @@ class FsClient {
   void BeginRead(InodeId ino);
   void EndRead(InodeId ino);
 
+  // A request the kernel sends while it holds directory `dir` locked (lookup,
+  // create, unlink, rename, readdir). A recall cannot wait for the kernel to
+  // drop the directory's cached names while one is in flight: the kernel would
+  // wait for the request, the request for the server, the server for the recall.
+  void BeginDirOp(InodeId dir);
+  void EndDirOp(InodeId dir);
+  class DirOp {
+   public:
+    DirOp(FsClient& c, InodeId a, InodeId b = InodeId()) : c_(c), a_(a), b_(b == a ? InodeId() : b) {
+      c_.BeginDirOp(a_);
+      if (b_.valid()) c_.BeginDirOp(b_);
+    }
+    ~DirOp() {
+      c_.EndDirOp(a_);
+      if (b_.valid()) c_.EndDirOp(b_);
+    }
+    DirOp(const DirOp&) = delete;
+    DirOp& operator=(const DirOp&) = delete;
+
+   private:
+    FsClient& c_;
+    InodeId a_, b_;
+  };
+
   // Holds off recalls of `a` and `b` while a reply built from their locks is sent.
   class ReplyPin {
    public:
@@ -152,6 +177,16 @@ class FsClient {
   void TaskLoop();
   void HandleRecall(InodeId ino, LockMode keep);
   void WaitForReads(InodeId ino);
+  // Drops the kernel's names in `dir` from a thread of their own, waiting for
+  // that until done, or a request of ours on `dir` is in flight (see DirOp).
+  void InvalidateNames(InodeId dir, std::vector<std::string> names);
+  struct Invalidator {
+    std::thread thread;
+    std::shared_ptr<bool> done;  // guarded by gate_mu_
+  };
+  void JoinFinishedInvalidators(bool all = false);
+  std::mutex inval_mu_;  // guards inval_threads_ (rank: above gate_mu_)
+  std::vector<Invalidator> inval_threads_;
   void Post(Task t);
 
   uint64_t ShipLogLocked();  // send_mu_ held; returns the log sequence it covers
@@ -187,8 +222,10 @@ class FsClient {
 
   struct Gate {
     int reads = 0;
+    int dir_ops = 0;  // FUSE requests in flight that the kernel sends holding this directory
     bool recalling = false;
   };
+  void LeaveGate(InodeId ino, int Gate::*counter);
   std::mutex gate_mu_;  // guards gates_
   std::condition_variable gate_cv_;
   std::unordered_map<InodeId, Gate> gates_;

@@ -16,6 +16,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "client/fs_client.h"
@@ -37,6 +38,9 @@ class FuseOps : public KernelCache {
   void Start() { core_.Start(); }
   // Called once the kernel's INIT has been answered (the mount is live).
   void set_on_init(std::function<void()> f) { on_init_ = std::move(f); }
+  void Initialized() {
+    if (on_init_) on_init_();
+  }
 
   // Network thread hook: ships the writeback log and queued lock releases.
   void Tick() { core_.Tick(); }
@@ -48,16 +52,24 @@ class FuseOps : public KernelCache {
   void InvalInode(InodeId ino) override;
   void InvalEntry(InodeId dir, const std::string& name) override;
 
-  // Implementation entry points, one per FUSE operation (see fuse_ops.cc).
-  struct Impl;
+  // For the operations (fuse_ops.cc, fuse_data_ops.cc, fuse_dir_ops.cc).
+  FsClient& core() { return core_; }
+  const FuseOpsConfig& config() const { return config_; }
+  ClientStats& stats() { return stats_; }
+  fuse_session* session() { return session_.load(); }
+  // Inodes some process here took fcntl locks on: their closes drop them.
+  void NoteRecordLocks(InodeId ino);
+  bool HasRecordLocks(InodeId ino);
 
  private:
-  friend struct Impl;
   ClientStats& stats_;
   FuseOpsConfig config_;
   FsClient core_;
   std::function<void()> on_init_;
   std::atomic<fuse_session*> session_{nullptr};  // read by the core's thread
+
+  std::mutex record_locks_mu_;  // guards record_locks_ (rank: leaf)
+  std::unordered_set<InodeId> record_locks_;
 };
 
 }  // namespace cohfs

@@ -2,6 +2,7 @@
 // kernel invalidations they cause, and the gates that keep replies and reads
 // from outliving a lock (see fs_client.h).
 #include <chrono>
+#include <memory>
 #include <utility>
 
 #include "client/fs_client.h"
@@ -13,6 +14,7 @@ namespace {
 // A recall waits this long for reads of the inode already on the wire (they
 // never wait for another client, so this is a bound, not a timing).
 constexpr auto kReadDrainDeadline = std::chrono::seconds(30);
+constexpr auto kNamesDeadline = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -66,7 +68,7 @@ void FsClient::HandleRecall(InodeId ino, LockMode keep) {
   WaitForReads(ino);
   if (KernelCache* k = kernel_.load(); k && keep == LockMode::kNone) {
     k->InvalInode(ino);
-    for (const std::string& name : names) k->InvalEntry(ino, name);
+    if (!names.empty()) InvalidateNames(ino, std::move(names));
   }
   {
     std::lock_guard<std::mutex> l(send_mu_);
@@ -82,7 +84,73 @@ void FsClient::HandleRecall(InodeId ino, LockMode keep) {
     std::lock_guard<std::mutex> g(gate_mu_);
     auto it = gates_.find(ino);
     it->second.recalling = false;
-    if (it->second.reads == 0) gates_.erase(it);
+    if (it->second.reads == 0 && it->second.dir_ops == 0) gates_.erase(it);
+  }
+  gate_cv_.notify_all();
+}
+
+void FsClient::InvalidateNames(InodeId dir, std::vector<std::string> names) {
+  auto done = std::make_shared<bool>(false);  // guarded by gate_mu_
+  std::thread t([this, dir, names = std::move(names), done] {
+    if (KernelCache* k = kernel_.load()) {
+      for (const std::string& name : names) k->InvalEntry(dir, name);
+    }
+    {
+      std::lock_guard<std::mutex> g(gate_mu_);
+      *done = true;
+    }
+    gate_cv_.notify_all();
+  });
+  JoinFinishedInvalidators();
+  {
+    std::lock_guard<std::mutex> l(inval_mu_);
+    inval_threads_.push_back({std::move(t), done});
+  }
+  // The bound is the last resort against a lock the kernel holds for a
+  // request on another directory (rename); it costs only a short window in
+  // which this client may still see the names it is giving back.
+  std::unique_lock<std::mutex> g(gate_mu_);
+  bool clean = gate_cv_.wait_for(g, kNamesDeadline, [&] {
+    auto it = gates_.find(dir);
+    return *done || (it != gates_.end() && it->second.dir_ops > 0);
+  });
+  if (!clean) LOG(Warn) << "recall of directory " << dir.value << ": names still cached, releasing";
+}
+
+void FsClient::JoinFinishedInvalidators(bool all) {
+  std::vector<std::thread> finished;
+  {
+    std::lock_guard<std::mutex> l(inval_mu_);
+    std::lock_guard<std::mutex> g(gate_mu_);
+    for (auto it = inval_threads_.begin(); it != inval_threads_.end();) {
+      if (!all && !*it->done) {
+        ++it;
+        continue;
+      }
+      finished.push_back(std::move(it->thread));
+      it = inval_threads_.erase(it);
+    }
+  }
+  for (std::thread& t : finished) t.join();
+}
+
+void FsClient::BeginDirOp(InodeId dir) {
+  {
+    std::lock_guard<std::mutex> g(gate_mu_);
+    gates_[dir].dir_ops++;
+  }
+  gate_cv_.notify_all();
+}
+
+void FsClient::EndDirOp(InodeId dir) { LeaveGate(dir, &Gate::dir_ops); }
+
+void FsClient::LeaveGate(InodeId ino, int Gate::*counter) {
+  {
+    std::lock_guard<std::mutex> g(gate_mu_);
+    auto it = gates_.find(ino);
+    Gate& gate = it->second;
+    --(gate.*counter);
+    if (gate.reads == 0 && gate.dir_ops == 0 && !gate.recalling) gates_.erase(it);
   }
   gate_cv_.notify_all();
 }
@@ -103,14 +171,7 @@ void FsClient::BeginRead(InodeId ino) {
   gates_[ino].reads++;
 }
 
-void FsClient::EndRead(InodeId ino) {
-  {
-    std::lock_guard<std::mutex> g(gate_mu_);
-    auto it = gates_.find(ino);
-    if (--it->second.reads == 0 && !it->second.recalling) gates_.erase(it);
-  }
-  gate_cv_.notify_all();
-}
+void FsClient::EndRead(InodeId ino) { LeaveGate(ino, &Gate::reads); }
 
 FsClient::ReplyPin::ReplyPin(FsClient& c, InodeId a, InodeId b)
     : first_(&c.Stripe(a)), second_(b.valid() ? &c.Stripe(b) : nullptr) {

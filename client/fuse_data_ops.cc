@@ -1,0 +1,255 @@
+// FUSE operations on file data: open, read, write (behind or through), flush,
+// release, fsync, fallocate, lseek, and file locks arbitrated by the server.
+#include "client/fuse_ops_common.h"
+
+#include <linux/fuse.h>
+#include <sys/file.h>
+
+#include <algorithm>
+
+#include "common/limits.h"
+#include "common/log.h"
+
+namespace cohfs::fuse {
+namespace {
+
+struct DataOps {
+  static void Open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_OPEN);
+    if (fi->flags & O_TRUNC) {
+      if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
+    }
+    const fuse_ctx* ctx = fuse_req_ctx(req);
+    LockMode lock = s->core().cache().lock(InodeId(ino));
+    // The kernel has checked permissions (default_permissions); the server
+    // checks again for anyone but root, who may open anything it can reach.
+    // O_TRUNC always goes to the server: with atomic_o_trunc, open truncates.
+    if (ctx->uid != 0 || lock == LockMode::kNone || (fi->flags & O_TRUNC)) {
+      Request r(req);
+      auto o = r.root.initOpen();
+      o.setIno(ino);
+      o.setFlags(fi->flags);
+      auto reply = s->core().Call(r.message);
+      if (!reply.ok()) return ReplyErr(req, reply.status());
+      s->core().AbsorbAttr(*reply, &lock);
+    } else {
+      s->stats().cache_hits++;
+    }
+    fi->keep_cache = lock != LockMode::kNone;
+    // O_APPEND writes go where the daemon (or the server) finds the end, not
+    // where the kernel's possibly stale size says: keep them out of the page cache.
+    if (fi->flags & O_APPEND) fi->direct_io = 1;
+    fuse_reply_open(req, fi);
+  }
+
+  static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_READ);
+    if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
+    Request r(req);
+    auto rd = r.root.initRead();
+    rd.setIno(ino);
+    rd.setOffset(static_cast<uint64_t>(off));
+    rd.setLength(static_cast<uint32_t>(std::min<size_t>(size, kMaxIoBytes)));
+    // A recall of the inode waits for this read, and holds later ones back
+    // until its release is out, so no page outlives the lock.
+    s->core().BeginRead(InodeId(ino));
+    auto reply = s->core().Call(r.message);
+    if (!reply.ok()) {
+      s->core().EndRead(InodeId(ino));
+      return ReplyErr(req, reply.status());
+    }
+    s->core().Absorb(*reply);
+    s->core().cache().SetLock(InodeId(ino), GrantedTo(*reply, InodeId(ino)), reply->request_id());
+    const std::string& data = reply->bulk();
+    fuse_reply_buf(req, data.data(), data.size());
+    // Not held: the kernel must not keep these pages (nobody would recall them).
+    if (s->core().cache().lock(InodeId(ino)) == LockMode::kNone) {
+      if (fuse_session* se = s->session()) fuse_lowlevel_notify_inval_inode(se, ino, off, size);
+    }
+    s->core().EndRead(InodeId(ino));
+  }
+
+  static LockMode GrantedTo(const RpcReply& reply, InodeId ino) {
+    LockMode m = LockMode::kNone;
+    for (auto g : reply.root().getGrants()) {
+      if (g.getIno() == ino.value) m = std::max(m, cohfs::FromWire(g.getMode()));
+    }
+    return m;
+  }
+
+  static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,
+                    fuse_file_info* fi) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_WRITE);
+    if (size > kMaxIoBytes) return (void)fuse_reply_err(req, EINVAL);
+    Status st = s->core().Write(InodeId(ino), CallerOf(req), static_cast<uint64_t>(off),
+                               std::string_view(buf, size), (fi->flags & O_APPEND) != 0);
+    if (!st.ok()) return ReplyErr(req, st);
+    fuse_reply_write(req, size);
+  }
+
+  static void Flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_FLUSH);
+    Status st = s->core().FlushData(InodeId(ino));
+    if (st.ok()) st = s->core().TakeDeferredError(InodeId(ino));  // close() reports what failed so far
+    // close() drops the closing process's record locks on the file (POSIX),
+    // and FUSE leaves that to the flush.
+    if (s->HasRecordLocks(InodeId(ino))) {
+      struct flock all{};
+      all.l_type = F_UNLCK;
+      Request r(req);
+      auto set = r.root.initSetLock();
+      FillLock(set.initLock(), ino, fi->lock_owner, &all);
+      auto reply = s->core().Call(r.message);
+      if (st.ok() && !reply.ok()) st = reply.status();
+    }
+    fuse_reply_err(req, st.ok() ? 0 : st.errno_value());
+  }
+
+  static void Release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_RELEASE);
+    if (fi->flock_release) {  // the last close of the open file drops its flock lock
+      Status st = SetFlock(s, Caller{}, ino, fi->lock_owner, LOCK_UN);
+      if (!st.ok()) LOG(Warn) << "flock release of inode " << ino << ": " << st.ToString();
+    }
+    Status st = s->core().FlushAndDropData(InodeId(ino));
+    if (!st.ok()) LOG(Warn) << "deferred write of inode " << ino << " lost: " << st.ToString();
+    fuse_reply_err(req, 0);
+  }
+
+  static void SyncInode(fuse_req_t req, fuse_ino_t ino, int opcode) {
+    FuseOps* s = Self(req);
+    Count(s, opcode);
+    if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
+    Request r(req);
+    r.root.setFsync(ino);
+    auto reply = s->core().Call(r.message);
+    // Every write and commit sent before the fsync has been answered by now.
+    Status st = reply.ok() ? s->core().TakeDeferredError(InodeId(ino)) : reply.status();
+    fuse_reply_err(req, st.errno_value());
+  }
+  static void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+    SyncInode(req, ino, FUSE_FSYNC);
+  }
+  static void FsyncDir(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+    SyncInode(req, ino, FUSE_FSYNCDIR);
+  }
+
+  static void FillLock(wire::FileLock::Builder b, fuse_ino_t ino, uint64_t owner,
+                       const struct flock* lk) {
+    b.setIno(ino);
+    b.setOwner(owner);
+    b.setStart(static_cast<uint64_t>(lk->l_start));
+    b.setEnd(lk->l_len == 0 ? UINT64_MAX : static_cast<uint64_t>(lk->l_start + lk->l_len - 1));
+    b.setType(lk->l_type == F_RDLCK ? 0 : lk->l_type == F_WRLCK ? 1 : 2);
+    b.setPid(static_cast<uint32_t>(lk->l_pid));
+  }
+
+  static void GetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lk) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_GETLK);
+    Request r(req);
+    FillLock(r.root.initGetLock(), ino, fi->lock_owner, lk);
+    auto reply = s->core().Call(r.message);
+    if (!reply.ok()) return ReplyErr(req, reply.status());
+    auto held = reply->root().getLock();
+    lk->l_type = F_UNLCK;
+    if (held.getType() <= 1) {
+      lk->l_type = held.getType() == 0 ? F_RDLCK : F_WRLCK;
+      lk->l_start = static_cast<off_t>(held.getStart());
+      lk->l_len = held.getEnd() == UINT64_MAX ? 0 : static_cast<off_t>(held.getEnd() - held.getStart() + 1);
+      lk->l_pid = static_cast<pid_t>(held.getPid());
+    }
+    fuse_reply_lock(req, lk);
+  }
+
+  static void SetLk(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, struct flock* lk,
+                    int sleep) {
+    FuseOps* s = Self(req);
+    Count(s, sleep ? FUSE_SETLKW : FUSE_SETLK);
+    Request r(req);
+    auto set = r.root.initSetLock();
+    FillLock(set.initLock(), ino, fi->lock_owner, lk);
+    set.setWait(sleep != 0);
+    if (lk->l_type != F_UNLCK) s->NoteRecordLocks(InodeId(ino));
+    auto reply = s->core().Call(r.message, {}, sleep ? -1 : RpcClient::kCallTimeoutMs);
+    fuse_reply_err(req, reply.ok() ? 0 : reply.errno_value());
+  }
+
+  static Status SetFlock(FuseOps* s, const Caller& c, fuse_ino_t ino, uint64_t owner, int op) {
+    Request r(c);
+    auto set = r.root.initSetLock();
+    auto l = set.initLock();
+    l.setIno(ino);
+    l.setOwner(owner);
+    l.setFlock(true);
+    l.setEnd(UINT64_MAX);
+    int kind = op & (LOCK_SH | LOCK_EX | LOCK_UN);
+    l.setType(kind == LOCK_SH ? 0 : kind == LOCK_EX ? 1 : 2);
+    bool wait = kind != LOCK_UN && !(op & LOCK_NB);
+    set.setWait(wait);
+    return s->core().Call(r.message, {}, wait ? -1 : RpcClient::kCallTimeoutMs).status();
+  }
+
+  static void Flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_SETLK);
+    Status st = SetFlock(s, CallerOf(req), ino, fi->lock_owner, op);
+    fuse_reply_err(req, st.ok() ? 0 : (st.errno_value() == EAGAIN ? EWOULDBLOCK : st.errno_value()));
+  }
+
+  static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                        fuse_file_info*) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_FALLOCATE);
+    if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
+    Request r(req);
+    auto f = r.root.initFallocate();
+    f.setIno(ino);
+    f.setMode(mode);
+    f.setOffset(static_cast<uint64_t>(offset));
+    f.setLength(static_cast<uint64_t>(length));
+    auto reply = s->core().Call(r.message);
+    if (!reply.ok()) return ReplyErr(req, reply.status());
+    LockMode lock;
+    s->core().AbsorbAttr(*reply, &lock);
+    fuse_reply_err(req, 0);
+  }
+
+  static void Lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence, fuse_file_info*) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_LSEEK);
+    if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
+    Request r(req);
+    auto l = r.root.initLseek();
+    l.setIno(ino);
+    l.setOffset(static_cast<uint64_t>(off));
+    l.setWhence(whence);
+    auto reply = s->core().Call(r.message);
+    if (!reply.ok()) return ReplyErr(req, reply.status());
+    fuse_reply_lseek(req, static_cast<off_t>(reply->root().getOffset()));
+  }
+};
+
+}  // namespace
+
+void AddDataOps(fuse_lowlevel_ops& o) {
+  o.open = DataOps::Open;
+  o.read = DataOps::Read;
+  o.write = DataOps::Write;
+  o.flush = DataOps::Flush;
+  o.release = DataOps::Release;
+  o.fsync = DataOps::Fsync;
+  o.fsyncdir = DataOps::FsyncDir;
+  o.fallocate = DataOps::Fallocate;
+  o.lseek = DataOps::Lseek;
+  o.getlk = DataOps::GetLk;
+  o.setlk = DataOps::SetLk;
+  o.flock = DataOps::Flock;
+}
+
+}  // namespace cohfs::fuse

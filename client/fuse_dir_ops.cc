@@ -1,0 +1,261 @@
+// FUSE operations on listings, extended attributes, statfs and access.
+#include "client/fuse_ops_common.h"
+
+#include <linux/fuse.h>
+#include <sys/statvfs.h>
+#include <sys/xattr.h>
+
+#include <algorithm>
+#include <cstring>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "common/limits.h"
+
+namespace cohfs::fuse {
+namespace {
+
+// The virtual xattr on the mount root through which `cohfs stats` reads counters.
+constexpr char kStatsXattr[] = "cohfs.stats";
+
+struct DirHandle {
+  std::mutex mu;  // guards everything below (rank: leaf)
+  std::vector<DirEntry> entries;  // a window of the directory, in cookie order
+  uint64_t after = 0;             // `entries` are those with cookie > after
+  bool eof = false;               // `entries` reach the end of the directory
+};
+
+
+struct DirOps {
+  static void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_OPENDIR);
+    fi->fh = reinterpret_cast<uint64_t>(new DirHandle());  // owned by the kernel's handle
+    fi->keep_cache = 1;
+    fuse_reply_open(req, fi);
+  }
+
+  static void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    Count(Self(req), FUSE_RELEASEDIR);
+    std::unique_ptr<DirHandle> owned(reinterpret_cast<DirHandle*>(fi->fh));
+    fuse_reply_err(req, 0);
+  }
+
+  // Makes sure `h` holds the entries after `off` (fetching a batch if needed).
+  static Status FillDir(FuseOps* s, fuse_req_t req, fuse_ino_t ino, DirHandle& h, uint64_t off) {
+    uint64_t after = std::max<uint64_t>(off, 2);
+    bool covered = !h.entries.empty() && h.after <= after &&
+                   (after < h.entries.back().cookie || h.eof);
+    if (covered || (h.eof && h.entries.empty() && h.after <= after)) return Status::Ok();
+    Request r(req);
+    auto rd = r.root.initReadDir();
+    rd.setIno(ino);
+    rd.setCookie(after);
+    rd.setMaxEntries(s->config().readdir_batch);
+    ASSIGN_OR_RETURN(RpcReply reply, s->core().Call(r.message));
+    h.entries = s->core().AbsorbEntries(reply);
+    h.after = after;
+    h.eof = h.entries.size() < s->config().readdir_batch;
+    return Status::Ok();
+  }
+
+  // Packs entries into a readdir(plus) reply buffer; returns false when full.
+  struct DirPacker {
+    FuseOps* s;
+    fuse_req_t req;
+    InodeId dir;
+    bool plus;
+    std::vector<char> buf;
+    size_t used = 0;
+    std::vector<InodeId> counted;  // lookups the kernel now holds (readdirplus)
+
+    bool Add(const std::string& name, const Attr& attr, uint64_t next_off, bool count) {
+      size_t n;
+      size_t size = buf.size();
+      if (plus) {
+        fuse_entry_param e{};
+        e.attr = ToStat(s->core().cache().GetAttr(attr.ino).value_or(attr));  // local changes win
+        if (count) e = EntryFor(s, dir, name, attr);
+        n = fuse_add_direntry_plus(req, buf.data() + used, size - used, name.c_str(), &e,
+                                   static_cast<off_t>(next_off));
+      } else {
+        struct stat st = ToStat(attr);
+        n = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st,
+                              static_cast<off_t>(next_off));
+      }
+      if (n > size - used) return false;
+      used += n;
+      if (plus && count) counted.push_back(attr.ino);
+      return true;
+    }
+  };
+
+
+  static void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                            fuse_file_info* fi, bool plus) {
+    FuseOps* s = Self(req);
+    Count(s, plus ? FUSE_READDIRPLUS : FUSE_READDIR);
+    FsClient::DirOp dir_op(s->core(), InodeId(ino));
+    auto* h = reinterpret_cast<DirHandle*>(fi->fh);
+    uint64_t pos = static_cast<uint64_t>(off);
+    std::vector<DirEntry> window;  // the entries after pos, fetched if needed
+    {
+      // Released before replying: once the kernel has the reply, releasedir
+      // may free the handle on another thread.
+      std::lock_guard<std::mutex> l(h->mu);
+      Status st = FillDir(s, req, ino, *h, pos);
+      if (!st.ok()) return ReplyErr(req, st);
+      for (const DirEntry& e : h->entries) {
+        if (e.cookie > pos) window.push_back(e);
+      }
+    }
+    // Entry and attribute timeouts come from the locks as they are while the
+    // reply goes out (a recall waits for it, then invalidates).
+    std::optional<FsClient::AllPins> pins;
+    if (plus) pins.emplace(s->core());
+    DirPacker p{s, req, InodeId(ino), plus, std::vector<char>(size), 0, {}};
+    Attr dot{};
+    dot.ino = InodeId(ino);
+    dot.mode = S_IFDIR;
+    bool room = pos > 0 || p.Add(".", dot, 1, false);
+    if (room && pos <= 1) room = p.Add("..", dot, 2, false);
+    for (size_t i = 0; room && i < window.size(); i++) {
+      room = p.Add(window[i].name, window[i].attr, window[i].cookie, true);
+    }
+    for (InodeId i : p.counted) s->core().cache().AddLookup(i);
+    fuse_reply_buf(req, p.buf.data(), p.used);
+  }
+  static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                      fuse_file_info* fi) {
+    ReadDirCommon(req, ino, size, off, fi, false);
+  }
+  static void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                          fuse_file_info* fi) {
+    ReadDirCommon(req, ino, size, off, fi, true);
+  }
+
+  static void StatFs(fuse_req_t req, fuse_ino_t) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_STATFS);
+    Request r(req);
+    r.root.setStatFs();
+    auto reply = s->core().Call(r.message);
+    if (!reply.ok()) return ReplyErr(req, reply.status());
+    FsStat fs = cohfs::FromWire(reply->root().getFsStat());
+    struct statvfs v{};
+    v.f_bsize = v.f_frsize = fs.block_bytes;
+    v.f_blocks = fs.total_blocks;
+    v.f_bfree = v.f_bavail = fs.free_blocks;
+    v.f_files = fs.total_inodes;
+    v.f_ffree = v.f_favail = fs.free_inodes;
+    v.f_namemax = fs.max_name_bytes;
+    fuse_reply_statfs(req, &v);
+  }
+
+  // Replies to getxattr/listxattr with the size-probe protocol of xattr(7).
+  static void ReplySized(fuse_req_t req, const std::string& value, size_t size) {
+    if (size == 0) return (void)fuse_reply_xattr(req, value.size());
+    if (value.size() > size) return (void)fuse_reply_err(req, ERANGE);
+    fuse_reply_buf(req, value.data(), value.size());
+  }
+
+  static void SetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value,
+                       size_t size, int flags) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_SETXATTR);
+    if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
+    Request r(req);
+    auto x = r.root.initSetXattr();
+    x.setIno(ino);
+    x.setName(AsData(name));
+    x.setValue(AsData(std::string_view(value, size)));
+    x.setFlags(flags);
+    auto reply = s->core().Call(r.message);
+    if (!reply.ok()) return ReplyErr(req, reply.status());
+    LockMode lock;
+    s->core().AbsorbAttr(*reply, &lock);
+    fuse_reply_err(req, 0);
+  }
+
+  static void GetXattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_GETXATTR);
+    if (ino == FUSE_ROOT_ID && std::strcmp(name, kStatsXattr) == 0) {
+      return ReplySized(req, s->stats().Format(), size);
+    }
+    if (auto a = s->core().cache().GetAttr(InodeId(ino)); a && !(a->flags & kInodeHasXattrs)) {
+      s->stats().cache_hits++;  // e.g. security.capability, asked on every write
+      return (void)fuse_reply_err(req, ENODATA);
+    }
+    Request r(req);
+    auto x = r.root.initGetXattr();
+    x.setIno(ino);
+    x.setName(AsData(name));
+    auto reply = s->core().Call(r.message);
+    if (!reply.ok()) return ReplyErr(req, reply.status());
+    ReplySized(req, std::string(AsView(reply->root().getValue())), size);
+  }
+
+  static void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_LISTXATTR);
+    if (auto a = s->core().cache().GetAttr(InodeId(ino)); a && !(a->flags & kInodeHasXattrs)) {
+      s->stats().cache_hits++;
+      return ReplySized(req, std::string(), size);
+    }
+    Request r(req);
+    r.root.setListXattr(ino);
+    auto reply = s->core().Call(r.message);
+    if (!reply.ok()) return ReplyErr(req, reply.status());
+    std::string names;
+    for (auto n : reply->root().getNames()) {
+      names.append(AsView(n));
+      names.push_back('\0');
+    }
+    ReplySized(req, names, size);
+  }
+
+  static void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_REMOVEXATTR);
+    if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
+    Request r(req);
+    auto x = r.root.initRemoveXattr();
+    x.setIno(ino);
+    x.setName(AsData(name));
+    auto reply = s->core().Call(r.message);
+    if (!reply.ok()) return ReplyErr(req, reply.status());
+    LockMode lock;
+    s->core().AbsorbAttr(*reply, &lock);
+    fuse_reply_err(req, 0);
+  }
+
+  static void Access(fuse_req_t req, fuse_ino_t ino, int mask) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_ACCESS);
+    Request r(req);
+    auto a = r.root.initAccess();
+    a.setIno(ino);
+    a.setMask(mask);
+    auto reply = s->core().Call(r.message);
+    fuse_reply_err(req, reply.ok() ? 0 : reply.errno_value());
+  }
+};
+
+}  // namespace
+
+void AddDirOps(fuse_lowlevel_ops& o) {
+  o.opendir = DirOps::OpenDir;
+  o.readdir = DirOps::ReadDir;
+  o.readdirplus = DirOps::ReadDirPlus;
+  o.releasedir = DirOps::ReleaseDir;
+  o.statfs = DirOps::StatFs;
+  o.setxattr = DirOps::SetXattr;
+  o.getxattr = DirOps::GetXattr;
+  o.listxattr = DirOps::ListXattr;
+  o.removexattr = DirOps::RemoveXattr;
+  o.access = DirOps::Access;
+}
+
+}  // namespace cohfs::fuse
