@@ -39,8 +39,7 @@ LockMode LockManager::Acquire(ClientId client, InodeId ino, LockMode wanted,
 }
 
 LockMode LockManager::Grant(ClientId client, InodeId ino, LockMode wanted, int64_t now_ms) {
-  if (RecallPending(client, ino)) return LockMode::kNone;
-  if (wanted == LockMode::kExclusive && Contended(ino, now_ms)) wanted = LockMode::kShared;
+  if (RecallPending(client, ino) || Contended(ino, now_ms)) return LockMode::kNone;
   return Acquire(client, ino, wanted);
 }
 

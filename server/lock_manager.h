@@ -10,8 +10,9 @@
 // crossed the recall on the wire would outlive it.
 //
 // Contention: an inode recalled within the last `contention_ms` is not handed
-// out EXCLUSIVE, so two clients changing one directory send their changes as
-// ordinary server operations instead of taking it from each other per call.
+// out at all (locks already held stay), so two clients working in one
+// directory send their operations to the server instead of taking the
+// directory from each other per call (as CephFS falls back when caps bounce).
 // Knows nothing of storage or sockets. Thread: the server's storage executor.
 #pragma once
 
@@ -41,9 +42,9 @@ class LockManager {
   // conflict returns the mode held before and lists the conflicting holders.
   LockMode Acquire(ClientId client, InodeId ino, LockMode wanted,
                    std::vector<ClientId>* conflicts = nullptr);
-  // The lock a reply may carry: `wanted` (SHARED instead of EXCLUSIVE while the
-  // inode is contended) if compatible, nothing while a recall of it from this
-  // client is outstanding. Returns the mode to put in the reply (kNone: none).
+  // The lock a reply may carry: `wanted` if compatible; nothing while the
+  // inode is contended or a recall of it from this client is outstanding.
+  // Returns the mode to put in the reply (kNone: none).
   LockMode Grant(ClientId client, InodeId ino, LockMode wanted, int64_t now_ms);
   // Holders other than `client` that must give way before `client` may read
   // (kShared) or change (kExclusive) `ino`.

@@ -150,14 +150,15 @@ def prepare_inputs(args, env):
     if args.quick:
         p.update(tar=f"{INPUTS}/quick.tar", tar_top="quick", nfiles=500, fio_size="32M",
                  fio_rand_seconds=2, step_timeout=600, git_src=f"{INPUTS}/git-quick",
-                 build_cmd="make -s -j2")
+                 build_cmd="make -s -j2", tc_nfiles=1000, tc_stats=100, tc_timeout=120)
         if not os.path.exists(p["tar"]):
             make_quick_tar(p["tar"])
         p["build_cmd"] = "make -s -C proj -j2"
     else:
         p.update(tar=FULL_TAR, tar_top="linux-source-6.1", nfiles=10000, fio_size="1G",
                  fio_rand_seconds=20, step_timeout=3 * 3600, git_src=f"{INPUTS}/git-full",
-                 build_cmd="make -s tinyconfig > /dev/null && make -s -j2 > /dev/null")
+                 build_cmd="make -s tinyconfig > /dev/null && make -s -j2 > /dev/null",
+                 tc_nfiles=10000, tc_stats=1000, tc_timeout=1800)
         if not full_tar_ok():
             log(f"decompressing {KERNEL_XZ} to {FULL_TAR}")
             sh(f"xz -dc {KERNEL_XZ} > {FULL_TAR}.tmp && mv {FULL_TAR}.tmp {FULL_TAR}")
@@ -392,7 +393,8 @@ def main(argv):
     lines += [
         f"- inputs: untar {p['tar']} ({p['tar_top']}/); {p['nfiles']} files for the metadata "
         f"steps; git clone of {p['git_src']}; fio file {p['fio_size']}, random reads for "
-        f"{p['fio_rand_seconds']} s; runs per target: {args.runs} (medians shown)",
+        f"{p['fio_rand_seconds']} s; two clients: {p['tc_nfiles']} files each, "
+        f"{p['tc_stats']} create-then-stat pairs; runs per target: {args.runs} (medians shown)",
         f"- wall time of the whole invocation: {(time.time() - started) / 60:.1f} min",
         "", render(steps, args.targets, args.rtts, step_order, notes), "",
         "<details><summary>raw results (one row per step and run; wall, user, sys, fs_cpu in "

@@ -3,7 +3,8 @@ processes are "the file system" for CPU accounting.
 
 Every target gets fresh images under env.workdir on the same disk:
 - ext4: mkfs.ext4 on a loop-mounted image; the physical limit.
-- cohfs: `cohfs serve` on an image file, `cohfs mount` over loopback.
+- cohfs: `cohfs serve` on an image file, `cohfs mount` over loopback (and a
+  second `cohfs mount` of the same server while the twoclient workload runs).
 - sshfs / sshfs-cache: a private sshd on 127.0.0.1 (key authentication) exporting
   a directory on an ext4 loop image; default options / caching turned up.
 - bindfs: FUSE passthrough of a directory on an ext4 loop image.
@@ -15,8 +16,8 @@ import shutil
 import subprocess
 import time
 
-from .util import (cmdline, find_pids, free_port, is_mountpoint, log, port_open, sh, spawn,
-                   umount, wait_for)
+from .util import (abort_fuse, cmdline, find_pids, free_port, is_mountpoint, log, port_open, sh,
+                   spawn, umount, wait_for)
 
 
 class Skip(Exception):
@@ -44,6 +45,23 @@ class Target:
     def umount(self):
         pass
 
+    def mount_second(self):
+        """A second client of the same file system for the twoclient workload: its
+        mount point, or None if this target has none (the workload is skipped)."""
+        return None
+
+    def umount_second(self):
+        pass
+
+    def abort(self):
+        """Aborts the FUSE connections of this target's clients, so processes stuck
+        in a hung file system exit and teardown can unmount (no-op for ext4)."""
+        for mnt in self.clients():
+            abort_fuse(mnt)
+
+    def clients(self):
+        return [self.mnt]
+
     def teardown(self):
         self.umount()
         for p in reversed(self.servers):
@@ -68,7 +86,9 @@ class Target:
     def daemon_name(self):
         return self.name
 
-    def rpc_total(self):
+    def counters(self):
+        """Client counters summed over this target's mounted clients, e.g.
+        {"rpc": round trips, "recalls": recalls received}, or None."""
         return None
 
     # --- helpers ----------------------------------------------------------
@@ -139,6 +159,9 @@ class Ext4(Target):
     def setup(self):
         self.make_ext4(self.mnt)
 
+    def mount_second(self):
+        return self.mnt  # one kernel: the "second client" is a second process on the mount
+
     def teardown(self):
         umount(self.mnt)
         rm_image(self.images()[0])
@@ -170,6 +193,10 @@ class Cohfs(Target):
     name = "cohfs"
     networked = True
 
+    def __init__(self, env):
+        super().__init__(env)
+        self.mnt2 = None  # the second client's mount point while one is mounted
+
     def setup(self):
         if not os.access(self.env.cohfs, os.X_OK):
             raise Skip(f"{self.env.cohfs} does not exist (build cohfs first)")
@@ -189,30 +216,68 @@ class Cohfs(Target):
         self.mount()
 
     def mount(self):
-        os.makedirs(self.mnt, exist_ok=True)
-        sh([self.env.cohfs, "mount", f"127.0.0.1:{self.port}", self.mnt,
-            "--log", self.env.log("cohfs-mount")])
-        if not is_mountpoint(self.mnt):
-            raise RuntimeError("cohfs mount returned but nothing is mounted")
+        self.mount_client(self.mnt, "cohfs-mount")
 
     def umount(self):
-        pids = self.daemon_pids()
-        umount(self.mnt)
+        self.umount_client(self.mnt)
+
+    def mount_second(self):
+        """A second `cohfs mount` of the same server (through the same relay)."""
+        if not self.mnt2:
+            self.mnt2 = self.mnt + "-b"
+            self.mount_client(self.mnt2, "cohfs-mount-b")
+        return self.mnt2
+
+    def umount_second(self):
+        if self.mnt2:
+            self.umount_client(self.mnt2)
+            self.mnt2 = None
+
+    def teardown(self):
+        self.umount_second()
+        super().teardown()
+
+    def mount_client(self, mnt, logname):
+        os.makedirs(mnt, exist_ok=True)
+        sh([self.env.cohfs, "mount", f"127.0.0.1:{self.port}", mnt, "--log", self.env.log(logname)])
+        if not is_mountpoint(mnt):
+            raise RuntimeError(f"cohfs mount returned but nothing is mounted at {mnt}")
+
+    def umount_client(self, mnt):
+        pids = self.client_pids(mnt)
+        umount(mnt)
         self.wait_daemon_exit(pids)
 
-    def daemon_pids(self):
-        return find_pids(lambda argv: len(argv) > 3 and argv[1] == "mount" and self.mnt in argv
+    def clients(self):
+        return [self.mnt] + ([self.mnt2] if self.mnt2 else [])
+
+    def client_pids(self, mnt):
+        return find_pids(lambda argv: len(argv) > 3 and argv[1] == "mount" and mnt in argv
                          and argv[0].endswith("cohfs"))
 
-    def rpc_total(self):
-        p = subprocess.run([self.env.cohfs, "stats", self.mnt], capture_output=True, text=True)
-        # Round trips a request waited for; commits of the writeback log and lock
-        # releases ride along without a wait (older binaries: every request).
-        values = dict(line.split(None, 1) for line in p.stdout.splitlines() if " " in line)
-        for key in ("round_trips", "rpc_total"):
-            if key in values:
-                return int(values[key])
-        return None
+    def daemon_pids(self):
+        return self.client_pids(self.mnt)
+
+    def fs_pids(self):
+        daemons = [pid for mnt in self.clients() for pid in self.client_pids(mnt)]
+        return [p.pid for p in self.servers] + daemons
+
+    def counters(self):
+        """Round trips and recalls, summed over the mounted clients; None if a
+        client's `cohfs stats` fails."""
+        total = {}
+        for mnt in self.clients():
+            p = subprocess.run([self.env.cohfs, "stats", mnt], capture_output=True, text=True)
+            values = dict(line.split(None, 1) for line in p.stdout.splitlines() if " " in line)
+            # Round trips a request waited for; commits of the writeback log and lock
+            # releases ride along without a wait (older binaries: every request).
+            rpc = next((int(values[k]) for k in ("round_trips", "rpc_total") if k in values), None)
+            if p.returncode != 0 or rpc is None:
+                return None
+            total["rpc"] = total.get("rpc", 0) + rpc
+            if "recalls" in values:  # older binaries have none
+                total["recalls"] = total.get("recalls", 0) + int(values["recalls"])
+        return total
 
 
 class Sshfs(Target):

@@ -196,6 +196,39 @@ def mounts_under(prefix):
     return sorted(out, reverse=True)
 
 
+def fuse_connection(mnt):
+    """The fusectl connection number of the FUSE mount at mnt, from mountinfo (the
+    mount itself is not touched: it may hang), or None if mnt is not FUSE."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            fstype = fields[fields.index("-") + 1]
+            if fields[4].replace("\\040", " ") == mnt and fstype.startswith("fuse"):
+                major, minor = (int(x) for x in fields[2].split(":"))
+                return (major << 20) | minor
+    return None
+
+
+def abort_fuse(mnt):
+    """Aborts the FUSE connection of the mount at mnt: requests waiting in it fail
+    with ENOTCONN, so processes stuck on a hung daemon exit and the mount can go.
+    fusectl is mounted if needed (in the runner's private mount namespace)."""
+    conn = fuse_connection(mnt)
+    if conn is None:
+        return False
+    ctl = "/sys/fs/fuse/connections"
+    if not os.path.exists(f"{ctl}/{conn}"):
+        subprocess.run(["mount", "-t", "fusectl", "fusectl", ctl], capture_output=True)
+    try:
+        with open(f"{ctl}/{conn}/abort", "w") as f:
+            f.write("1\n")
+    except OSError as e:
+        log(f"cannot abort the FUSE connection of {mnt}: {e}")
+        return False
+    log(f"aborted the FUSE connection of {mnt}")
+    return True
+
+
 def loops_backed_by(prefix):
     p = subprocess.run(["losetup", "-nO", "NAME,BACK-FILE"], capture_output=True, text=True)
     out = []

@@ -98,15 +98,15 @@ TEST(LockManagerRecall, AnOutstandingRecallIsSentOnceAndBlocksNewGrantsToItsHold
   EXPECT_TRUE(ConflictsOf(lm, kB, kIno, LockMode::kExclusive).empty());
 }
 
-TEST(LockManagerRecall, ARecalledInodeIsNotHandedOutExclusiveWhileContended) {
+TEST(LockManagerRecall, ARecalledInodeIsNotHandedOutWhileContended) {
   LockManager lm(/*contention_ms=*/1000);
   ASSERT_EQ(lm.Acquire(kA, kIno, LockMode::kExclusive), LockMode::kExclusive);
   auto c = ConflictsOf(lm, kB, kIno, LockMode::kExclusive);
   ASSERT_TRUE(lm.Recall(c[0], 5000));
   lm.Release(kA, kIno);
   EXPECT_TRUE(lm.Contended(kIno, 5999));
-  EXPECT_EQ(lm.Grant(kB, kIno, LockMode::kExclusive, 5999), LockMode::kShared);
-  lm.Release(kB, kIno);
+  EXPECT_EQ(lm.Grant(kB, kIno, LockMode::kExclusive, 5999), LockMode::kNone);
+  EXPECT_EQ(lm.Grant(kB, kIno, LockMode::kShared, 5999), LockMode::kNone);
   EXPECT_FALSE(lm.Contended(kIno, 6000));
   EXPECT_EQ(lm.Grant(kB, kIno, LockMode::kExclusive, 6000), LockMode::kExclusive);
 }
@@ -119,7 +119,7 @@ TEST(LockManagerRecall, DowngradeAnswersARecallToShared) {
   lm.Downgrade(kA, kIno);
   EXPECT_EQ(lm.HeldBy(kA, kIno), LockMode::kShared);
   EXPECT_FALSE(lm.RecallPending(kA, kIno));
-  EXPECT_EQ(lm.Grant(kA, kIno, LockMode::kShared, 0), LockMode::kShared);
+  EXPECT_EQ(lm.Grant(kA, kIno, LockMode::kShared, 1000), LockMode::kShared);  // uncontended again
 }
 
 }  // namespace
