@@ -202,7 +202,7 @@ void FsClient::OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Resul
     LOG(Warn) << "server refused a change of inode " << ino.value << " made locally: "
               << st.ToString();
     log_.RecordFailure(ino, st);
-    Post(Task{ino, LockMode::kNone, false});
+    Post(Task{ino, LockMode::kNone, Task::Kind::kInvalidate});
   }
 }
 
@@ -328,6 +328,12 @@ void FsClient::Tick() {
     if (!log_.empty() && NowNs() - log_.oldest_ns() >= kLogDelayMs * 1000000) ShipLogLocked();
   }
   SendReleases(/*min_age_ms=*/500);
+  // Written-behind data of files kept open: sent from the core's thread (a
+  // send may wait for the window, which this thread must keep opening).
+  if (int64_t mono = WriteBehind::NowNs(); mono - last_data_tick_ns_ >= kDataDelayNs / 4) {
+    last_data_tick_ns_ = mono;
+    Post(Task{InodeId(), LockMode::kNone, Task::Kind::kFlushOldData});
+  }
   // Revocations matter while a reply that crossed them may still be absorbed:
   // keep each until every request sent before it was answered a second ago.
   int64_t now = NowNs();

@@ -106,24 +106,26 @@ class FsClient {
   void BeginRead(InodeId ino);
   void EndRead(InodeId ino);
 
-  // A request the kernel sends while it holds directory `dir` locked (lookup,
-  // create, unlink, rename, readdir). A recall cannot wait for the kernel to
-  // drop the directory's cached names while one is in flight: the kernel would
-  // wait for the request, the request for the server, the server for the recall.
-  void BeginDirOp(InodeId dir);
-  void EndDirOp(InodeId dir);
-  class DirOp {
+  // A request the kernel sends while it holds a lock of the inode: a
+  // directory's (lookup, create, unlink, rename, readdir) or pages of a file
+  // (read, write). A recall cannot wait for the kernel to drop its caches of
+  // the inode while one is in flight: the kernel would wait for the request,
+  // the request (or the server) for the recall.
+  void BeginKernelHold(InodeId ino);
+  void EndKernelHold(InodeId ino);
+  class KernelHold {
    public:
-    DirOp(FsClient& c, InodeId a, InodeId b = InodeId()) : c_(c), a_(a), b_(b == a ? InodeId() : b) {
-      c_.BeginDirOp(a_);
-      if (b_.valid()) c_.BeginDirOp(b_);
+    KernelHold(FsClient& c, InodeId a, InodeId b = InodeId())
+        : c_(c), a_(a), b_(b == a ? InodeId() : b) {
+      c_.BeginKernelHold(a_);
+      if (b_.valid()) c_.BeginKernelHold(b_);
     }
-    ~DirOp() {
-      c_.EndDirOp(a_);
-      if (b_.valid()) c_.EndDirOp(b_);
+    ~KernelHold() {
+      c_.EndKernelHold(a_);
+      if (b_.valid()) c_.EndKernelHold(b_);
     }
-    DirOp(const DirOp&) = delete;
-    DirOp& operator=(const DirOp&) = delete;
+    KernelHold(const KernelHold&) = delete;
+    KernelHold& operator=(const KernelHold&) = delete;
 
    private:
     FsClient& c_;
@@ -172,14 +174,16 @@ class FsClient {
   struct Task {
     InodeId ino;
     LockMode keep = LockMode::kNone;
-    bool recall = true;  // false: only invalidate the kernel's copy (a refused change)
+    enum class Kind { kRecall, kInvalidate, kFlushOldData } kind = Kind::kRecall;
   };
+  static constexpr int64_t kDataDelayNs = 1000000000;  // data in an open file waits at most ~1 s
   void TaskLoop();
   void HandleRecall(InodeId ino, LockMode keep);
   void WaitForReads(InodeId ino);
-  // Drops the kernel's names in `dir` from a thread of their own, waiting for
-  // that until done, or a request of ours on `dir` is in flight (see DirOp).
-  void InvalidateNames(InodeId dir, std::vector<std::string> names);
+  // Drops the kernel's caches of `ino` (attributes, pages, and the names in
+  // it) from a thread of their own, waiting for that until done, or a request
+  // the kernel holds a lock of `ino` for is in flight (see KernelHold).
+  void InvalidateKernel(InodeId ino, std::vector<std::string> names);
   struct Invalidator {
     std::thread thread;
     std::shared_ptr<bool> done;  // guarded by gate_mu_
@@ -222,7 +226,7 @@ class FsClient {
 
   struct Gate {
     int reads = 0;
-    int dir_ops = 0;  // FUSE requests in flight that the kernel sends holding this directory
+    int kernel_holds = 0;  // requests in flight the kernel sends holding a lock of this inode
     bool recalling = false;
   };
   void LeaveGate(InodeId ino, int Gate::*counter);
@@ -241,6 +245,7 @@ class FsClient {
   // Network thread only (Tick):
   int64_t last_prune_ns_ = 0;
   uint64_t prune_watermark_ = 0;
+  int64_t last_data_tick_ns_ = 0;
 
   std::mutex tasks_mu_;  // guards tasks_, stop_
   std::condition_variable tasks_cv_;

@@ -46,6 +46,7 @@ struct DataOps {
   static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
     FuseOps* s = Self(req);
     Count(s, FUSE_READ);
+    FsClient::KernelHold hold(s->core(), InodeId(ino));  // the kernel holds the pages
     if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto rd = r.root.initRead();
@@ -83,6 +84,7 @@ struct DataOps {
                     fuse_file_info* fi) {
     FuseOps* s = Self(req);
     Count(s, FUSE_WRITE);
+    FsClient::KernelHold hold(s->core(), InodeId(ino));  // the kernel holds the pages
     if (size > kMaxIoBytes) return (void)fuse_reply_err(req, EINVAL);
     Status st = s->core().Write(InodeId(ino), CallerOf(req), static_cast<uint64_t>(off),
                                std::string_view(buf, size), (fi->flags & O_APPEND) != 0);

@@ -96,7 +96,7 @@ struct DirOps {
                             fuse_file_info* fi, bool plus) {
     FuseOps* s = Self(req);
     Count(s, plus ? FUSE_READDIRPLUS : FUSE_READDIR);
-    FsClient::DirOp dir_op(s->core(), InodeId(ino));
+    FsClient::KernelHold hold(s->core(), InodeId(ino));
     auto* h = reinterpret_cast<DirHandle*>(fi->fh);
     uint64_t pos = static_cast<uint64_t>(off);
     std::vector<DirEntry> window;  // the entries after pos, fetched if needed

@@ -36,7 +36,7 @@ struct NameOps {
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     FuseOps* s = Self(req);
     Count(s, FUSE_LOOKUP);
-    FsClient::DirOp dir_op(s->core(), InodeId(parent));
+    FsClient::KernelHold hold(s->core(), InodeId(parent));
     if (std::strlen(name) > kMaxNameBytes) return (void)fuse_reply_err(req, ENAMETOOLONG);
     Attr cached;
     switch (s->core().cache().Lookup(InodeId(parent), name, &cached)) {
@@ -165,7 +165,7 @@ struct NameOps {
   template <typename Fill>
   static Result<Attr> MakeNode(FuseOps* s, fuse_req_t req, fuse_ino_t parent, const char* name,
                                LockMode* lock, Fill fill, uint32_t local_file_mode = 0) {
-    FsClient::DirOp dir_op(s->core(), InodeId(parent));
+    FsClient::KernelHold hold(s->core(), InodeId(parent));
     if (std::strlen(name) > kMaxNameBytes) return Status::Error(ENAMETOOLONG);
     ASSIGN_OR_RETURN(uint64_t ino, s->core().NewInode(CallerOf(req)));
     if (local_file_mode != 0) {
@@ -259,7 +259,7 @@ struct NameOps {
   static void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {
     FuseOps* s = Self(req);
     Count(s, FUSE_LINK);
-    FsClient::DirOp dir_op(s->core(), InodeId(new_parent));
+    FsClient::KernelHold hold(s->core(), InodeId(new_parent));
     if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto l = r.root.initLink();
@@ -277,7 +277,7 @@ struct NameOps {
   static void RemoveName(fuse_req_t req, fuse_ino_t parent, const char* name, bool dir) {
     FuseOps* s = Self(req);
     Count(s, dir ? FUSE_RMDIR : FUSE_UNLINK);
-    FsClient::DirOp dir_op(s->core(), InodeId(parent));
+    FsClient::KernelHold hold(s->core(), InodeId(parent));
     Request r(req);
     auto set = [&](auto b) {
       b.setParent(parent);
@@ -310,7 +310,7 @@ struct NameOps {
                      const char* new_name, unsigned int flags) {
     FuseOps* s = Self(req);
     Count(s, FUSE_RENAME2);
-    FsClient::DirOp dir_op(s->core(), InodeId(parent), InodeId(new_parent));
+    FsClient::KernelHold hold(s->core(), InodeId(parent), InodeId(new_parent));
     if (flags & ~(kRenameNoReplace | kRenameExchange)) return (void)fuse_reply_err(req, EINVAL);
     Attr moved{}, victim{};
     bool know_moved = s->core().cache().Lookup(InodeId(parent), name, &moved) ==

@@ -14,13 +14,13 @@ namespace {
 // A recall waits this long for reads of the inode already on the wire (they
 // never wait for another client, so this is a bound, not a timing).
 constexpr auto kReadDrainDeadline = std::chrono::seconds(30);
-constexpr auto kNamesDeadline = std::chrono::seconds(1);
+constexpr auto kInvalidateDeadline = std::chrono::seconds(1);
 
 }  // namespace
 
 void FsClient::OnRecall(InodeId ino, LockMode keep) {
   stats_.recalls++;
-  Post(Task{ino, keep, true});
+  Post(Task{ino, keep, Task::Kind::kRecall});
 }
 
 void FsClient::Post(Task t) {
@@ -41,10 +41,16 @@ void FsClient::TaskLoop() {
       t = tasks_.front();
       tasks_.pop_front();
     }
-    if (t.recall) {
-      HandleRecall(t.ino, t.keep);
-    } else if (KernelCache* k = kernel_.load()) {
-      k->InvalInode(t.ino);
+    switch (t.kind) {
+      case Task::Kind::kRecall:
+        HandleRecall(t.ino, t.keep);
+        break;
+      case Task::Kind::kInvalidate:
+        if (KernelCache* k = kernel_.load()) k->InvalInode(t.ino);
+        break;
+      case Task::Kind::kFlushOldData:
+        write_behind_.FlushOlderThan(WriteBehind::NowNs() - kDataDelayNs);
+        break;
     }
   }
 }
@@ -66,10 +72,7 @@ void FsClient::HandleRecall(InodeId ino, LockMode keep) {
   Status st = write_behind_.Flush(ino);
   if (!st.ok()) log_.RecordFailure(ino, st);  // still reported by the next fsync or close
   WaitForReads(ino);
-  if (KernelCache* k = kernel_.load(); k && keep == LockMode::kNone) {
-    k->InvalInode(ino);
-    if (!names.empty()) InvalidateNames(ino, std::move(names));
-  }
+  if (keep == LockMode::kNone) InvalidateKernel(ino, std::move(names));
   {
     std::lock_guard<std::mutex> l(send_mu_);
     ShipLogLocked();
@@ -84,16 +87,17 @@ void FsClient::HandleRecall(InodeId ino, LockMode keep) {
     std::lock_guard<std::mutex> g(gate_mu_);
     auto it = gates_.find(ino);
     it->second.recalling = false;
-    if (it->second.reads == 0 && it->second.dir_ops == 0) gates_.erase(it);
+    if (it->second.reads == 0 && it->second.kernel_holds == 0) gates_.erase(it);
   }
   gate_cv_.notify_all();
 }
 
-void FsClient::InvalidateNames(InodeId dir, std::vector<std::string> names) {
+void FsClient::InvalidateKernel(InodeId ino, std::vector<std::string> names) {
   auto done = std::make_shared<bool>(false);  // guarded by gate_mu_
-  std::thread t([this, dir, names = std::move(names), done] {
+  std::thread t([this, ino, names = std::move(names), done] {
     if (KernelCache* k = kernel_.load()) {
-      for (const std::string& name : names) k->InvalEntry(dir, name);
+      k->InvalInode(ino);
+      for (const std::string& name : names) k->InvalEntry(ino, name);
     }
     {
       std::lock_guard<std::mutex> g(gate_mu_);
@@ -107,14 +111,14 @@ void FsClient::InvalidateNames(InodeId dir, std::vector<std::string> names) {
     inval_threads_.push_back({std::move(t), done});
   }
   // The bound is the last resort against a lock the kernel holds for a
-  // request on another directory (rename); it costs only a short window in
-  // which this client may still see the names it is giving back.
+  // request on another inode (rename holds two directories); it costs only a
+  // short window in which this client may still see what it is giving back.
   std::unique_lock<std::mutex> g(gate_mu_);
-  bool clean = gate_cv_.wait_for(g, kNamesDeadline, [&] {
-    auto it = gates_.find(dir);
-    return *done || (it != gates_.end() && it->second.dir_ops > 0);
+  bool clean = gate_cv_.wait_for(g, kInvalidateDeadline, [&] {
+    auto it = gates_.find(ino);
+    return *done || (it != gates_.end() && it->second.kernel_holds > 0);
   });
-  if (!clean) LOG(Warn) << "recall of directory " << dir.value << ": names still cached, releasing";
+  if (!clean) LOG(Warn) << "recall of inode " << ino.value << ": kernel caches not dropped yet, releasing";
 }
 
 void FsClient::JoinFinishedInvalidators(bool all) {
@@ -134,15 +138,15 @@ void FsClient::JoinFinishedInvalidators(bool all) {
   for (std::thread& t : finished) t.join();
 }
 
-void FsClient::BeginDirOp(InodeId dir) {
+void FsClient::BeginKernelHold(InodeId ino) {
   {
     std::lock_guard<std::mutex> g(gate_mu_);
-    gates_[dir].dir_ops++;
+    gates_[ino].kernel_holds++;
   }
   gate_cv_.notify_all();
 }
 
-void FsClient::EndDirOp(InodeId dir) { LeaveGate(dir, &Gate::dir_ops); }
+void FsClient::EndKernelHold(InodeId ino) { LeaveGate(ino, &Gate::kernel_holds); }
 
 void FsClient::LeaveGate(InodeId ino, int Gate::*counter) {
   {
@@ -150,7 +154,7 @@ void FsClient::LeaveGate(InodeId ino, int Gate::*counter) {
     auto it = gates_.find(ino);
     Gate& gate = it->second;
     --(gate.*counter);
-    if (gate.reads == 0 && gate.dir_ops == 0 && !gate.recalling) gates_.erase(it);
+    if (gate.reads == 0 && gate.kernel_holds == 0 && !gate.recalling) gates_.erase(it);
   }
   gate_cv_.notify_all();
 }

@@ -199,7 +199,7 @@ void RpcClient::NetLoop() {
       std::lock_guard<std::mutex> l(mu_);
       if (stop_ && !recv_inflight_ && !send_inflight_) break;
     }
-    Status st = ring_->RunOnce(1000);
+    Status st = ring_->RunOnce(kHookIntervalMs);
     if (!st.ok()) {
       LOG(Error) << "client ring: " << st.ToString();
       FailAll(st);

@@ -81,7 +81,7 @@ class RpcClient {
   void Post(capnp::MallocMessageBuilder& request, ReplyHandler on_reply = {},
             std::string bulk = {});
   void Shutdown();
-  // Runs on the network thread at least once a second (set before Start).
+  // Runs on the network thread at least every kHookIntervalMs (set before Start).
   void SetPeriodicHook(std::function<void()> hook) { periodic_hook_ = std::move(hook); }
   // Takes the server's recalls, on the network thread (must not block; set before Start).
   using RecallHandler = std::function<void(InodeId ino, LockMode keep)>;
@@ -95,6 +95,7 @@ class RpcClient {
   bool connected() const { return !broken_; }
 
   static constexpr int kCallTimeoutMs = 120000;
+  static constexpr int kHookIntervalMs = 20;  // the log's ~100 ms ship deadline needs finer ticks
 
   struct Pending {
     std::mutex mu;  // guards done, result (rank: leaf)

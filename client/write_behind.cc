@@ -1,5 +1,10 @@
 #include "client/write_behind.h"
 
+#include <time.h>
+
+#include <utility>
+#include <vector>
+
 namespace cohfs {
 
 WriteBehind::WriteBehind(Sender send, size_t max_bytes_per_inode)
@@ -48,6 +53,7 @@ Result<bool> WriteBehind::Write(InodeId ino, const Caller& caller, std::string_v
     if (b->data.empty()) {
       b->offset = offset;
       b->caller = caller;
+      b->since_ns = NowNs();
     }
     b->data.append(data);
     return true;
@@ -80,6 +86,24 @@ Status WriteBehind::FlushAndDrop(InodeId ino) {
     buffers_.erase(it);
   }
   return st;
+}
+
+int64_t WriteBehind::NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+void WriteBehind::FlushOlderThan(int64_t before_ns) {
+  std::vector<std::pair<InodeId, std::shared_ptr<Buffer>>> all;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    all.assign(buffers_.begin(), buffers_.end());
+  }
+  for (auto& [ino, b] : all) {
+    std::lock_guard<std::mutex> l(b->mu);
+    if (!b->data.empty() && b->since_ns < before_ns) (void)SendPending(ino, *b);
+  }
 }
 
 size_t WriteBehind::buffered_inodes() const {

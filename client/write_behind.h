@@ -9,6 +9,8 @@
 // reported by the next flush or fsync of that inode. An error the Sender
 // returns itself is reported by the next Write or Flush of that inode.
 //
+// Buffers older than about a second are sent by FlushOlderThan (the client's
+// own thread calls it), so data in a file kept open reaches the server soon.
 // Locks: mu_ guards the map (rank 1); each Buffer::mu guards its buffer
 // (rank 2) and is held across the send so one inode's data reaches the server
 // in order. No other lock is taken under them.
@@ -46,6 +48,10 @@ class WriteBehind {
   // Flush, then forget the buffer (last close of the file).
   Status FlushAndDrop(InodeId ino);
   size_t buffered_inodes() const;
+  // Sends every buffer holding data written before `before_ns` (a file kept
+  // open does not hold its data back for long); errors stay for the next flush.
+  void FlushOlderThan(int64_t before_ns);
+  static int64_t NowNs();
 
  private:
   struct Buffer {
@@ -55,6 +61,7 @@ class WriteBehind {
     Caller caller;  // who wrote the buffered bytes (the server clears setuid for non-root)
     Status error;
     bool dropped = false;  // removed from the map: holders must look again
+    int64_t since_ns = 0;  // when the oldest buffered byte was written
   };
   std::shared_ptr<Buffer> Get(InodeId ino);
   Status SendPending(InodeId ino, Buffer& b);

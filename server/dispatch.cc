@@ -73,6 +73,14 @@ OutFrame Dispatcher::SyncReply(RequestId id, const Status& status) {
   return EncodeFrame(FrameKind::kReply, id, m);
 }
 
+// After a create through the server: the directory's other holders were
+// recalled to make it, so it is the creator's to create in locally from now
+// on (an untar into an existing directory costs one round trip, not one per file).
+void Dispatcher::OwnParent(Ctx& ctx, InodeId parent) {
+  ctx.changed.push_back(parent);
+  Grant(ctx, parent, LockMode::kExclusive);
+}
+
 void Dispatcher::Grant(Ctx& ctx, InodeId ino, LockMode mode) {
   LockMode held = locks_.Grant(ctx.session.client, ino, mode, ctx.now_ms);
   if (held != LockMode::kNone) ctx.grants.emplace_back(ino, held);
@@ -337,7 +345,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
       InodeId parent(m.getParent());
       Status st = reply_attr(fs_.Mknod(c, parent, name, m.getMode(), m.getRdev(), ino), true);
-      if (st.ok()) ctx.changed.push_back(parent);
+      if (st.ok()) OwnParent(ctx, parent);
       return st;
     }
     case wire::Request::MKDIR: {
@@ -347,7 +355,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
       InodeId parent(m.getParent());
       Status st = reply_attr(fs_.Mkdir(c, parent, name, m.getMode(), ino), true);
-      if (st.ok()) ctx.changed.push_back(parent);
+      if (st.ok()) OwnParent(ctx, parent);
       return st;
     }
     case wire::Request::SYMLINK: {
@@ -357,7 +365,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
       InodeId parent(m.getParent());
       Status st = reply_attr(fs_.Symlink(c, parent, name, AsView(m.getTarget()), ino), true);
-      if (st.ok()) ctx.changed.push_back(parent);
+      if (st.ok()) OwnParent(ctx, parent);
       return st;
     }
     case wire::Request::LINK: {

@@ -57,6 +57,7 @@ class Dispatcher {
   Status SetFileLock(Ctx& ctx);
   Status ApplyCommitted(Session& s, wire::Request::Reader op, std::vector<InodeId>* touched);
   void Grant(Ctx& ctx, InodeId ino, LockMode mode);
+  void OwnParent(Ctx& ctx, InodeId parent);
   void ReleaseAndReclaim(ClientId client, InodeId ino);
   void MaybeReclaim(InodeId ino);
 

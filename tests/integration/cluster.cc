@@ -198,6 +198,17 @@ void Cluster::Unmount(const std::string& mountpoint) {
   }
 }
 
+void Cluster::KillClient(const std::string& mountpoint) {
+  std::string m = mountpoint.empty() ? mnt_ : mountpoint;
+  pid_t daemon = daemons_[m];
+  ASSERT_GT(daemon, 0) << "no client daemon for " << m;
+  kill(daemon, SIGKILL);
+  EXPECT_TRUE(WaitFor([&] { return ProcessGone(daemon); }, std::chrono::seconds(30)));
+  daemons_.erase(m);
+  EXPECT_EQ(umount2(m.c_str(), MNT_DETACH), 0) << "umount " << m << ": " << strerror(errno);
+  mounts_.erase(std::remove(mounts_.begin(), mounts_.end(), m), mounts_.end());
+}
+
 int Cluster::Fsck(std::string* output) {
   return RunCommand(CohfsBinary() + " fsck " + image_, output);
 }

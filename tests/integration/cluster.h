@@ -46,6 +46,8 @@ class Cluster {
   // Mounts a client at `mountpoint` (default: mnt()).
   void Mount(const std::string& mountpoint = "");
   void Unmount(const std::string& mountpoint = "");
+  // SIGKILL of a client daemon (a crashed client machine), then its mount is detached.
+  void KillClient(const std::string& mountpoint = "");
   // Runs `cohfs fsck`; returns its exit status, output in *output.
   int Fsck(std::string* output = nullptr);
   std::string Stats(const std::string& mountpoint = "");

@@ -61,6 +61,32 @@ TEST(Frame, HeaderGoldenVector) {
   EXPECT_EQ(back.bulk_bytes, 5u);
 }
 
+// A recall (frame kind 3, request id 0): the whole frame, Cap'n Proto words included.
+TEST(Frame, RecallGoldenVector) {
+  OutFrame f = EncodeRecall(InodeId(0x2a), LockMode::kShared);
+  std::vector<iovec> iov;
+  f.AppendIovecs(0, &iov);
+  std::string bytes;
+  for (const iovec& v : iov) bytes.append(static_cast<const char*>(v.iov_base), v.iov_len);
+  const unsigned char expect[] = {
+      'C', 'H', 'F', 'S', 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0,
+      // segment table: 1 segment of 3 words; root pointer: struct, 2 data words, 0 pointers
+      0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
+      0x2a, 0, 0, 0, 0, 0, 0, 0,  // ino
+      1, 0, 0, 0, 0, 0, 0, 0};    // mode = shared
+  ASSERT_EQ(bytes.size(), sizeof(expect));
+  EXPECT_EQ(std::memcmp(bytes.data(), expect, sizeof(expect)), 0);
+  FrameReader r;
+  Feed(r, bytes);
+  auto next = r.Next();
+  ASSERT_TRUE(next.ok() && next->has_value());
+  EXPECT_EQ((**next).header.kind, FrameKind::kRecall);
+  auto decoded = DecodedRecall::Decode(std::move(**next));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ((*decoded)->root().getIno(), 0x2au);
+  EXPECT_EQ(FromWire((*decoded)->root().getMode()), LockMode::kShared);
+}
+
 TEST(Frame, RoundTripThroughReaderByteByByte) {
   std::string wire = Flatten(SampleRequest(RequestId(7), "bulk-data")) +
                      Flatten(SampleRequest(RequestId(8)));
