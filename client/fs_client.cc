@@ -36,6 +36,17 @@ class Grants {
   std::unordered_map<uint64_t, LockMode> modes_;
 };
 
+// A write of file data (the data travels as the frame's bulk payload).
+void BuildWrite(capnp::MallocMessageBuilder& m, InodeId ino, const Caller& c, uint64_t offset,
+                bool append) {
+  auto root = m.initRoot<wire::Request>();
+  ToWire(c, root.initCaller());
+  auto w = root.initWrite();
+  w.setIno(ino.value);
+  w.setOffset(offset);
+  w.setAppend(append);
+}
+
 // A request with no caller of its own (the client's bookkeeping).
 struct OwnRequest {
   capnp::MallocMessageBuilder message;
@@ -48,11 +59,9 @@ struct OwnRequest {
 FsClient::FsClient(RpcClient& rpc, ClientStats& stats)
     : rpc_(rpc),
       stats_(stats),
-      write_behind_(
-          [this](InodeId ino, const Caller& c, uint64_t off, std::string data) {
-            return PostWrite(ino, c, off, std::move(data));
-          },
-          kMaxIoBytes),
+      write_behind_([this](InodeId ino, const Caller& c, uint64_t off,
+                           std::string data) { return PostWrite(ino, c, off, std::move(data)); },
+                    kMaxIoBytes),
       next_ino_(rpc.welcome().inodes_first),
       end_ino_(rpc.welcome().inodes_first + rpc.welcome().inodes_count) {
   cache_.AddLookup(kRootInode, 1);  // the kernel never forgets the root
@@ -77,8 +86,7 @@ void FsClient::Stop() {
 
 // ---- replies and the send order
 
-Result<RpcReply> FsClient::Call(capnp::MallocMessageBuilder& m, std::string bulk,
-                                int timeout_ms) {
+Result<RpcReply> FsClient::Call(capnp::MallocMessageBuilder& m, std::string bulk, int timeout_ms) {
   RpcClient::Ticket ticket;
   uint64_t seq;
   {
@@ -199,8 +207,8 @@ void FsClient::OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Resul
     }
   }
   for (auto& [ino, st] : refused) {
-    LOG(Warn) << "server refused a change of inode " << ino.value << " made locally: "
-              << st.ToString();
+    LOG(Warn) << "server refused a change of inode " << ino.value
+              << " made locally: " << st.ToString();
     log_.RecordFailure(ino, st);
     Post(Task{ino, LockMode::kNone, Task::Kind::kInvalidate});
   }
@@ -314,7 +322,8 @@ void FsClient::SendReleases(int64_t min_age_ms) {
   std::lock_guard<std::mutex> l(send_mu_);
   ShipLogLocked();
   uint64_t last_sent = rpc_.last_request_id();
-  std::erase_if(inos, [&](uint64_t ino) { return !cache_.RevokeIfForgotten(InodeId(ino), last_sent); });
+  std::erase_if(inos,
+                [&](uint64_t ino) { return !cache_.RevokeIfForgotten(InodeId(ino), last_sent); });
   if (inos.empty()) return;
   OwnRequest r;
   auto list = r.root.initRelease(static_cast<unsigned>(inos.size()));
@@ -372,16 +381,11 @@ Status FsClient::Write(InodeId ino, const Caller& c, uint64_t offset, std::strin
   return Status::Ok();
 }
 
-Status FsClient::WriteThrough(InodeId ino, const Caller& c, uint64_t offset,
-                              std::string_view data, bool append) {
+Status FsClient::WriteThrough(InodeId ino, const Caller& c, uint64_t offset, std::string_view data,
+                              bool append) {
   RETURN_IF_ERROR(FlushData(ino));
   capnp::MallocMessageBuilder m;
-  auto root = m.initRoot<wire::Request>();
-  ToWire(c, root.initCaller());
-  auto w = root.initWrite();
-  w.setIno(ino.value);
-  w.setOffset(offset);
-  w.setAppend(append);
+  BuildWrite(m, ino, c, offset, append);
   ASSIGN_OR_RETURN(RpcReply reply, Call(m, std::string(data)));
   LockMode lock;
   AbsorbAttr(reply, &lock);
@@ -397,11 +401,7 @@ Status FsClient::PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::s
     bytes_in_flight_ += n;
   }
   capnp::MallocMessageBuilder m;
-  auto root = m.initRoot<wire::Request>();
-  ToWire(c, root.initCaller());
-  auto w = root.initWrite();
-  w.setIno(ino.value);
-  w.setOffset(offset);
+  BuildWrite(m, ino, c, offset, /*append=*/false);
   {
     std::lock_guard<std::mutex> l(send_mu_);
     uint64_t seq = ShipLogLocked();
@@ -424,7 +424,8 @@ Status FsClient::PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::s
 // Network thread (or a sender, when the connection is gone).
 void FsClient::OnWritten(InodeId ino, uint64_t seq, Result<RpcReply> reply) {
   if (!reply.ok()) {
-    LOG(Warn) << "deferred write of inode " << ino.value << " failed: " << reply.status().ToString();
+    LOG(Warn) << "deferred write of inode " << ino.value
+              << " failed: " << reply.status().ToString();
     log_.RecordFailure(ino, reply.status());
     return;
   }

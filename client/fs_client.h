@@ -219,7 +219,7 @@ class FsClient {
   static constexpr size_t kMaxDataInFlight = 64u << 20;
   static constexpr int64_t kLogDelayMs = 100;  // a logged change waits at most about this
   static constexpr size_t kMaxLogOps = 4096;   // then it ships at once
-  std::mutex flight_mu_;  // guards the two counters below
+  std::mutex flight_mu_;                       // guards the two counters below
   std::condition_variable flight_cv_;
   int commits_in_flight_ = 0;
   size_t bytes_in_flight_ = 0;

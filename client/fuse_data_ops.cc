@@ -1,12 +1,11 @@
 // FUSE operations on file data: open, read, write (behind or through), flush,
 // release, fsync, fallocate, lseek, and file locks arbitrated by the server.
-#include "client/fuse_ops_common.h"
-
 #include <linux/fuse.h>
 #include <sys/file.h>
 
 #include <algorithm>
 
+#include "client/fuse_ops_common.h"
 #include "common/limits.h"
 #include "common/log.h"
 
@@ -87,7 +86,7 @@ struct DataOps {
     FsClient::KernelHold hold(s->core(), InodeId(ino));  // the kernel holds the pages
     if (size > kMaxIoBytes) return (void)fuse_reply_err(req, EINVAL);
     Status st = s->core().Write(InodeId(ino), CallerOf(req), static_cast<uint64_t>(off),
-                               std::string_view(buf, size), (fi->flags & O_APPEND) != 0);
+                                std::string_view(buf, size), (fi->flags & O_APPEND) != 0);
     if (!st.ok()) return ReplyErr(req, st);
     fuse_reply_write(req, size);
   }
@@ -96,11 +95,12 @@ struct DataOps {
     FuseOps* s = Self(req);
     Count(s, FUSE_FLUSH);
     Status st = s->core().FlushData(InodeId(ino));
-    if (st.ok()) st = s->core().TakeDeferredError(InodeId(ino));  // close() reports what failed so far
+    if (st.ok())
+      st = s->core().TakeDeferredError(InodeId(ino));  // close() reports what failed so far
     // close() drops the closing process's record locks on the file (POSIX),
     // and FUSE leaves that to the flush.
     if (s->HasRecordLocks(InodeId(ino))) {
-      struct flock all{};
+      struct flock all {};
       all.l_type = F_UNLCK;
       Request r(req);
       auto set = r.root.initSetLock();
@@ -163,7 +163,8 @@ struct DataOps {
     if (held.getType() <= 1) {
       lk->l_type = held.getType() == 0 ? F_RDLCK : F_WRLCK;
       lk->l_start = static_cast<off_t>(held.getStart());
-      lk->l_len = held.getEnd() == UINT64_MAX ? 0 : static_cast<off_t>(held.getEnd() - held.getStart() + 1);
+      lk->l_len =
+          held.getEnd() == UINT64_MAX ? 0 : static_cast<off_t>(held.getEnd() - held.getStart() + 1);
       lk->l_pid = static_cast<pid_t>(held.getPid());
     }
     fuse_reply_lock(req, lk);
@@ -201,7 +202,8 @@ struct DataOps {
     FuseOps* s = Self(req);
     Count(s, FUSE_SETLK);
     Status st = SetFlock(s, CallerOf(req), ino, fi->lock_owner, op);
-    fuse_reply_err(req, st.ok() ? 0 : (st.errno_value() == EAGAIN ? EWOULDBLOCK : st.errno_value()));
+    fuse_reply_err(req,
+                   st.ok() ? 0 : (st.errno_value() == EAGAIN ? EWOULDBLOCK : st.errno_value()));
   }
 
   static void Fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,

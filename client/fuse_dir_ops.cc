@@ -1,6 +1,4 @@
 // FUSE operations on listings, extended attributes, statfs and access.
-#include "client/fuse_ops_common.h"
-
 #include <linux/fuse.h>
 #include <sys/statvfs.h>
 #include <sys/xattr.h>
@@ -11,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "client/fuse_ops_common.h"
 #include "common/limits.h"
 
 namespace cohfs::fuse {
@@ -20,12 +19,11 @@ namespace {
 constexpr char kStatsXattr[] = "cohfs.stats";
 
 struct DirHandle {
-  std::mutex mu;  // guards everything below (rank: leaf)
+  std::mutex mu;                  // guards everything below (rank: leaf)
   std::vector<DirEntry> entries;  // a window of the directory, in cookie order
   uint64_t after = 0;             // `entries` are those with cookie > after
   bool eof = false;               // `entries` reach the end of the directory
 };
-
 
 struct DirOps {
   static void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
@@ -45,8 +43,8 @@ struct DirOps {
   // Makes sure `h` holds the entries after `off` (fetching a batch if needed).
   static Status FillDir(FuseOps* s, fuse_req_t req, fuse_ino_t ino, DirHandle& h, uint64_t off) {
     uint64_t after = std::max<uint64_t>(off, 2);
-    bool covered = !h.entries.empty() && h.after <= after &&
-                   (after < h.entries.back().cookie || h.eof);
+    bool covered =
+        !h.entries.empty() && h.after <= after && (after < h.entries.back().cookie || h.eof);
     if (covered || (h.eof && h.entries.empty() && h.after <= after)) return Status::Ok();
     Request r(req);
     auto rd = r.root.initReadDir();
@@ -91,7 +89,6 @@ struct DirOps {
     }
   };
 
-
   static void ReadDirCommon(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                             fuse_file_info* fi, bool plus) {
     FuseOps* s = Self(req);
@@ -126,8 +123,7 @@ struct DirOps {
     for (InodeId i : p.counted) s->core().cache().AddLookup(i);
     fuse_reply_buf(req, p.buf.data(), p.used);
   }
-  static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-                      fuse_file_info* fi) {
+  static void ReadDir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
     ReadDirCommon(req, ino, size, off, fi, false);
   }
   static void ReadDirPlus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -143,7 +139,7 @@ struct DirOps {
     auto reply = s->core().Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     FsStat fs = cohfs::FromWire(reply->root().getFsStat());
-    struct statvfs v{};
+    struct statvfs v {};
     v.f_bsize = v.f_frsize = fs.block_bytes;
     v.f_blocks = fs.total_blocks;
     v.f_bfree = v.f_bavail = fs.free_blocks;

@@ -29,9 +29,7 @@ struct NameOps {
   }
 
   // Unmount: everything logged reaches the server and is made durable.
-  static void Destroy(void* userdata) {
-    static_cast<FuseOps*>(userdata)->core().Unmount();
-  }
+  static void Destroy(void* userdata) { static_cast<FuseOps*>(userdata)->core().Unmount(); }
 
   static void Lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
     FuseOps* s = Self(req);
@@ -107,7 +105,8 @@ struct NameOps {
     if (to_set & FUSE_SET_ATTR_MODE) r.mask |= kSetMode, r.mode = attr->st_mode;
     if (to_set & FUSE_SET_ATTR_UID) r.mask |= kSetUid, r.uid = attr->st_uid;
     if (to_set & FUSE_SET_ATTR_GID) r.mask |= kSetGid, r.gid = attr->st_gid;
-    if (to_set & FUSE_SET_ATTR_SIZE) r.mask |= kSetSize, r.size = static_cast<uint64_t>(attr->st_size);
+    if (to_set & FUSE_SET_ATTR_SIZE)
+      r.mask |= kSetSize, r.size = static_cast<uint64_t>(attr->st_size);
     if (to_set & FUSE_SET_ATTR_ATIME_NOW) {
       r.mask |= kSetAtimeNow;
     } else if (to_set & FUSE_SET_ATTR_ATIME) {
@@ -170,7 +169,7 @@ struct NameOps {
     ASSIGN_OR_RETURN(uint64_t ino, s->core().NewInode(CallerOf(req)));
     if (local_file_mode != 0) {
       auto local = s->core().CreateLocally(InodeId(parent), name, CallerOf(req), local_file_mode,
-                                          InodeId(ino));
+                                           InodeId(ino));
       if (local) {
         if (local->ok()) s->stats().local_changes++;
         s->core().WaitForSendWindow();
@@ -186,19 +185,21 @@ struct NameOps {
     return attr;
   }
 
-  static void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
-                    dev_t rdev) {
+  static void Mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev) {
     FuseOps* s = Self(req);
     Count(s, FUSE_MKNOD);
     LockMode lock;
-    auto attr = MakeNode(s, req, parent, name, &lock, [&](wire::Request::Builder b, uint64_t ino) {
-      auto m = b.initMknod();
-      m.setParent(parent);
-      m.setName(AsData(name));
-      m.setMode(mode);
-      m.setRdev(rdev);
-      m.setNewIno(ino);
-    }, S_ISREG(mode) ? mode : 0);
+    auto attr = MakeNode(
+        s, req, parent, name, &lock,
+        [&](wire::Request::Builder b, uint64_t ino) {
+          auto m = b.initMknod();
+          m.setParent(parent);
+          m.setName(AsData(name));
+          m.setMode(mode);
+          m.setRdev(rdev);
+          m.setNewIno(ino);
+        },
+        S_ISREG(mode) ? mode : 0);
     if (!attr.ok()) return ReplyErr(req, attr.status());
     ReplyEntry(s, req, InodeId(parent), name, *attr);
   }
@@ -240,13 +241,16 @@ struct NameOps {
     FuseOps* s = Self(req);
     Count(s, FUSE_CREATE);
     LockMode lock;
-    auto attr = MakeNode(s, req, parent, name, &lock, [&](wire::Request::Builder b, uint64_t ino) {
-      auto m = b.initMknod();
-      m.setParent(parent);
-      m.setName(AsData(name));
-      m.setMode((mode & ~S_IFMT) | S_IFREG);
-      m.setNewIno(ino);
-    }, (mode & ~S_IFMT) | S_IFREG);
+    auto attr = MakeNode(
+        s, req, parent, name, &lock,
+        [&](wire::Request::Builder b, uint64_t ino) {
+          auto m = b.initMknod();
+          m.setParent(parent);
+          m.setName(AsData(name));
+          m.setMode((mode & ~S_IFMT) | S_IFREG);
+          m.setNewIno(ino);
+        },
+        (mode & ~S_IFMT) | S_IFREG);
     if (!attr.ok()) return ReplyErr(req, attr.status());
     FsClient::ReplyPin pin(s->core(), InodeId(parent), attr->ino);
     fuse_entry_param e = EntryFor(s, InodeId(parent), name, *attr);
@@ -289,7 +293,8 @@ struct NameOps {
       set(r.root.initUnlink());
     }
     Attr child;
-    if (s->core().cache().Lookup(InodeId(parent), name, &child) == ObjectCache::LookupResult::kFound) {
+    if (s->core().cache().Lookup(InodeId(parent), name, &child) ==
+        ObjectCache::LookupResult::kFound) {
       // The reply carries the child's server attributes: send its data first.
       if (Status fst = s->core().FlushData(child.ino); !fst.ok()) return ReplyErr(req, fst);
     }

@@ -17,7 +17,7 @@ namespace cohfs::fuse {
 inline FuseOps* Self(fuse_req_t req) { return static_cast<FuseOps*>(fuse_req_userdata(req)); }
 
 inline struct stat ToStat(const Attr& a) {
-  struct stat st{};
+  struct stat st {};
   st.st_ino = a.ino.value;
   st.st_mode = a.mode;
   st.st_nlink = a.nlink;

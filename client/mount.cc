@@ -38,8 +38,8 @@ class ReadyPipe {
 
 void RedirectStdio(const std::string& log_file) {
   int in = open("/dev/null", O_RDONLY);
-  int out = open(log_file.empty() ? "/dev/null" : log_file.c_str(),
-                 O_WRONLY | O_CREAT | O_APPEND, 0644);
+  int out =
+      open(log_file.empty() ? "/dev/null" : log_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   if (in >= 0) dup2(in, 0);
   if (out >= 0) {
     dup2(out, 1);
@@ -99,7 +99,8 @@ int RunMount(const MountOptions& options) {
     return 1;
   }
   ops.set_session(se);
-  if (fuse_set_signal_handlers(se) != 0 || fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
+  if (fuse_set_signal_handlers(se) != 0 ||
+      fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
     std::fprintf(stderr, "cohfs mount: cannot mount on %s\n", options.mountpoint.c_str());
     fuse_session_destroy(se);
     return 1;

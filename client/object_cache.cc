@@ -21,7 +21,8 @@ Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, ReplyOrder order) {
   Node& n = nodes_[attr.ino];
   lock = EffectiveGrantLocked(attr.ino, lock, order.request_id);
   if (lock > n.lock) n.lock = lock;
-  if (n.has_attr && n.local_seq > order.log_seq) return n.attr;  // the reply predates a local change
+  if (n.has_attr && n.local_seq > order.log_seq)
+    return n.attr;  // the reply predates a local change
   n.attr = attr;
   n.has_attr = true;
   return n.attr;
@@ -48,8 +49,7 @@ void ObjectCache::SetLock(InodeId ino, LockMode lock, uint64_t request_id) {
   if (it != nodes_.end()) it->second.lock = EffectiveGrantLocked(ino, lock, request_id);
 }
 
-std::vector<std::string> ObjectCache::Revoke(InodeId ino, LockMode keep,
-                                             uint64_t last_request_id) {
+std::vector<std::string> ObjectCache::Revoke(InodeId ino, LockMode keep, uint64_t last_request_id) {
   std::lock_guard<std::mutex> l(mu_);
   revoked_[ino] = Revocation{last_request_id, keep};
   std::vector<std::string> names;
@@ -67,7 +67,8 @@ std::vector<std::string> ObjectCache::Revoke(InodeId ino, LockMode keep,
 
 void ObjectCache::PruneRevocations(uint64_t oldest_unanswered_id) {
   std::lock_guard<std::mutex> l(mu_);
-  std::erase_if(revoked_, [&](const auto& r) { return r.second.request_id < oldest_unanswered_id; });
+  std::erase_if(revoked_,
+                [&](const auto& r) { return r.second.request_id < oldest_unanswered_id; });
 }
 
 void ObjectCache::NoteKernelName(InodeId dir, const std::string& name) {

@@ -67,8 +67,9 @@ class ObjectCache {
   // attributes, fills in the new inode's and updates the directory's; on Ok
   // the name and the new inode (EXCLUSIVE) are added, both as local change
   // `seq`. EEXIST if the name is taken; nullopt when the server must decide.
-  std::optional<Result<Attr>> CreateLocally(InodeId dir, const std::string& name, uint64_t seq,
-                                            const std::function<Status(Attr& dir, Attr& child)>& make);
+  std::optional<Result<Attr>> CreateLocally(
+      InodeId dir, const std::string& name, uint64_t seq,
+      const std::function<Status(Attr& dir, Attr& child)>& make);
   std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
   // A write answered from memory: size and times move as the server would move them.
   void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq);

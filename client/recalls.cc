@@ -118,7 +118,8 @@ void FsClient::InvalidateKernel(InodeId ino, std::vector<std::string> names) {
     auto it = gates_.find(ino);
     return *done || (it != gates_.end() && it->second.kernel_holds > 0);
   });
-  if (!clean) LOG(Warn) << "recall of inode " << ino.value << ": kernel caches not dropped yet, releasing";
+  if (!clean)
+    LOG(Warn) << "recall of inode " << ino.value << ": kernel caches not dropped yet, releasing";
 }
 
 void FsClient::JoinFinishedInvalidators(bool all) {

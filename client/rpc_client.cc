@@ -318,7 +318,9 @@ void RpcClient::OnSend(int res) {
   ArmSend();
 }
 
-void RpcClient::ArmWake() { ring_->Read(wake_.fd(), &wake_value_, sizeof(wake_value_), 0, &wake_done_); }
+void RpcClient::ArmWake() {
+  ring_->Read(wake_.fd(), &wake_value_, sizeof(wake_value_), 0, &wake_done_);
+}
 
 void RpcClient::OnWake() {
   {

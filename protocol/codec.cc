@@ -67,8 +67,8 @@ template <typename Root>
 Result<std::unique_ptr<DecodedMessage<Root>>> DecodedMessage<Root>::Decode(InFrame frame) {
   std::unique_ptr<DecodedMessage> m(new DecodedMessage(std::move(frame)));
   Status st = GuardDecode([&] {
-    m->reader_ = std::make_unique<capnp::FlatArrayMessageReader>(m->frame_.message.asPtr(),
-                                                                 Limits());
+    m->reader_ =
+        std::make_unique<capnp::FlatArrayMessageReader>(m->frame_.message.asPtr(), Limits());
     m->root_ = m->reader_->template getRoot<Root>();
     // Walk the whole message once so later field access cannot hit a bad pointer.
     (void)m->root_.totalSize();

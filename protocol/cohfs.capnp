@@ -1,4 +1,4 @@
-# cohfs wire protocol, version 1 (docs/wire-protocol.md).
+# cohfs wire protocol, version 2 (docs/wire-protocol.md).
 # Every frame: a fixed 24-byte header (frame.h), one Request or Reply message,
 # then an optional bulk payload (file data for Write requests and Read replies).
 @0x833f476b7730c616;
@@ -6,7 +6,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("cohfs::wire");
 
-const protocolVersion :UInt32 = 1;
+const protocolVersion :UInt32 = 2;  # 2: recalls, downgrade, file locks, append
 
 enum LockMode {
   none @0;

@@ -10,6 +10,8 @@
 // the way out (CHECK: a bug) and on the way in (EPROTO: a hostile peer).
 #pragma once
 
+#include <capnp/common.h>
+#include <kj/array.h>
 #include <sys/uio.h>
 
 #include <cstdint>
@@ -17,9 +19,6 @@
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <kj/array.h>
-#include <capnp/common.h>
 
 #include "common/ids.h"
 #include "common/status.h"

@@ -1,15 +1,14 @@
 #include "server/dispatch.h"
 
 #include <capnp/message.h>
-
-#include "common/limits.h"
-#include "common/log.h"
-#include "server/lock_needs.h"
-
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include <algorithm>
+
+#include "common/limits.h"
+#include "common/log.h"
+#include "server/lock_needs.h"
 
 namespace cohfs {
 
@@ -128,8 +127,7 @@ void Dispatcher::EndSession(Session& session) {
   for (InodeId ino : locks_.ReleaseAll(session.client)) MaybeReclaim(ino);
 }
 
-Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request,
-                                       int64_t now_ms) {
+Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request, int64_t now_ms) {
   RequestId id = request.frame().header.request_id;
   Ctx ctx(session, request.root(), request.frame().bulk);
   ctx.now_ms = now_ms;
@@ -233,7 +231,8 @@ Status Dispatcher::ApplyCommitted(Session& s, wire::Request::Reader op,
       if ((m.getMode() & S_IFMT) != S_IFREG) {
         return Status::Error(EINVAL, "only regular files are created locally");
       }
-      if (!s.OwnsInode(ino)) return Status::Error(EINVAL, "inode number outside the client's range");
+      if (!s.OwnsInode(ino))
+        return Status::Error(EINVAL, "inode number outside the client's range");
       std::string_view name = AsView(m.getName());
       RETURN_IF_ERROR(CheckName(name));
       RETURN_IF_ERROR(own(parent));
@@ -273,8 +272,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       uint32_t v = wire::PROTOCOL_VERSION;
       if (s.welcomed) return Status::Error(EPROTO, "second Hello");
       if (h.getVersionMin() > v || h.getVersionMax() < v) {
-        return Status::Error(EPROTONOSUPPORT, "server speaks protocol version " +
-                                                  std::to_string(v));
+        return Status::Error(EPROTONOSUPPORT,
+                             "server speaks protocol version " + std::to_string(v));
       }
       ASSIGN_OR_RETURN(InodeRange range, fs_.AllocateInodes(config_.inode_range_size));
       s.inode_ranges.push_back(range);
@@ -382,8 +381,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       std::string_view name =
           AsView(is_unlink ? req.getUnlink().getName() : req.getRmdir().getName());
       RETURN_IF_ERROR(CheckName(name));
-      ASSIGN_OR_RETURN(InodeId child, is_unlink ? fs_.Unlink(c, parent, name)
-                                                : fs_.Rmdir(c, parent, name));
+      ASSIGN_OR_RETURN(InodeId child,
+                       is_unlink ? fs_.Unlink(c, parent, name) : fs_.Rmdir(c, parent, name));
       ctx.mutated = true;
       reply.setRemoved(child.value);
       MaybeReclaim(child);
@@ -469,7 +468,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     }
     case wire::Request::GET_XATTR: {
       auto x = req.getGetXattr();
-      ASSIGN_OR_RETURN(std::string value, fs_.GetXattr(c, InodeId(x.getIno()), AsView(x.getName())));
+      ASSIGN_OR_RETURN(std::string value,
+                       fs_.GetXattr(c, InodeId(x.getIno()), AsView(x.getName())));
       reply.setValue(AsData(value));
       return Status::Ok();
     }
@@ -477,7 +477,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       ASSIGN_OR_RETURN(std::vector<std::string> names,
                        fs_.ListXattr(c, InodeId(req.getListXattr())));
       auto list = reply.initNames(static_cast<unsigned>(names.size()));
-      for (size_t i = 0; i < names.size(); i++) list.set(static_cast<unsigned>(i), AsData(names[i]));
+      for (size_t i = 0; i < names.size(); i++)
+        list.set(static_cast<unsigned>(i), AsData(names[i]));
       return Status::Ok();
     }
     case wire::Request::REMOVE_XATTR: {

@@ -167,7 +167,9 @@ void Reactor::OnSend(Connection& c, int res) {
   ArmSend(c);
 }
 
-void Reactor::ArmWake() { ring_->Read(wake_.fd(), &wake_value_, sizeof(wake_value_), 0, &wake_done_); }
+void Reactor::ArmWake() {
+  ring_->Read(wake_.fd(), &wake_value_, sizeof(wake_value_), 0, &wake_done_);
+}
 
 void Reactor::OnWake() {
   std::vector<OutgoingReply> replies;

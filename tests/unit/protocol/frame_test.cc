@@ -49,9 +49,8 @@ TEST(Frame, HeaderGoldenVector) {
   h.bulk_bytes = 5;
   char out[kFrameHeaderBytes];
   EncodeFrameHeader(h, out);
-  const unsigned char expect[kFrameHeaderBytes] = {'C', 'H', 'F', 'S', 2, 0, 0, 0,
-                                                   8,   7,   6,   5,   4, 3, 2, 1,
-                                                   16,  0,   0,   0,   5, 0, 0, 0};
+  const unsigned char expect[kFrameHeaderBytes] = {'C', 'H', 'F', 'S', 2,  0, 0, 0, 8, 7, 6, 5,
+                                                   4,   3,   2,   1,   16, 0, 0, 0, 5, 0, 0, 0};
   EXPECT_EQ(std::memcmp(out, expect, sizeof(expect)), 0);
   FrameHeader back;
   ASSERT_TRUE(DecodeFrameHeader(out, &back).ok());
@@ -71,9 +70,8 @@ TEST(Frame, RecallGoldenVector) {
   const unsigned char expect[] = {
       'C', 'H', 'F', 'S', 3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 0, 0, 0, 0, 0, 0,
       // segment table: 1 segment of 3 words; root pointer: struct, 2 data words, 0 pointers
-      0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0,
-      0x2a, 0, 0, 0, 0, 0, 0, 0,  // ino
-      1, 0, 0, 0, 0, 0, 0, 0};    // mode = shared
+      0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0x2a, 0, 0, 0, 0, 0, 0, 0,  // ino
+      1, 0, 0, 0, 0, 0, 0, 0};                                                    // mode = shared
   ASSERT_EQ(bytes.size(), sizeof(expect));
   EXPECT_EQ(std::memcmp(bytes.data(), expect, sizeof(expect)), 0);
   FrameReader r;
@@ -88,8 +86,8 @@ TEST(Frame, RecallGoldenVector) {
 }
 
 TEST(Frame, RoundTripThroughReaderByteByByte) {
-  std::string wire = Flatten(SampleRequest(RequestId(7), "bulk-data")) +
-                     Flatten(SampleRequest(RequestId(8)));
+  std::string wire =
+      Flatten(SampleRequest(RequestId(7), "bulk-data")) + Flatten(SampleRequest(RequestId(8)));
   FrameReader r;
   std::vector<InFrame> frames;
   for (char c : wire) {

@@ -79,8 +79,8 @@ class CommitTest : public FsTest {
       ops = r.initCommit(n);
     }
   };
-  static void SetMknod(wire::Request::Builder op, InodeId parent, const char* name,
-                       uint32_t mode, uint64_t ino, int64_t now_ns = 0) {
+  static void SetMknod(wire::Request::Builder op, InodeId parent, const char* name, uint32_t mode,
+                       uint64_t ino, int64_t now_ns = 0) {
     ToWire(kRoot, op.initCaller());
     auto mk = op.initMknod();
     mk.setParent(parent.value);
@@ -125,7 +125,8 @@ TEST_F(CommitTest, AppliesChangesInOrderWithTheClientsClock) {
   times.mask = kSetMtime | kSetAtimeNow;
   times.mtime_ns = 1'000'000'000;
   times.now_ns = 5'000'000'000;
-  auto reply = Commit({{kRoot, f, ChmodAt(0600, 4'000'000'000)}, {kRoot, f, ChmodAt(0640, 4'500'000'000)},
+  auto reply = Commit({{kRoot, f, ChmodAt(0600, 4'000'000'000)},
+                       {kRoot, f, ChmodAt(0640, 4'500'000'000)},
                        {kRoot, f, times}});
   ASSERT_EQ(reply->root().getErrno(), 0);
   ASSERT_TRUE(reply->root().isFailures());
@@ -205,7 +206,7 @@ TEST_F(CommitTest, RefusesCreatesInDirectoriesOthersHoldOrWithForeignNumbers) {
   CommitMessage c(3);
   SetMknod(c.ops[0], dir.ino, "x", S_IFREG | 0644, first_ino_ + 200);
   SetMknod(c.ops[1], kRootInode, "x", S_IFIFO | 0644, first_ino_ + 201);  // only regular files
-  SetMknod(c.ops[2], kRootInode, "x", S_IFREG | 0644, first_ino_ - 1);    // not this client's number
+  SetMknod(c.ops[2], kRootInode, "x", S_IFREG | 0644, first_ino_ - 1);  // not this client's number
   auto reply = Roundtrip(c.m);
   auto failures = reply->root().getFailures();
   ASSERT_EQ(failures.size(), 3u);

@@ -39,8 +39,8 @@ TEST(FileLocks, ReadLocksShareAndUnlockSplitsARange) {
   ASSERT_TRUE(fl.Set(kIno, Lock(1, 1, T::kUnlock, 10, 19)));
   EXPECT_EQ(fl.count(kIno), 3u);  // [0,9] [20,99] of client 1, [50,149] of client 2
   ASSERT_TRUE(fl.Set(kIno, Lock(2, 1, T::kUnlock, 0, FileLock::kToEnd)));
-  EXPECT_TRUE(fl.Set(kIno, Lock(3, 1, T::kWrite, 10, 19)));   // the hole
-  EXPECT_FALSE(fl.Set(kIno, Lock(3, 1, T::kWrite, 9, 9)));    // still held
+  EXPECT_TRUE(fl.Set(kIno, Lock(3, 1, T::kWrite, 10, 19)));  // the hole
+  EXPECT_FALSE(fl.Set(kIno, Lock(3, 1, T::kWrite, 9, 9)));   // still held
 }
 
 TEST(FileLocks, AnOwnersNewLockReplacesItsOldOneWhereTheyOverlap) {
