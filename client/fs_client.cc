@@ -56,9 +56,10 @@ struct OwnRequest {
 
 }  // namespace
 
-FsClient::FsClient(RpcClient& rpc, ClientStats& stats)
+FsClient::FsClient(RpcClient& rpc, ClientStats& stats, size_t max_locked_inodes)
     : rpc_(rpc),
       stats_(stats),
+      max_locked_inodes_(max_locked_inodes),
       write_behind_([this](InodeId ino, const Caller& c, uint64_t off,
                            std::string data) { return PostWrite(ino, c, off, std::move(data)); },
                     kMaxIoBytes),
@@ -347,6 +348,7 @@ void FsClient::Tick() {
   // keep each until every request sent before it was answered a second ago.
   int64_t now = NowNs();
   if (now - last_prune_ns_ >= 1000000000) {
+    TrimCache();
     cache_.PruneRevocations(prune_watermark_);
     prune_watermark_ = rpc_.oldest_unanswered_id();
     last_prune_ns_ = now;
@@ -432,6 +434,14 @@ void FsClient::OnWritten(InodeId ino, uint64_t seq, Result<RpcReply> reply) {
   reply->set_log_seq(seq);
   LockMode lock;
   AbsorbAttr(*reply, &lock);
+}
+
+void FsClient::TrimCache() {
+  if (cache_.size() <= max_locked_inodes_) return;  // cheap test first: no scan
+  for (InodeId ino : cache_.LocksOverBound(max_locked_inodes_)) {
+    stats_.lru_releases++;
+    Post(Task{ino, LockMode::kNone, Task::Kind::kRecall});  // as if the server asked
+  }
 }
 
 void FsClient::Unmount() {

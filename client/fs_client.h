@@ -51,7 +51,9 @@ class KernelCache {
 
 class FsClient {
  public:
-  FsClient(RpcClient& rpc, ClientStats& stats);
+  // `max_locked_inodes`: past this many cached inodes, the least recently
+  // used locks are given back (bounded memory, on both sides).
+  FsClient(RpcClient& rpc, ClientStats& stats, size_t max_locked_inodes);
   ~FsClient();
 
   // Recalls start being answered (call before the RpcClient starts).
@@ -201,10 +203,13 @@ class FsClient {
   Status WriteThrough(InodeId ino, const Caller& c, uint64_t offset, std::string_view data,
                       bool append);
   void SendReleases(int64_t min_age_ms);
+  // Gives back the least recently used locks while the cache is over its bound.
+  void TrimCache();
   std::shared_mutex& Stripe(InodeId ino) { return pins_[ino.value % kPinStripes]; }
 
   RpcClient& rpc_;
   ClientStats& stats_;
+  size_t max_locked_inodes_;
   ObjectCache cache_;
   WriteBehind write_behind_;
   std::atomic<KernelCache*> kernel_{nullptr};

@@ -357,7 +357,7 @@ struct NameOps {
 using fuse::NameOps;
 
 FuseOps::FuseOps(RpcClient& rpc, ClientStats& stats, const FuseOpsConfig& config)
-    : stats_(stats), config_(config), core_(rpc, stats) {
+    : stats_(stats), config_(config), core_(rpc, stats, config.max_locked_inodes) {
   core_.set_kernel(this);
 }
 

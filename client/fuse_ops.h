@@ -26,6 +26,7 @@ namespace cohfs {
 struct FuseOpsConfig {
   double cached_timeout_s = 86400;  // kernel entry/attr timeout while a lock is held
   uint32_t readdir_batch = 1024;    // entries fetched per ReadDir round trip
+  size_t max_locked_inodes = 1 << 20;  // cached inodes; past it LRU locks go back
 };
 
 class FuseOps : public KernelCache {

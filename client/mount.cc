@@ -80,7 +80,9 @@ int RunMount(const MountOptions& options) {
                  rpc.status().ToString().c_str());
     return 1;
   }
-  FuseOps ops(**rpc, stats, FuseOpsConfig{});
+  FuseOpsConfig config;
+  config.max_locked_inodes = options.max_locks;
+  FuseOps ops(**rpc, stats, config);
   // Logged changes and forgotten inodes' locks go to the server in batches,
   // behind other requests or at the latest about a second later.
   (*rpc)->SetPeriodicHook([&ops] { ops.Tick(); });

@@ -6,11 +6,12 @@
 namespace cohfs {
 
 struct MountOptions {
-  std::string server;      // HOST:PORT
+  std::string server;  // HOST:PORT
   std::string mountpoint;
   bool foreground = false;
-  bool debug = false;      // libfuse request tracing
-  std::string log_file;    // daemon stderr goes here when set (else /dev/null when daemonized)
+  bool debug = false;          // libfuse request tracing
+  std::string log_file;        // daemon stderr goes here when set (else /dev/null when daemonized)
+  size_t max_locks = 1 << 20;  // cached inodes at most; past it the LRU locks go back
 };
 
 // Returns the process exit code. In the background case the parent returns 0

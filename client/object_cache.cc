@@ -21,6 +21,7 @@ Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, ReplyOrder order) {
   Node& n = nodes_[attr.ino];
   lock = EffectiveGrantLocked(attr.ino, lock, order.request_id);
   if (lock > n.lock) n.lock = lock;
+  Touch(n);
   if (n.has_attr && n.local_seq > order.log_seq)
     return n.attr;  // the reply predates a local change
   n.attr = attr;
@@ -90,6 +91,7 @@ std::optional<Attr> ObjectCache::GetAttr(InodeId ino) const {
   if (it == nodes_.end() || !it->second.has_attr || it->second.lock == LockMode::kNone) {
     return std::nullopt;
   }
+  Touch(it->second);
   return it->second.attr;
 }
 
@@ -149,6 +151,8 @@ ObjectCache::LookupResult ObjectCache::Lookup(InodeId parent, const std::string&
     return LookupResult::kUnknown;
   }
   *attr = c->second.attr;
+  Touch(p->second);
+  Touch(c->second);
   return LookupResult::kFound;
 }
 
@@ -197,6 +201,24 @@ bool ObjectCache::Forget(InodeId ino, uint64_t n) {
   if (node.nlookup > 0) return false;
   nodes_.erase(it);
   return true;
+}
+
+std::vector<InodeId> ObjectCache::LocksOverBound(size_t bound) const {
+  std::vector<std::pair<uint64_t, InodeId>> locked;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    for (const auto& [ino, node] : nodes_) {
+      if (node.lock != LockMode::kNone && ino != kRootInode)
+        locked.emplace_back(node.last_use, ino);
+    }
+  }
+  if (locked.size() <= bound) return {};
+  size_t n = std::min(locked.size() - bound + bound / 16, locked.size());
+  std::nth_element(locked.begin(), locked.begin() + static_cast<ptrdiff_t>(n), locked.end());
+  std::sort(locked.begin(), locked.begin() + static_cast<ptrdiff_t>(n));
+  std::vector<InodeId> out;
+  for (size_t i = 0; i < n; i++) out.push_back(locked[i].second);
+  return out;
 }
 
 size_t ObjectCache::size() const {

@@ -97,6 +97,10 @@ class ObjectCache {
   bool RevokeIfForgotten(InodeId ino, uint64_t last_request_id);
 
   size_t size() const;
+  // When more than `bound` inodes (never counting the root) are cached under a
+  // lock: the least recently used of them, a sixteenth of the bound more than
+  // the excess (so this runs once per burst), to give back. Else none.
+  std::vector<InodeId> LocksOverBound(size_t bound) const;
 
  private:
   struct Node {
@@ -108,7 +112,10 @@ class ObjectCache {
     bool complete = false;  // `names` is the whole directory
     std::unordered_map<std::string, InodeId> names;
     std::unordered_set<std::string> kernel_names;  // dentries the kernel may cache
+    mutable uint64_t last_use = 0;                 // use_clock_ when last looked at
   };
+  void Touch(const Node& n) const { n.last_use = ++use_clock_; }
+  mutable uint64_t use_clock_ = 0;  // guarded by mu_
   struct Revocation {
     uint64_t request_id;
     LockMode keep;

@@ -54,6 +54,7 @@ std::string ClientStats::Format() const {
   line("local_changes", local_changes);
   line("rpc_errors", rpc_errors);
   line("recalls", recalls);
+  line("lru_releases", lru_releases);
   return out;
 }
 

@@ -22,6 +22,7 @@ struct ClientStats {
   std::atomic<uint64_t> local_changes{0};      // changes answered locally, shipped in a commit
   std::atomic<uint64_t> rpc_errors{0};         // transport failures (not errno replies)
   std::atomic<uint64_t> recalls{0};            // locks the server asked back
+  std::atomic<uint64_t> lru_releases{0};       // locks given back to stay under the bound
 
   // "name value" lines; rpc_total is the sum of all requests sent.
   std::string Format() const;

@@ -25,7 +25,8 @@ struct Session {
 struct ServerConfig {
   uint32_t lease_ms = 15000;
   uint64_t inode_range_size = 65536;
-  size_t leaf_max_entries = 256;  // a directory this small comes whole with a lookup
+  size_t leaf_max_entries = 256;       // a directory this small comes whole with a lookup
+  size_t max_locked_inodes = 1 << 20;  // past this, the oldest locks are recalled
 };
 
 class Dispatcher {
@@ -44,6 +45,11 @@ class Dispatcher {
   bool Admit(Session& session, DecodedRequest& request, int64_t now_ms, bool other_clients,
              std::vector<LockManager::Conflict>* recalls);
   Outcome Handle(Session& session, DecodedRequest& request, int64_t now_ms);
+  // Recalls that bring the lock table back under its limit (bounded memory).
+  std::vector<LockManager::Conflict> TrimLocks(int64_t now_ms) {
+    return locks_.TrimTo(config_.max_locked_inodes, kTrimBatch, now_ms);
+  }
+  static constexpr size_t kTrimBatch = 256;
   // The reply to a sync-gated request once the sync finished with `status`.
   static OutFrame SyncReply(RequestId id, const Status& status);
   static OutFrame ErrorReply(RequestId id, const Status& status);

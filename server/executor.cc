@@ -100,7 +100,16 @@ void Executor::RunBatch(std::deque<Work>& batch) {
       out.frames.push_back(OutgoingReply{conn, Dispatcher::SyncReply(id, st)});
     }
   }
+  SendRecalls(dispatcher_.TrimLocks(NowMs()), out);
   if (!out.frames.empty()) reactor_->PostReplies(std::move(out.frames));
+}
+
+void Executor::SendRecalls(const std::vector<LockManager::Conflict>& recalls, Out& out) {
+  for (const auto& r : recalls) {
+    auto conn = conn_of_.find(r.holder);
+    if (conn == conn_of_.end()) continue;
+    out.frames.push_back(OutgoingReply{conn->second, EncodeRecall(r.ino, r.keep), false});
+  }
 }
 
 void Executor::Admit(Work& w, Out& out) {
@@ -113,11 +122,7 @@ void Executor::Admit(Work& w, Out& out) {
   std::vector<LockManager::Conflict> recalls;
   bool runnable =
       dispatcher_.Admit(it->second, *w.request, NowMs(), sessions_.size() > 1, &recalls);
-  for (const auto& r : recalls) {
-    auto conn = conn_of_.find(r.holder);
-    if (conn == conn_of_.end()) continue;
-    out.frames.push_back(OutgoingReply{conn->second, EncodeRecall(r.ino, r.keep), false});
-  }
+  SendRecalls(recalls, out);
   if (!runnable) {
     parked_.push_back(std::move(w));
     return;

@@ -53,6 +53,7 @@ class Executor : public FrameSink {
   // Retries parked requests (after a lock was given back), oldest first.
   void RetryParked(Out& out);
   void EndSession(ConnectionId conn);
+  void SendRecalls(const std::vector<LockManager::Conflict>& recalls, Out& out);
   static int64_t NowMs();
 
   Dispatcher& dispatcher_;

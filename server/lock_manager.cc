@@ -34,6 +34,7 @@ LockMode LockManager::Acquire(ClientId client, InodeId ino, LockMode wanted,
     return held;
   }
   if (held == LockMode::kNone) by_client_[client].insert(ino);
+  if (holders.empty()) age_.push_back(ino);
   holders[client].mode = wanted;
   return wanted;
 }
@@ -54,7 +55,7 @@ void LockManager::Conflicts(ClientId client, InodeId ino, LockMode need,
   }
 }
 
-bool LockManager::Recall(const Conflict& c, int64_t now_ms) {
+bool LockManager::Recall(const Conflict& c, int64_t now_ms, bool contended) {
   if (recalled_ms_.size() >= kMaxRecallTimes) {
     std::erase_if(recalled_ms_, [&](const auto& e) { return now_ms - e.second >= contention_ms_; });
   }
@@ -66,8 +67,31 @@ bool LockManager::Recall(const Conflict& c, int64_t now_ms) {
   if (holder.recalling && holder.recall_keep <= c.keep) return false;
   holder.recalling = true;
   holder.recall_keep = c.keep;
-  recalled_ms_[c.ino] = now_ms;
+  if (contended) recalled_ms_[c.ino] = now_ms;
   return true;
+}
+
+std::vector<LockManager::Conflict> LockManager::TrimTo(size_t max_inodes, size_t batch,
+                                                       int64_t now_ms) {
+  std::vector<Conflict> out;
+  if (age_.size() > 2 * resources_.size() + 1024) {  // mostly stale: rebuild
+    age_.clear();
+    for (const auto& [ino, holders] : resources_) age_.push_back(ino);
+  }
+  // Inodes already recalled for the bound count as gone.
+  std::erase_if(trimming_, [&](InodeId ino) { return resources_.count(ino) == 0; });
+  size_t kept = resources_.size() - trimming_.size();
+  size_t over = kept > max_inodes ? kept - max_inodes : 0;
+  for (size_t n = 0; n < std::min(over, batch) && !age_.empty(); age_.pop_front()) {
+    auto r = resources_.find(age_.front());
+    if (r == resources_.end() || !trimming_.insert(r->first).second) continue;
+    n++;
+    for (const auto& [client, h] : r->second) {
+      Conflict c{client, r->first, LockMode::kNone};
+      if (!h.recalling && Recall(c, now_ms, /*contended=*/false)) out.push_back(c);
+    }
+  }
+  return out;
 }
 
 bool LockManager::RecallPending(ClientId client, InodeId ino) const {

@@ -13,10 +13,12 @@
 // out at all (locks already held stay), so two clients working in one
 // directory send their operations to the server instead of taking the
 // directory from each other per call (as CephFS falls back when caps bounce).
+// The table is bounded: past a limit the oldest locks are recalled (TrimTo).
 // Knows nothing of storage or sockets. Thread: the server's storage executor.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -49,8 +51,13 @@ class LockManager {
   // Holders other than `client` that must give way before `client` may read
   // (kShared) or change (kExclusive) `ino`.
   void Conflicts(ClientId client, InodeId ino, LockMode need, std::vector<Conflict>* out) const;
-  // Records a recall; true when it is new (not already asked at this mode or lower).
-  bool Recall(const Conflict& c, int64_t now_ms);
+  // Records a recall; true when it is new (not already asked at this mode or
+  // lower). `contended`: another client wants the inode (see Contended).
+  bool Recall(const Conflict& c, int64_t now_ms, bool contended = true);
+  // Bounded memory: while more than `max_inodes` inodes are locked, recalls
+  // (to NONE) every holder of the oldest locked inodes, up to `batch` of them
+  // at a time. Returns the recalls to send.
+  std::vector<Conflict> TrimTo(size_t max_inodes, size_t batch, int64_t now_ms);
   bool RecallPending(ClientId client, InodeId ino) const;
 
   void Release(ClientId client, InodeId ino);
@@ -74,6 +81,10 @@ class LockManager {
   std::unordered_map<ClientId, std::unordered_set<InodeId>> by_client_;
   int64_t contention_ms_;
   std::unordered_map<InodeId, int64_t> recalled_ms_;  // last recall; pruned when large
+  // Inodes in the order their resource was made (stale entries are skipped,
+  // and the queue is rebuilt when mostly stale): the trim order.
+  std::deque<InodeId> age_;
+  std::unordered_set<InodeId> trimming_;  // recalled by TrimTo, not yet given back
 };
 
 }  // namespace cohfs

@@ -102,13 +102,16 @@ int FormatCommand(int argc, char** argv) {
 }
 
 int ServeCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--listen", "--meta", "--sync-interval-ms"}, {"--verbose"});
+  Args a = Parse(argc, argv, {"--listen", "--meta", "--sync-interval-ms", "--max-locks"},
+                 {"--verbose"});
   int rc = CheckArgs(a, 1,
                      "usage: cohfs serve DEVICE --listen HOST:PORT [--meta DIR]\n"
                      "  --listen            address to listen on (default 127.0.0.1:7420;\n"
                      "                      port 0 picks a free port and prints it)\n"
                      "  --meta              metadata directory (default as for format)\n"
                      "  --sync-interval-ms  unsynced changes become durable at least this often\n"
+                     "  --max-locks         inodes locked by clients at most (default 1048576);\n"
+                     "                      past it the oldest locks are recalled\n"
                      "  --verbose           debug logging\n"
                      "Runs in the foreground; SIGINT or SIGTERM stop it after a final sync.\n");
   if (rc >= 0) return rc;
@@ -118,6 +121,7 @@ int ServeCommand(int argc, char** argv) {
   o.meta_dir = a.Get("--meta");
   o.listen = a.Get("--listen", o.listen);
   o.sync_interval_ms = static_cast<uint32_t>(std::stoul(a.Get("--sync-interval-ms", "5000")));
+  o.config.max_locked_inodes = std::stoull(a.Get("--max-locks", "1048576"));
   Status st = Serve(o, [](int port) {
     std::printf("listening on port %d\n", port);
     std::fflush(stdout);
@@ -130,12 +134,14 @@ int ServeCommand(int argc, char** argv) {
 }
 
 int MountCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--log"}, {"-f", "--foreground", "-d", "--debug"});
+  Args a = Parse(argc, argv, {"--log", "--max-locks"}, {"-f", "--foreground", "-d", "--debug"});
   int rc = CheckArgs(a, 2,
-                     "usage: cohfs mount HOST:PORT MOUNTPOINT [-f] [-d] [--log FILE]\n"
+                     "usage: cohfs mount HOST:PORT MOUNTPOINT [-f] [-d] [--log FILE] [--max-locks N]\n"
                      "  -f, --foreground  keep the client daemon in the foreground\n"
                      "  -d, --debug       trace FUSE requests (implies -f)\n"
                      "  --log FILE        the background daemon's log\n"
+                     "  --max-locks N     cached inodes at most (default 1048576); past it the\n"
+                     "                    least recently used locks are given back\n"
                      "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
   if (rc >= 0) return rc;
   MountOptions o;
@@ -144,6 +150,7 @@ int MountCommand(int argc, char** argv) {
   o.debug = a.Has("-d") || a.Has("--debug");
   o.foreground = o.debug || a.Has("-f") || a.Has("--foreground");
   o.log_file = a.Get("--log");
+  o.max_locks = std::stoull(a.Get("--max-locks", "1048576"));
   return RunMount(o);
 }
 

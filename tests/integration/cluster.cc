@@ -91,7 +91,7 @@ bool ProcessGone(pid_t pid) {
 
 }  // namespace
 
-Cluster::Cluster(ClusterOptions options) {
+Cluster::Cluster(ClusterOptions options) : options_(options) {
   char tmpl[] = "/var/tmp/cohfs-test-XXXXXX";
   char* d = mkdtemp(tmpl);
   if (!d) {
@@ -132,8 +132,9 @@ void Cluster::StartServer() {
     close(out_pipe[1]);
     std::string bin = CohfsBinary();
     std::string listen = port_ ? "127.0.0.1:" + std::to_string(port_) : "127.0.0.1:0";
-    execl(bin.c_str(), bin.c_str(), "serve", image_.c_str(), "--listen", listen.c_str(),
-          static_cast<char*>(nullptr));
+    std::string cmd = "exec " + bin + " serve " + image_ + " --listen " + listen + " " +
+                      options_.serve_flags;
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
   close(out_pipe[1]);
@@ -172,7 +173,7 @@ void Cluster::Mount(const std::string& mountpoint) {
   mkdir(m.c_str(), 0755);
   std::string out;
   ASSERT_EQ(RunCommand(CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port_) + " " + m +
-                    " --log " + dir_ + "/client.log",
+                    " --log " + dir_ + "/client.log " + options_.mount_flags,
                 &out),
             0)
       << out;

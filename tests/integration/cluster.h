@@ -26,6 +26,8 @@ int RunAs(uid_t uid, gid_t gid, const std::function<int()>& fn);
 
 struct ClusterOptions {
   uint64_t image_bytes = 2ull << 30;  // sparse
+  std::string serve_flags;            // appended to `cohfs serve`
+  std::string mount_flags;            // appended to every `cohfs mount`
 };
 
 class Cluster {
@@ -53,6 +55,7 @@ class Cluster {
   std::string Stats(const std::string& mountpoint = "");
 
  private:
+  ClusterOptions options_;
   std::string dir_, image_, mnt_;
   pid_t server_pid_ = -1;
   int port_ = 0;

@@ -124,3 +124,29 @@ TEST(LockManagerRecall, DowngradeAnswersARecallToShared) {
 
 }  // namespace
 }  // namespace cohfs
+
+namespace cohfs {
+namespace {
+
+TEST(LockManagerBound, PastTheLimitTheOldestLocksAreRecalledWithoutMarkingContention) {
+  LockManager lm;
+  for (uint64_t i = 1; i <= 10; i++)
+    ASSERT_EQ(lm.Acquire(kA, InodeId(i), LockMode::kShared), LockMode::kShared);
+  ASSERT_EQ(lm.Acquire(kB, InodeId(1), LockMode::kShared), LockMode::kShared);
+  EXPECT_TRUE(lm.TrimTo(10, 100, 0).empty());
+  auto recalls = lm.TrimTo(8, 100, 0);
+  ASSERT_EQ(recalls.size(), 3u);  // inode 1 (A and B), inode 2 (A)
+  for (const auto& r : recalls) {
+    EXPECT_TRUE(r.ino == InodeId(1) || r.ino == InodeId(2));
+    EXPECT_EQ(r.keep, LockMode::kNone);
+  }
+  EXPECT_FALSE(lm.Contended(InodeId(1), 0));
+  EXPECT_TRUE(lm.TrimTo(8, 100, 0).empty());  // already asked, not asked again
+  lm.Release(kA, InodeId(1));
+  lm.Release(kB, InodeId(1));
+  lm.Release(kA, InodeId(2));
+  EXPECT_EQ(lm.resource_count(), 8u);
+}
+
+}  // namespace
+}  // namespace cohfs

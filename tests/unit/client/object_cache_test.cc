@@ -1,0 +1,70 @@
+// The object cache's coherency bookkeeping: grants that crossed a lock given
+// back, the names the kernel was told about, and the LRU bound.
+#include "client/object_cache.h"
+
+#include <gtest/gtest.h>
+
+namespace cohfs {
+namespace {
+
+Attr Node(uint64_t ino, uint32_t mode = S_IFREG | 0644) {
+  Attr a;
+  a.ino = InodeId(ino);
+  a.mode = mode;
+  a.nlink = 1;
+  return a;
+}
+
+TEST(ObjectCacheCoherency, AGrantInAReplyThatCrossedARecallIsNotBelieved) {
+  ObjectCache cache;
+  cache.PutAttr(Node(5), LockMode::kExclusive, ObjectCache::ReplyOrder(0, 10));
+  cache.Revoke(InodeId(5), LockMode::kShared, /*last_request_id=*/20);
+  EXPECT_EQ(cache.lock(InodeId(5)), LockMode::kShared);
+  // The reply to request 15 left the server before it saw the downgrade.
+  cache.PutAttr(Node(5), LockMode::kExclusive, ObjectCache::ReplyOrder(0, 15));
+  EXPECT_EQ(cache.lock(InodeId(5)), LockMode::kShared);
+  cache.Revoke(InodeId(5), LockMode::kNone, 21);
+  cache.PutAttr(Node(5), LockMode::kShared, ObjectCache::ReplyOrder(0, 21));
+  EXPECT_EQ(cache.lock(InodeId(5)), LockMode::kNone);
+  EXPECT_FALSE(cache.GetAttr(InodeId(5)).has_value());
+  // A request sent after the release: its grant stands.
+  cache.PutAttr(Node(5), LockMode::kShared, ObjectCache::ReplyOrder(0, 22));
+  EXPECT_EQ(cache.lock(InodeId(5)), LockMode::kShared);
+  cache.PruneRevocations(/*oldest_unanswered_id=*/30);
+  cache.PutAttr(Node(5), LockMode::kExclusive, ObjectCache::ReplyOrder(0, 12));
+  EXPECT_EQ(cache.lock(InodeId(5)), LockMode::kExclusive);  // forgotten once nothing older is out
+}
+
+TEST(ObjectCacheCoherency, ARecallToNoneForgetsADirectorysNamesAndReturnsTheKernels) {
+  ObjectCache cache;
+  InodeId dir(2);
+  cache.PutAttr(Node(2, S_IFDIR | 0755), LockMode::kShared, 0);
+  DirEntry e;
+  e.name = "a";
+  e.attr = Node(7);
+  cache.SetDirectory(dir, {e}, 0);
+  cache.NoteKernelName(dir, "a");
+  cache.NoteKernelName(dir, "missing");  // a negative entry
+  Attr found;
+  EXPECT_EQ(cache.Lookup(dir, "b", &found), ObjectCache::LookupResult::kNegative);
+  auto names = cache.Revoke(dir, LockMode::kNone, 1);
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{"a", "missing"}));
+  EXPECT_EQ(cache.Lookup(dir, "b", &found), ObjectCache::LookupResult::kUnknown);
+  // A listing in a reply that crossed the recall does not make it complete again.
+  cache.SetDirectory(dir, {e}, ObjectCache::ReplyOrder(0, 1));
+  EXPECT_EQ(cache.Lookup(dir, "b", &found), ObjectCache::LookupResult::kUnknown);
+}
+
+TEST(ObjectCacheCoherency, LocksOverTheBoundAreTheLeastRecentlyUsed) {
+  ObjectCache cache;
+  for (uint64_t ino = 10; ino < 42; ino++) cache.PutAttr(Node(ino), LockMode::kShared, 0);
+  EXPECT_TRUE(cache.LocksOverBound(32).empty());
+  for (uint64_t ino = 10; ino < 42; ino += 2) ASSERT_TRUE(cache.GetAttr(InodeId(ino)));  // used
+  auto victims = cache.LocksOverBound(16);
+  ASSERT_EQ(victims.size(), 17u);  // the 16 over the bound and 1/16 of it more
+  for (InodeId v : victims) EXPECT_TRUE(v.value % 2 == 1 || v.value == 10) << v.value;
+}
+
+}  // namespace
+}  // namespace cohfs
