@@ -7,7 +7,10 @@
 namespace cohfs {
 
 Executor::Executor(Dispatcher& dispatcher, FileSystem& fs, uint32_t sync_interval_ms)
-    : dispatcher_(dispatcher), fs_(fs), sync_interval_ms_(sync_interval_ms) {}
+    : dispatcher_(dispatcher),
+      fs_(fs),
+      sync_interval_ms_(sync_interval_ms),
+      scheduler_(dispatcher) {}
 
 Executor::~Executor() { CHECK_MSG(!thread_.joinable(), "StopAndSync not called"); }
 
@@ -68,10 +71,7 @@ void Executor::Loop() {
     }
     if (stop) break;
   }
-  for (auto& [conn, session] : sessions_) dispatcher_.EndSession(session);
-  sessions_.clear();
-  conn_of_.clear();
-  parked_.clear();
+  scheduler_.EndAll();
   Status st = fs_.Sync();
   if (!st.ok()) LOG(Error) << "final sync failed: " << st.ToString();
 }
@@ -83,15 +83,15 @@ int64_t Executor::NowMs() {
 }
 
 void Executor::RunBatch(std::deque<Work>& batch) {
-  Out out;
+  Scheduler::Out out;
   for (Work& w : batch) {
-    if (!w.request) {
-      EndSession(w.conn);
-      RetryParked(out);
-      continue;
+    if (w.request) {
+      scheduler_.OnRequest(w.conn, std::move(w.request), NowMs(), out);
+    } else {
+      scheduler_.OnClosed(w.conn, NowMs(), out);
     }
-    Admit(w, out);
   }
+  dirty_ |= out.mutated;
   if (!out.after_sync.empty()) {
     // One sync for every durability request in the batch: the group commit.
     Status st = fs_.Sync();
@@ -100,66 +100,8 @@ void Executor::RunBatch(std::deque<Work>& batch) {
       out.frames.push_back(OutgoingReply{conn, Dispatcher::SyncReply(id, st)});
     }
   }
-  SendRecalls(dispatcher_.TrimLocks(NowMs()), out);
+  scheduler_.Trim(NowMs(), out);
   if (!out.frames.empty()) reactor_->PostReplies(std::move(out.frames));
-}
-
-void Executor::SendRecalls(const std::vector<LockManager::Conflict>& recalls, Out& out) {
-  for (const auto& r : recalls) {
-    auto conn = conn_of_.find(r.holder);
-    if (conn == conn_of_.end()) continue;
-    out.frames.push_back(OutgoingReply{conn->second, EncodeRecall(r.ino, r.keep), false});
-  }
-}
-
-void Executor::Admit(Work& w, Out& out) {
-  auto [it, inserted] = sessions_.try_emplace(w.conn);
-  if (inserted) {
-    it->second.client = ClientId(next_client_++);
-    conn_of_[it->second.client] = w.conn;
-  }
-  // With one client nobody else holds locks: no need to work out what it needs.
-  std::vector<LockManager::Conflict> recalls;
-  bool runnable =
-      dispatcher_.Admit(it->second, *w.request, NowMs(), sessions_.size() > 1, &recalls);
-  SendRecalls(recalls, out);
-  if (!runnable) {
-    parked_.push_back(std::move(w));
-    return;
-  }
-  Run(w, it->second, out);
-}
-
-void Executor::Run(Work& w, Session& session, Out& out) {
-  Dispatcher::Outcome o = dispatcher_.Handle(session, *w.request, NowMs());
-  dirty_ |= o.mutated;
-  if (o.needs_sync) {
-    out.after_sync.emplace_back(w.conn, w.request->frame().header.request_id);
-  } else {
-    out.frames.push_back(OutgoingReply{w.conn, std::move(o.reply)});
-  }
-  if (o.released) RetryParked(out);
-}
-
-void Executor::RetryParked(Out& out) {
-  std::deque<Work> waiting;
-  waiting.swap(parked_);
-  // A retried request may release nothing, so one pass is enough; requests
-  // it lets through that release locks retry the rest themselves.
-  while (!waiting.empty()) {
-    Work w = std::move(waiting.front());
-    waiting.pop_front();
-    if (sessions_.count(w.conn) == 0) continue;  // its connection closed
-    Admit(w, out);
-  }
-}
-
-void Executor::EndSession(ConnectionId conn) {
-  auto it = sessions_.find(conn);
-  if (it == sessions_.end()) return;
-  dispatcher_.EndSession(it->second);
-  conn_of_.erase(it->second.client);
-  sessions_.erase(it);
 }
 
 }  // namespace cohfs
