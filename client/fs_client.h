@@ -182,6 +182,7 @@ class FsClient {
   void TaskLoop();
   void HandleRecall(InodeId ino, LockMode keep);
   void WaitForReads(InodeId ino);
+  void SendRelease(InodeId ino, LockMode keep);
   // Drops the kernel's caches of `ino` (attributes, pages, and the names in
   // it) from a thread of their own, waiting for that until done, or a request
   // the kernel holds a lock of `ino` for is in flight (see KernelHold).

@@ -7,8 +7,24 @@ namespace cohfs {
 LockMode ObjectCache::EffectiveGrantLocked(InodeId ino, LockMode granted,
                                            uint64_t request_id) const {
   auto r = revoked_.find(ino);
-  if (r == revoked_.end() || request_id > r->second.request_id) return granted;
-  return std::min(granted, r->second.keep);
+  if (r == revoked_.end()) return granted;
+  for (const Revocation& v : r->second) {
+    if (request_id <= v.request_id) granted = std::min(granted, v.keep);
+  }
+  return granted;
+}
+
+// Keeps every revocation that caps some request more than the others do: a
+// later recall to SHARED must not lift an earlier release's cap on older replies.
+void ObjectCache::AddRevocationLocked(InodeId ino, Revocation r) {
+  std::vector<Revocation>& list = revoked_[ino];
+  std::erase_if(list, [&](const Revocation& v) {
+    return v.request_id <= r.request_id && v.keep >= r.keep;  // dominated by r
+  });
+  for (const Revocation& v : list) {
+    if (v.request_id >= r.request_id && v.keep <= r.keep) return;  // r is dominated
+  }
+  list.push_back(r);
 }
 
 LockMode ObjectCache::EffectiveGrant(InodeId ino, LockMode granted, uint64_t request_id) const {
@@ -52,7 +68,7 @@ void ObjectCache::SetLock(InodeId ino, LockMode lock, uint64_t request_id) {
 
 std::vector<std::string> ObjectCache::Revoke(InodeId ino, LockMode keep, uint64_t last_request_id) {
   std::lock_guard<std::mutex> l(mu_);
-  revoked_[ino] = Revocation{last_request_id, keep};
+  AddRevocationLocked(ino, Revocation{last_request_id, keep});
   std::vector<std::string> names;
   auto it = nodes_.find(ino);
   if (it == nodes_.end()) return names;
@@ -68,8 +84,11 @@ std::vector<std::string> ObjectCache::Revoke(InodeId ino, LockMode keep, uint64_
 
 void ObjectCache::PruneRevocations(uint64_t oldest_unanswered_id) {
   std::lock_guard<std::mutex> l(mu_);
-  std::erase_if(revoked_,
-                [&](const auto& r) { return r.second.request_id < oldest_unanswered_id; });
+  for (auto it = revoked_.begin(); it != revoked_.end();) {
+    std::erase_if(it->second,
+                  [&](const Revocation& v) { return v.request_id < oldest_unanswered_id; });
+    it = it->second.empty() ? revoked_.erase(it) : std::next(it);
+  }
 }
 
 void ObjectCache::NoteKernelName(InodeId dir, const std::string& name) {
@@ -81,7 +100,7 @@ bool ObjectCache::RevokeIfForgotten(InodeId ino, uint64_t last_request_id) {
   std::lock_guard<std::mutex> l(mu_);
   if (auto it = nodes_.find(ino); it != nodes_.end() && it->second.nlookup > 0) return false;
   nodes_.erase(ino);
-  revoked_[ino] = Revocation{last_request_id, LockMode::kNone};
+  AddRevocationLocked(ino, Revocation{last_request_id, LockMode::kNone});
   return true;
 }
 

@@ -123,7 +123,8 @@ class ObjectCache {
   LockMode EffectiveGrantLocked(InodeId ino, LockMode granted, uint64_t request_id) const;
   mutable std::mutex mu_;
   std::unordered_map<InodeId, Node> nodes_;
-  std::unordered_map<InodeId, Revocation> revoked_;
+  std::unordered_map<InodeId, std::vector<Revocation>> revoked_;
+  void AddRevocationLocked(InodeId ino, Revocation r);
 };
 
 }  // namespace cohfs

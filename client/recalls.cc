@@ -15,6 +15,7 @@ namespace {
 // never wait for another client, so this is a bound, not a timing).
 constexpr auto kReadDrainDeadline = std::chrono::seconds(30);
 constexpr auto kInvalidateDeadline = std::chrono::seconds(1);
+constexpr int kMaxReleaseAttempts = 4;  // then the release goes regardless
 
 }  // namespace
 
@@ -73,16 +74,7 @@ void FsClient::HandleRecall(InodeId ino, LockMode keep) {
   if (!st.ok()) log_.RecordFailure(ino, st);  // still reported by the next fsync or close
   WaitForReads(ino);
   if (keep == LockMode::kNone) InvalidateKernel(ino, std::move(names));
-  {
-    std::lock_guard<std::mutex> l(send_mu_);
-    ShipLogLocked();
-    capnp::MallocMessageBuilder m;
-    auto root = m.initRoot<wire::Request>();
-    ToWire(Caller{}, root.initCaller());
-    auto list = keep == LockMode::kNone ? root.initRelease(1) : root.initDowngrade(1);
-    list.set(0, ino.value);
-    rpc_.Post(m);
-  }
+  SendRelease(ino, keep);
   {
     std::lock_guard<std::mutex> g(gate_mu_);
     auto it = gates_.find(ino);
@@ -90,6 +82,34 @@ void FsClient::HandleRecall(InodeId ino, LockMode keep) {
     if (it->second.reads == 0 && it->second.kernel_holds == 0) gates_.erase(it);
   }
   gate_cv_.notify_all();
+}
+
+// The release (or downgrade) gives back every grant on `ino` in replies to
+// requests sent before it, so those are voided with it, in one hold of the
+// send order lock (no request slips in between). A grant that came back in the
+// meantime (a recall that crossed an earlier release, then a new request)
+// may have let the kernel cache something: drop that first.
+void FsClient::SendRelease(InodeId ino, LockMode keep) {
+  for (int attempt = 0;; attempt++) {
+    std::unique_lock<std::shared_mutex> pin(Stripe(ino));
+    std::unique_lock<std::mutex> l(send_mu_);
+    bool regained = cache_.lock(ino) > keep;
+    std::vector<std::string> names = cache_.Revoke(ino, keep, rpc_.last_request_id());
+    if ((regained || !names.empty()) && keep == LockMode::kNone && attempt < kMaxReleaseAttempts) {
+      l.unlock();
+      pin.unlock();
+      InvalidateKernel(ino, std::move(names));
+      continue;
+    }
+    ShipLogLocked();
+    capnp::MallocMessageBuilder m;
+    auto root = m.initRoot<wire::Request>();
+    ToWire(Caller{}, root.initCaller());
+    auto list = keep == LockMode::kNone ? root.initRelease(1) : root.initDowngrade(1);
+    list.set(0, ino.value);
+    rpc_.Post(m);
+    return;
+  }
 }
 
 void FsClient::InvalidateKernel(InodeId ino, std::vector<std::string> names) {

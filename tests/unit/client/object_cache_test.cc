@@ -35,6 +35,20 @@ TEST(ObjectCacheCoherency, AGrantInAReplyThatCrossedARecallIsNotBelieved) {
   EXPECT_EQ(cache.lock(InodeId(5)), LockMode::kExclusive);  // forgotten once nothing older is out
 }
 
+// Found by the simulation (seed 1773): a release voided the grant in the
+// reply to request 14; a later recall to SHARED (watermark 15) must not lift
+// that cap, or the client believes in SHARED the release gave back.
+TEST(ObjectCacheCoherency, ALaterRecallToSharedDoesNotLiftAnEarlierReleasesCap) {
+  ObjectCache cache;
+  cache.PutAttr(Node(4), LockMode::kShared, ObjectCache::ReplyOrder(0, 10));
+  cache.Revoke(InodeId(4), LockMode::kNone, 14);
+  cache.Revoke(InodeId(4), LockMode::kShared, 15);
+  cache.PutAttr(Node(4), LockMode::kExclusive, ObjectCache::ReplyOrder(0, 14));
+  EXPECT_EQ(cache.lock(InodeId(4)), LockMode::kNone);
+  cache.PutAttr(Node(4), LockMode::kExclusive, ObjectCache::ReplyOrder(0, 15));
+  EXPECT_EQ(cache.lock(InodeId(4)), LockMode::kShared);
+}
+
 TEST(ObjectCacheCoherency, ARecallToNoneForgetsADirectorysNamesAndReturnsTheKernels) {
   ObjectCache cache;
   InodeId dir(2);
