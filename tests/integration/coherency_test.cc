@@ -5,12 +5,14 @@
 // what the writer sees (the writer's own view is what the single-client suites test).
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <map>
 #include <string>
 #include <vector>
@@ -241,6 +243,35 @@ TEST_F(Coherency, DataWrittenWithoutCloseIsVisible) {
         << "a second pwrite, extending the file, returned on the writer (its fd still open)";
     EXPECT_EQ(Result(close(fd)), "ok");
   }
+}
+
+// MAP_SHARED both ways: what one mount's mapping stores and msyncs is read on the other, and
+// a mapping the other holds shows a write made elsewhere (its pages are dropped by the recall).
+TEST_F(Coherency, SharedMappingsSeeTheOtherMountsWritesAfterMsync) {
+  constexpr size_t kBytes = 3 * 4096;
+  WriteAll(a_ + "/mapped", std::string(kBytes, '.'));
+  Settle(a_ + "/mapped");
+  int fa = open((a_ + "/mapped").c_str(), O_RDWR), fb = open((b_ + "/mapped").c_str(), O_RDWR);
+  ASSERT_GE(fa, 0) << ErrName(errno);
+  ASSERT_GE(fb, 0) << ErrName(errno);
+  auto* ma = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fa, 0));
+  auto* mb = static_cast<char*>(mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fb, 0));
+  ASSERT_NE(ma, MAP_FAILED) << ErrName(errno);
+  ASSERT_NE(mb, MAP_FAILED) << ErrName(errno);
+  EXPECT_EQ(mb[5000], '.');  // B's mapping has the page now
+  std::memcpy(ma + 4990, "MAPPED BY A", 11);
+  ASSERT_EQ(msync(ma, kBytes, MS_SYNC), 0) << ErrName(errno);
+  EXPECT_EQ(std::string(mb + 4990, 11), "MAPPED BY A") << "B's mapping after A's msync";
+  std::string expected(kBytes, '.');
+  expected.replace(4990, 11, "MAPPED BY A");
+  EXPECT_EQ(DataDiff(ReadAll(b_ + "/mapped"), expected), "") << "read through B after A's msync";
+  std::memcpy(mb + 100, "AND BY B", 8);
+  ASSERT_EQ(msync(mb, kBytes, MS_SYNC), 0) << ErrName(errno);
+  EXPECT_EQ(std::string(ma + 100, 8), "AND BY B") << "A's mapping after B's msync";
+  munmap(ma, kBytes);
+  munmap(mb, kBytes);
+  close(fa);
+  close(fb);
 }
 
 constexpr size_t kLineBytes = 32;
