@@ -15,9 +15,13 @@
 // reply built from a lock holds a ReplyPin on the inode, so a recall's
 // invalidation always comes after any reply that told the kernel to cache.
 //
-// Mutex ranks (outer first): pin stripes, send_mu_, then the leaves (the
-// cache's, gate_mu_, flight_mu_, release_mu_, ino_mu_, tasks_mu_). None is held
-// across a wait for the server.
+// Kernel invalidations run on threads of their own (KernelHold says why), and
+// a release voids every grant in replies to requests sent before it.
+//
+// Mutex ranks (outer first): pin stripes, a WriteBehind buffer's lock,
+// send_mu_, inval_mu_, then the leaves (the cache's, gate_mu_, flight_mu_,
+// release_mu_, ino_mu_, tasks_mu_, the RpcClient's). None is held across a
+// wait for the server (a send may wait for the window, holding a buffer lock).
 #pragma once
 
 #include <atomic>
