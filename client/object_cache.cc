@@ -240,6 +240,12 @@ std::vector<InodeId> ObjectCache::LocksOverBound(size_t bound) const {
   return out;
 }
 
+bool ObjectCache::KernelHas(InodeId ino) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  return it != nodes_.end() && it->second.nlookup > 0;
+}
+
 size_t ObjectCache::size() const {
   std::lock_guard<std::mutex> l(mu_);
   return nodes_.size();

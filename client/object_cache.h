@@ -97,6 +97,7 @@ class ObjectCache {
   bool RevokeIfForgotten(InodeId ino, uint64_t last_request_id);
 
   size_t size() const;
+  bool KernelHas(InodeId ino) const;  // the kernel references it (nlookup > 0)
   // When more than `bound` inodes (never counting the root) are cached under a
   // lock: the least recently used of them, a sixteenth of the bound more than
   // the excess (so this runs once per burst), to give back. Else none.

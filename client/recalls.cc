@@ -105,7 +105,11 @@ void FsClient::SendRelease(InodeId ino, LockMode keep) {
     capnp::MallocMessageBuilder m;
     auto root = m.initRoot<wire::Request>();
     ToWire(Caller{}, root.initCaller());
-    auto list = keep == LockMode::kNone ? root.initRelease(1) : root.initDowngrade(1);
+    // An inode the kernel still has keeps a reference on the server (an
+    // unlinked file open here stays readable); its forget sends the release.
+    auto list = keep != LockMode::kNone ? root.initDowngrade(1)
+                : cache_.KernelHas(ino) ? root.initUnlock(1)
+                                        : root.initRelease(1);
     list.set(0, ino.value);
     rpc_.Post(m);
     return;

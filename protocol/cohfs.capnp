@@ -188,6 +188,9 @@ struct Request {
       wait @85 :Bool;        # F_SETLKW / blocking flock: answered once granted
     }
     getLock @86 :FileLock;   # F_GETLK: the reply's `lock` conflicts (type unlock: none)
+    unlock @87 :List(UInt64);    # answers a recall to NONE for inodes the kernel still
+                                 # references (open, cached): the lock goes, the reference
+                                 # stays (an unlinked open file lives on) until `release`
   }
 }
 

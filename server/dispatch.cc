@@ -110,7 +110,7 @@ bool Dispatcher::Admit(Session& session, DecodedRequest& request, int64_t now_ms
 }
 
 void Dispatcher::MaybeReclaim(InodeId ino) {
-  if (locks_.IsHeld(ino)) return;
+  if (locks_.IsHeld(ino) || locks_.IsReferenced(ino)) return;
   Status st = fs_.Reclaim(ino);
   if (!st.ok() && st.errno_value() != ENOENT) {
     LOG(Warn) << "reclaim of inode " << ino.value << ": " << st.ToString();
@@ -119,12 +119,15 @@ void Dispatcher::MaybeReclaim(InodeId ino) {
 
 void Dispatcher::ReleaseAndReclaim(ClientId client, InodeId ino) {
   locks_.Release(client, ino);
+  locks_.DropRef(client, ino);
   MaybeReclaim(ino);
 }
 
 void Dispatcher::EndSession(Session& session) {
   file_locks_.ReleaseClient(session.client);
-  for (InodeId ino : locks_.ReleaseAll(session.client)) MaybeReclaim(ino);
+  std::vector<InodeId> held = locks_.ReleaseAll(session.client);
+  for (InodeId ino : locks_.DropRefs(session.client)) held.push_back(ino);
+  for (InodeId ino : held) MaybeReclaim(ino);
 }
 
 Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request, int64_t now_ms) {
@@ -135,6 +138,7 @@ Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request
   Outcome out;
   out.mutated = ctx.mutated;
   out.released = request.root().isRelease() || request.root().isDowngrade() ||
+                 request.root().isUnlock() ||
                  request.root().isSetLock();  // an unlock may let a waiter in
   if (ctx.needs_sync && st.ok()) {
     out.needs_sync = true;
@@ -518,6 +522,14 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       auto out = reply.initLock();
       out.setType(static_cast<uint8_t>(FileLock::Type::kUnlock));
       if (held) ToWire(*held, out);
+      return Status::Ok();
+    }
+    case wire::Request::UNLOCK: {
+      for (uint64_t ino : req.getUnlock()) {
+        locks_.Release(s.client, InodeId(ino));
+        locks_.AddRef(s.client, InodeId(ino));
+      }
+      reply.setNone();
       return Status::Ok();
     }
     case wire::Request::DOWNGRADE: {

@@ -132,6 +132,24 @@ std::vector<InodeId> LockManager::ReleaseAll(ClientId client) {
   return released;
 }
 
+void LockManager::AddRef(ClientId client, InodeId ino) { refs_[ino].insert(client); }
+
+void LockManager::DropRef(ClientId client, InodeId ino) {
+  auto it = refs_.find(ino);
+  if (it == refs_.end()) return;
+  it->second.erase(client);
+  if (it->second.empty()) refs_.erase(it);
+}
+
+std::vector<InodeId> LockManager::DropRefs(ClientId client) {
+  std::vector<InodeId> dropped;
+  for (auto it = refs_.begin(); it != refs_.end();) {
+    if (it->second.erase(client)) dropped.push_back(it->first);
+    it = it->second.empty() ? refs_.erase(it) : std::next(it);
+  }
+  return dropped;
+}
+
 LockMode LockManager::HeldBy(ClientId client, InodeId ino) const {
   auto it = resources_.find(ino);
   if (it == resources_.end()) return LockMode::kNone;

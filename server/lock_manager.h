@@ -65,6 +65,13 @@ class LockManager {
   // Drops every lock of a client (session end); returns the inodes it held.
   std::vector<InodeId> ReleaseAll(ClientId client);
 
+  // References: a client whose kernel still has an inode (open, cached) after
+  // giving up its lock. They block nobody; they keep an unlinked inode alive.
+  void AddRef(ClientId client, InodeId ino);
+  void DropRef(ClientId client, InodeId ino);
+  std::vector<InodeId> DropRefs(ClientId client);  // session end: the inodes it referenced
+  bool IsReferenced(InodeId ino) const { return refs_.count(ino) != 0; }
+
   LockMode HeldBy(ClientId client, InodeId ino) const;
   bool IsHeld(InodeId ino) const;
   bool Contended(InodeId ino, int64_t now_ms) const;
@@ -85,6 +92,7 @@ class LockManager {
   // and the queue is rebuilt when mostly stale): the trim order.
   std::deque<InodeId> age_;
   std::unordered_set<InodeId> trimming_;  // recalled by TrimTo, not yet given back
+  std::unordered_map<InodeId, std::unordered_set<ClientId>> refs_;
 };
 
 }  // namespace cohfs

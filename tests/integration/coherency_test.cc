@@ -245,6 +245,25 @@ TEST_F(Coherency, DataWrittenWithoutCloseIsVisible) {
   }
 }
 
+// POSIX keeps an unlinked file's data while someone has it open, also when the unlink came
+// through another mount (the recall takes the lock, not the open file).
+TEST_F(Coherency, AFileOpenOnOneMountOutlivesItsUnlinkOnTheOther) {
+  WriteAll(a_ + "/doomed", "still here");
+  Settle(a_ + "/doomed");
+  int fd = open((a_ + "/doomed").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << ErrName(errno);
+  EXPECT_EQ(PreadAll(fd), "still here");
+  ASSERT_EQ(Result(unlink((b_ + "/doomed").c_str())), "ok");
+  struct stat st{};
+  EXPECT_NE(stat((a_ + "/doomed").c_str(), &st), 0) << "the name is gone on the first mount too";
+  EXPECT_EQ(PreadAll(fd), "still here") << "read through the fd opened before the unlink";
+  ASSERT_EQ(pwrite(fd, "STILL", 5, 0), 5) << ErrName(errno);
+  EXPECT_EQ(PreadAll(fd), "STILL here") << "written and read back through that fd";
+  EXPECT_EQ(fstat(fd, &st), 0);
+  EXPECT_EQ(st.st_nlink, 0u);
+  close(fd);
+}
+
 // MAP_SHARED both ways: what one mount's mapping stores and msyncs is read on the other, and
 // a mapping the other holds shows a write made elsewhere (its pages are dropped by the recall).
 TEST_F(Coherency, SharedMappingsSeeTheOtherMountsWritesAfterMsync) {

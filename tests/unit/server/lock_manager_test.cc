@@ -150,3 +150,24 @@ TEST(LockManagerBound, PastTheLimitTheOldestLocksAreRecalledWithoutMarkingConten
 
 }  // namespace
 }  // namespace cohfs
+
+namespace cohfs {
+namespace {
+
+TEST(LockManagerRefs, AReferenceBlocksNobodyAndGoesWithItsClient) {
+  LockManager lm;
+  lm.AddRef(kA, kIno);
+  EXPECT_TRUE(lm.IsReferenced(kIno));
+  EXPECT_FALSE(lm.IsHeld(kIno));
+  std::vector<LockManager::Conflict> c;
+  lm.Conflicts(kB, kIno, LockMode::kExclusive, &c);
+  EXPECT_TRUE(c.empty());
+  lm.AddRef(kB, kIno);
+  lm.DropRef(kB, kIno);
+  EXPECT_TRUE(lm.IsReferenced(kIno));
+  EXPECT_EQ(lm.DropRefs(kA), std::vector<InodeId>{kIno});
+  EXPECT_FALSE(lm.IsReferenced(kIno));
+}
+
+}  // namespace
+}  // namespace cohfs
