@@ -100,21 +100,30 @@ Result<RpcReply> FsClient::Call(capnp::MallocMessageBuilder& m, std::string bulk
   return reply;
 }
 
-void FsClient::Absorb(const RpcReply& reply) {
-  auto r = reply.root();
-  Grants grants(r);
-  for (auto a : r.getChanged()) {
+// The attributes of the other inodes a reply describes, under its grants.
+static void AbsorbChanged(ObjectCache& cache, const RpcReply& reply, const Grants& grants) {
+  for (auto a : reply.root().getChanged()) {
     Attr attr = FromWire(a);
-    cache_.PutAttr(attr, grants.For(attr.ino), OrderOf(reply));
+    cache.PutAttr(attr, grants.For(attr.ino), FsClient::OrderOf(reply));
   }
 }
 
+void FsClient::Absorb(const RpcReply& reply) { AbsorbChanged(cache_, reply, Grants(reply.root())); }
+
 Attr FsClient::AbsorbAttr(const RpcReply& reply, LockMode* lock) {
-  Absorb(reply);
+  Grants grants(reply.root());
+  AbsorbChanged(cache_, reply, grants);
   Attr attr = FromWire(reply.root().getAttr());
-  Attr now = cache_.PutAttr(attr, Grants(reply.root()).For(attr.ino), OrderOf(reply));
+  Attr now = cache_.PutAttr(attr, grants.For(attr.ino), OrderOf(reply));
   *lock = cache_.lock(attr.ino);
   return now;
+}
+
+LockMode FsClient::AbsorbRead(InodeId ino, const RpcReply& reply) {
+  Grants grants(reply.root());
+  AbsorbChanged(cache_, reply, grants);
+  cache_.SetLock(ino, grants.For(ino), reply.request_id());
+  return cache_.lock(ino);
 }
 
 void FsClient::AbsorbLookup(InodeId dir, const RpcReply& reply) {

@@ -78,6 +78,9 @@ class FsClient {
   // The reply's main inode, as the cache now has it (a local change the reply
   // predates wins), and the lock it is cached under.
   Attr AbsorbAttr(const RpcReply& reply, LockMode* lock);
+  // A read's reply: the lock it came with on `ino` (which covers the pages the
+  // kernel keeps); returns the lock now held.
+  LockMode AbsorbRead(InodeId ino, const RpcReply& reply);
   // A lookup's reply: the directory's lock and, when it came whole, its names.
   void AbsorbLookup(InodeId dir, const RpcReply& reply);
   // A readdir reply's entries, their attributes and grants absorbed.

@@ -60,23 +60,14 @@ struct DataOps {
       s->core().EndRead(InodeId(ino));
       return ReplyErr(req, reply.status());
     }
-    s->core().Absorb(*reply);
-    s->core().cache().SetLock(InodeId(ino), GrantedTo(*reply, InodeId(ino)), reply->request_id());
+    LockMode lock = s->core().AbsorbRead(InodeId(ino), *reply);
     const std::string& data = reply->bulk();
     fuse_reply_buf(req, data.data(), data.size());
     // Not held: the kernel must not keep these pages (nobody would recall them).
-    if (s->core().cache().lock(InodeId(ino)) == LockMode::kNone) {
+    if (lock == LockMode::kNone) {
       if (fuse_session* se = s->session()) fuse_lowlevel_notify_inval_inode(se, ino, off, size);
     }
     s->core().EndRead(InodeId(ino));
-  }
-
-  static LockMode GrantedTo(const RpcReply& reply, InodeId ino) {
-    LockMode m = LockMode::kNone;
-    for (auto g : reply.root().getGrants()) {
-      if (g.getIno() == ino.value) m = std::max(m, cohfs::FromWire(g.getMode()));
-    }
-    return m;
   }
 
   static void Write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off,

@@ -80,9 +80,10 @@ void Dispatcher::OwnParent(Ctx& ctx, InodeId parent) {
   Grant(ctx, parent, LockMode::kExclusive);
 }
 
-void Dispatcher::Grant(Ctx& ctx, InodeId ino, LockMode mode) {
+LockMode Dispatcher::Grant(Ctx& ctx, InodeId ino, LockMode mode) {
   LockMode held = locks_.Grant(ctx.session.client, ino, mode, ctx.now_ms);
   if (held != LockMode::kNone) ctx.grants.emplace_back(ino, held);
+  return held;
 }
 
 bool Dispatcher::Admit(Session& session, DecodedRequest& request, int64_t now_ms,
@@ -300,31 +301,27 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       std::string_view name = AsView(l.getName());
       RETURN_IF_ERROR(CheckName(name));
       auto r = fs_.Lookup(c, parent, name);
-      // A directory's size is its entry count: only a small one comes whole.
+      if (!r.ok() && r.errno_value() != ENOENT) return r.status();
+      // The name (and its absence) stays valid while the directory is held; a
+      // small directory comes whole (a directory's size is its entry count).
+      bool dir_held = Grant(ctx, parent, LockMode::kShared) != LockMode::kNone;
       auto small = [&] {
         auto dir_attr = fs_.GetAttr(parent);
         return dir_attr.ok() && dir_attr->size <= config_.leaf_max_entries;
       };
-      if (l.getWantLeaf() && (r.ok() || r.errno_value() == ENOENT) && small()) {
+      if (dir_held && l.getWantLeaf() && small()) {
         auto entries = fs_.ReadDir(c, parent, 0, config_.leaf_max_entries + 1);
-        if (entries.ok() && entries->size() <= config_.leaf_max_entries &&
-            locks_.Grant(s.client, parent, LockMode::kShared, ctx.now_ms) != LockMode::kNone) {
+        if (entries.ok() && entries->size() <= config_.leaf_max_entries) {
           auto leaf = reply.initLeaf(static_cast<unsigned>(entries->size()));
           for (size_t i = 0; i < entries->size(); i++) {
             ToWire((*entries)[i], leaf[i]);
             Grant(ctx, (*entries)[i].attr.ino, LockMode::kShared);
           }
           reply.setLeafComplete(true);
-          Grant(ctx, parent, LockMode::kShared);
-          if (!r.ok()) {
-            reply.setNone();
-            return Status::Ok();  // a negative lookup answered by the leaf
-          }
         }
       }
-      // The name (and its absence) stays valid while the directory is held.
-      if (r.ok() || r.errno_value() == ENOENT) Grant(ctx, parent, LockMode::kShared);
-      if (!r.ok() && r.errno_value() == ENOENT && !ctx.grants.empty()) {
+      if (!r.ok()) {
+        if (!dir_held) return r.status();
         reply.setNone();
         return Status::Ok();  // negative, cacheable under the directory's lock
       }

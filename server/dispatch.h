@@ -62,7 +62,8 @@ class Dispatcher {
   Status Dispatch(Ctx& ctx);
   Status SetFileLock(Ctx& ctx);
   Status ApplyCommitted(Session& s, wire::Request::Reader op, std::vector<InodeId>* touched);
-  void Grant(Ctx& ctx, InodeId ino, LockMode mode);
+  // Puts the grant (if any) in the reply; returns the mode granted (kNone: none).
+  LockMode Grant(Ctx& ctx, InodeId ino, LockMode mode);
   void OwnParent(Ctx& ctx, InodeId parent);
   void ReleaseAndReclaim(ClientId client, InodeId ino);
   void MaybeReclaim(InodeId ino);

@@ -7,10 +7,7 @@
 namespace cohfs {
 
 Executor::Executor(Dispatcher& dispatcher, FileSystem& fs, uint32_t sync_interval_ms)
-    : dispatcher_(dispatcher),
-      fs_(fs),
-      sync_interval_ms_(sync_interval_ms),
-      scheduler_(dispatcher) {}
+    : fs_(fs), sync_interval_ms_(sync_interval_ms), scheduler_(dispatcher) {}
 
 Executor::~Executor() { CHECK_MSG(!thread_.joinable(), "StopAndSync not called"); }
 

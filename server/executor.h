@@ -44,7 +44,6 @@ class Executor : public FrameSink {
   void RunBatch(std::deque<Work>& batch);
   static int64_t NowMs();
 
-  Dispatcher& dispatcher_;
   FileSystem& fs_;
   uint32_t sync_interval_ms_;
   Reactor* reactor_ = nullptr;
