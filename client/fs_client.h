@@ -66,7 +66,6 @@ class FsClient {
   void set_kernel(KernelCache* kernel) { kernel_ = kernel; }
 
   ObjectCache& cache() { return cache_; }
-  RpcClient& rpc() { return rpc_; }
   ClientStats& stats() { return stats_; }
 
   // Sends `m` behind the pending log and waits for the reply (at most

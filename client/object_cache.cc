@@ -27,11 +27,6 @@ void ObjectCache::AddRevocationLocked(InodeId ino, Revocation r) {
   list.push_back(r);
 }
 
-LockMode ObjectCache::EffectiveGrant(InodeId ino, LockMode granted, uint64_t request_id) const {
-  std::lock_guard<std::mutex> l(mu_);
-  return EffectiveGrantLocked(ino, granted, request_id);
-}
-
 Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, ReplyOrder order) {
   std::lock_guard<std::mutex> l(mu_);
   Node& n = nodes_[attr.ino];

@@ -44,9 +44,6 @@ class ObjectCache {
   // Attributes the reply predates (a later local change) are kept. Returns
   // the attributes the cache now holds.
   Attr PutAttr(const Attr& attr, LockMode lock, ReplyOrder order);
-  // The lock a reply's grant really gives: capped at what was given back after
-  // the request left.
-  LockMode EffectiveGrant(InodeId ino, LockMode granted, uint64_t request_id) const;
 
   // A recall or a release: the lock drops to `keep`; grants in replies to
   // requests up to `last_request_id` are capped at `keep`. Dropping to NONE
@@ -81,7 +78,8 @@ class ObjectCache {
   // directory is newer than the reply, or the directory's lock was given back
   // after the request left).
   void SetDirectory(InodeId dir, const std::vector<DirEntry>& entries, ReplyOrder order);
-  // Records the lock a reply granted on `ino` (capped as EffectiveGrant).
+  // Records the lock a reply granted on `ino`, capped at what was given back
+  // after the request left.
   void SetLock(InodeId ino, LockMode lock, uint64_t request_id);
   void AddName(InodeId dir, const std::string& name, InodeId child);
   void RemoveName(InodeId dir, const std::string& name);
@@ -121,6 +119,8 @@ class ObjectCache {
     uint64_t request_id;
     LockMode keep;
   };
+  // The lock a grant really gives: capped at what was given back after the
+  // request left.
   LockMode EffectiveGrantLocked(InodeId ino, LockMode granted, uint64_t request_id) const;
   mutable std::mutex mu_;
   std::unordered_map<InodeId, Node> nodes_;
