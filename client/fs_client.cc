@@ -152,59 +152,99 @@ std::vector<DirEntry> FsClient::AbsorbEntries(const RpcReply& reply) {
   return entries;
 }
 
+// One logged change as the server applies it from a commit.
+static void EncodeChange(const WritebackLog::Op& op, wire::Request::Builder out) {
+  using Kind = WritebackLog::Op::Kind;
+  ToWire(op.caller, out.initCaller());
+  out.setWithNext(op.with_next);
+  auto names = [&](auto b) {
+    b.setParent(op.parent.value);
+    b.setName(AsData(op.name));
+    b.setNowNs(op.now_ns);
+  };
+  switch (op.kind) {
+    case Kind::kSetAttr:
+      ToWire(op.ino, op.setattr, out.initSetAttr());
+      break;
+    case Kind::kCreate:
+      if (S_ISDIR(op.mode)) {
+        auto m = out.initMkdir();
+        names(m);
+        m.setMode(op.mode);
+        m.setNewIno(op.ino.value);
+      } else if (S_ISLNK(op.mode)) {
+        auto m = out.initSymlink();
+        names(m);
+        m.setTarget(AsData(op.target));
+        m.setNewIno(op.ino.value);
+      } else {
+        auto m = out.initMknod();
+        names(m);
+        m.setMode(op.mode);
+        m.setRdev(op.rdev);
+        m.setNewIno(op.ino.value);
+      }
+      break;
+    case Kind::kLink: {
+      auto m = out.initLink();
+      m.setIno(op.ino.value);
+      m.setNewParent(op.new_parent.value);
+      m.setNewName(AsData(op.new_name));
+      m.setNowNs(op.now_ns);
+      break;
+    }
+    case Kind::kUnlink:
+      names(out.initUnlink());
+      break;
+    case Kind::kRmdir:
+      names(out.initRmdir());
+      break;
+    case Kind::kRename: {
+      auto m = out.initRename();
+      names(m);
+      m.setNewParent(op.new_parent.value);
+      m.setNewName(AsData(op.new_name));
+      m.setFlags(op.flags);
+      break;
+    }
+  }
+}
+
 uint64_t FsClient::ShipLogLocked() {
   if (log_.empty()) return log_.last_seq();
   std::vector<WritebackLog::Op> ops = log_.Drain();
   OwnRequest r;
   auto list = r.root.initCommit(static_cast<unsigned>(ops.size()));
-  std::vector<InodeId> inos;
+  std::vector<std::vector<InodeId>> touched;
+  touched.reserve(ops.size());
   for (size_t i = 0; i < ops.size(); i++) {
-    const WritebackLog::Op& op = ops[i];
-    auto out = list[static_cast<unsigned>(i)];
-    ToWire(op.caller, out.initCaller());
-    switch (op.kind) {
-      case WritebackLog::Op::Kind::kSetAttr:
-        ToWire(op.ino, op.setattr, out.initSetAttr());
-        break;
-      case WritebackLog::Op::Kind::kCreate: {
-        auto m = out.initMknod();
-        m.setParent(op.parent.value);
-        m.setName(AsData(op.name));
-        m.setMode(op.mode);
-        m.setNewIno(op.ino.value);
-        m.setNowNs(op.now_ns);
-        break;
-      }
-    }
-    inos.push_back(op.ino);
+    EncodeChange(ops[i], list[static_cast<unsigned>(i)]);
+    touched.push_back(std::move(ops[i].touched));
   }
   uint64_t seq = log_.last_seq();
   {
     std::lock_guard<std::mutex> l(flight_mu_);
     commits_in_flight_++;
   }
-  rpc_.Post(r.message, [this, inos = std::move(inos), seq](Result<RpcReply> reply) {
-    OnCommitted(inos, seq, std::move(reply));
+  rpc_.Post(r.message, [this, touched = std::move(touched), seq](Result<RpcReply> reply) {
+    OnCommitted(touched, seq, std::move(reply));
   });
   return seq;
 }
 
-void FsClient::AppendLocked(WritebackLog::Op op) {
-  log_.Append(std::move(op));
-  if (log_.size() >= kMaxLogOps) ShipLogLocked();
-}
-
 // Network thread (or a sender, when the connection is gone): record what the
-// server refused, take its attributes, and have the kernel's copy dropped.
-void FsClient::OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Result<RpcReply> reply) {
+// server refused, take its attributes, and drop what this client and its
+// kernel believed of the inodes the refused changes touched.
+void FsClient::OnCommitted(const std::vector<std::vector<InodeId>>& touched, uint64_t seq,
+                           Result<RpcReply> reply) {
   {
     std::lock_guard<std::mutex> l(flight_mu_);
     commits_in_flight_--;
   }
   flight_cv_.notify_all();
-  std::vector<std::pair<InodeId, Status>> refused;
+  std::vector<std::pair<size_t, Status>> refused;  // (index in the commit, why)
   if (!reply.ok()) {
-    for (InodeId ino : inos) refused.emplace_back(ino, reply.status());
+    for (size_t i = 0; i < touched.size(); i++) refused.emplace_back(i, reply.status());
   } else {
     reply->set_log_seq(seq);
     Absorb(*reply);
@@ -212,15 +252,18 @@ void FsClient::OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Resul
     if (root.isFailures()) {
       for (auto f : root.getFailures()) {
         int err = f.getErrno() > 0 && f.getErrno() < 4096 ? f.getErrno() : EIO;
-        refused.emplace_back(InodeId(f.getIno()), Status::Error(err, f.getMessage().cStr()));
+        if (f.getIndex() < touched.size())
+          refused.emplace_back(f.getIndex(), Status::Error(err, f.getMessage().cStr()));
       }
     }
   }
-  for (auto& [ino, st] : refused) {
-    LOG(Warn) << "server refused a change of inode " << ino.value
-              << " made locally: " << st.ToString();
-    log_.RecordFailure(ino, st);
-    Post(Task{ino, LockMode::kNone, Task::Kind::kInvalidate});
+  for (auto& [index, st] : refused) {
+    for (InodeId ino : touched[index]) {
+      LOG(Warn) << "server refused a change of inode " << ino.value
+                << " made locally: " << st.ToString();
+      log_.RecordFailure(ino, st);
+      Post(Task{ino, LockMode::kNone, Task::Kind::kInvalidate, cache_.ForgetDirectory(ino)});
+    }
   }
 }
 
@@ -229,59 +272,6 @@ void FsClient::WaitForSendWindow() {
   flight_cv_.wait_for(l, std::chrono::milliseconds(RpcClient::kCallTimeoutMs), [&] {
     return commits_in_flight_ <= kMaxCommitsInFlight && bytes_in_flight_ <= kMaxDataInFlight;
   });
-}
-
-// ---- local changes
-
-std::optional<Result<Attr>> FsClient::SetAttrLocally(InodeId ino, const Caller& c,
-                                                     SetAttrRequest req) {
-  std::lock_guard<std::mutex> l(send_mu_);
-  req.now_ns = NowNs();
-  auto result = cache_.UpdateAttr(ino, log_.last_seq() + 1, [&](Attr& a) -> Status {
-    RETURN_IF_ERROR(CheckAttrChange(c, a, req));
-    ApplyAttrChange(c, a, req, req.now_ns);
-    return Status::Ok();
-  });
-  if (!result || !result->ok()) return result;
-  WritebackLog::Op op;
-  op.ino = ino;
-  op.caller = c;
-  op.now_ns = req.now_ns;
-  op.setattr = req;
-  AppendLocked(std::move(op));
-  return result;
-}
-
-std::optional<Result<Attr>> FsClient::CreateLocally(InodeId parent, const std::string& name,
-                                                    const Caller& c, uint32_t mode, InodeId ino) {
-  std::lock_guard<std::mutex> l(send_mu_);
-  const int64_t now = NowNs();
-  const uint32_t new_mode = S_IFREG | (mode & 07777);
-  auto result = cache_.CreateLocally(parent, name, log_.last_seq() + 1, [&](Attr& dir, Attr& f) {
-    // As FileSystem::CreateNode decides it on the server.
-    RETURN_IF_ERROR(Permission(c, dir, kMayWrite | kMayExec));
-    if (dir.nlink == 0) return Status::Error(ENOENT);
-    f.ino = ino;
-    f.generation = rpc_.welcome().server_generation;
-    f.mode = new_mode;
-    InitNewOwner(c, dir, S_IFREG, f);
-    f.nlink = 1;
-    f.atime_ns = f.mtime_ns = f.ctime_ns = now;
-    dir.mtime_ns = dir.ctime_ns = now;
-    dir.size++;  // a directory's size is its entry count
-    return Status::Ok();
-  });
-  if (!result || !result->ok()) return result;
-  WritebackLog::Op op;
-  op.kind = WritebackLog::Op::Kind::kCreate;
-  op.ino = ino;
-  op.caller = c;
-  op.now_ns = now;
-  op.parent = parent;
-  op.name = name;
-  op.mode = new_mode;
-  AppendLocked(std::move(op));
-  return result;
 }
 
 Result<uint64_t> FsClient::NewInode(const Caller& c) {

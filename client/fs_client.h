@@ -88,13 +88,30 @@ class FsClient {
     return ObjectCache::ReplyOrder(r.log_seq(), r.request_id());
   }
 
-  // Applies an attribute change to an EXCLUSIVE inode locally and logs it;
-  // nullopt when the server must do it.
+  // Local changes (client/local_ops.cc): applied to the cache under
+  // EXCLUSIVE locks and logged; nullopt when the server must do it.
+  //
+  // An attribute change (truncation included) of an inode held EXCLUSIVE.
   std::optional<Result<Attr>> SetAttrLocally(InodeId ino, const Caller& c, SetAttrRequest req);
-  // Creates regular file `ino` in a directory held EXCLUSIVE locally and logs
-  // it; nullopt when the server must do it.
-  std::optional<Result<Attr>> CreateLocally(InodeId parent, const std::string& name,
-                                            const Caller& c, uint32_t mode, InodeId ino);
+  // A new inode `ino` named `name` in a directory held EXCLUSIVE (regular
+  // files, directories, symlinks, fifos and sockets; devices go to the server).
+  struct NewNode {
+    uint32_t mode = 0;   // type | permissions
+    std::string target;  // symlinks
+  };
+  std::optional<Result<Attr>> MakeLocally(InodeId parent, const std::string& name,
+                                          const Caller& c, const NewNode& node, InodeId ino);
+  // unlink (or rmdir, `want_dir`) of a name whose inode is held EXCLUSIVE too.
+  std::optional<Status> RemoveLocally(InodeId parent, const std::string& name, const Caller& c,
+                                      bool want_dir);
+  // rename(2) with its flags, when both directories, the moved inode and any
+  // victim are held EXCLUSIVE (a directory moving elsewhere: the server).
+  std::optional<Status> RenameLocally(InodeId parent, const std::string& name,
+                                      InodeId new_parent, const std::string& new_name,
+                                      uint32_t flags, const Caller& c);
+  // link(2) of an inode and a directory held EXCLUSIVE.
+  std::optional<Result<Attr>> LinkLocally(InodeId ino, InodeId new_parent,
+                                          const std::string& new_name, const Caller& c);
   // Back-pressure: a request that logged a change or posted data waits
   // (holding no lock of ours) while too much is unanswered.
   void WaitForSendWindow();
@@ -183,6 +200,7 @@ class FsClient {
     InodeId ino;
     LockMode keep = LockMode::kNone;
     enum class Kind { kRecall, kInvalidate, kFlushOldData } kind = Kind::kRecall;
+    std::vector<std::string> names = {};  // kInvalidate: names in `ino` the kernel may cache
   };
   static constexpr int64_t kDataDelayNs = 1000000000;  // data in an open file waits at most ~1 s
   void TaskLoop();
@@ -204,7 +222,9 @@ class FsClient {
 
   uint64_t ShipLogLocked();  // send_mu_ held; returns the log sequence it covers
   void AppendLocked(WritebackLog::Op op);
-  void OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Result<RpcReply> reply);
+  // `touched`: per change of the commit, the inodes whose cache a refusal voids.
+  void OnCommitted(const std::vector<std::vector<InodeId>>& touched, uint64_t seq,
+                   Result<RpcReply> reply);
   Status PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::string data);
   void OnWritten(InodeId ino, uint64_t seq, Result<RpcReply> reply);
   Status WriteThrough(InodeId ino, const Caller& c, uint64_t offset, std::string_view data,

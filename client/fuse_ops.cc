@@ -131,14 +131,10 @@ struct NameOps {
     if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
     SetAttrRequest sr = FromFuse(attr, to_set, fi);
     Caller c = CallerOf(req);
-    // Truncation frees or allocates space: the server does it at once.
-    if (!(sr.mask & kSetSize)) {
-      if (auto local = s->core().SetAttrLocally(InodeId(ino), c, sr)) {
-        if (!local->ok()) return ReplyErr(req, local->status());
-        s->stats().local_changes++;
-        s->core().WaitForSendWindow();
-        return ReplyAttr(s, req, **local);
-      }
+    if (auto local = s->core().SetAttrLocally(InodeId(ino), c, sr)) {
+      if (!local->ok()) return ReplyErr(req, local->status());
+      s->core().WaitForSendWindow();
+      return ReplyAttr(s, req, **local);
     }
     Request r(c);
     ToWire(InodeId(ino), sr, r.root.initSetAttr());
@@ -151,6 +147,10 @@ struct NameOps {
   static void ReadLink(fuse_req_t req, fuse_ino_t ino) {
     FuseOps* s = Self(req);
     Count(s, FUSE_READLINK);
+    if (auto target = s->core().cache().SymlinkTarget(InodeId(ino))) {
+      s->stats().cache_hits++;
+      return (void)fuse_reply_readlink(req, target->c_str());
+    }
     Request r(req);
     r.root.setReadLink(ino);
     auto reply = s->core().Call(r.message);
@@ -159,23 +159,19 @@ struct NameOps {
     fuse_reply_readlink(req, target.c_str());
   }
 
-  // Mknod, Mkdir, Symlink and Create share this: one RPC, entry reply.
-  // A regular file goes in the writeback log when its directory is ours.
+  // Mknod, Mkdir, Symlink and Create share this: made in the cache and
+  // logged when the directory is ours, else one RPC; entry reply.
   template <typename Fill>
   static Result<Attr> MakeNode(FuseOps* s, fuse_req_t req, fuse_ino_t parent, const char* name,
-                               LockMode* lock, Fill fill, uint32_t local_file_mode = 0) {
+                               LockMode* lock, Fill fill, const FsClient::NewNode& node) {
     FsClient::KernelHold hold(s->core(), InodeId(parent));
     if (std::strlen(name) > kMaxNameBytes) return Status::Error(ENAMETOOLONG);
     ASSIGN_OR_RETURN(uint64_t ino, s->core().NewInode(CallerOf(req)));
-    if (local_file_mode != 0) {
-      auto local = s->core().CreateLocally(InodeId(parent), name, CallerOf(req), local_file_mode,
-                                           InodeId(ino));
-      if (local) {
-        if (local->ok()) s->stats().local_changes++;
-        s->core().WaitForSendWindow();
-        *lock = LockMode::kExclusive;
-        return *local;
-      }
+    if (auto local =
+            s->core().MakeLocally(InodeId(parent), name, CallerOf(req), node, InodeId(ino))) {
+      s->core().WaitForSendWindow();
+      *lock = LockMode::kExclusive;
+      return *local;
     }
     Request r(req);
     fill(r.root, ino);
@@ -199,7 +195,7 @@ struct NameOps {
           m.setRdev(rdev);
           m.setNewIno(ino);
         },
-        S_ISREG(mode) ? mode : 0);
+        FsClient::NewNode{mode, {}});
     if (!attr.ok()) return ReplyErr(req, attr.status());
     ReplyEntry(s, req, InodeId(parent), name, *attr);
   }
@@ -214,7 +210,7 @@ struct NameOps {
       m.setName(AsData(name));
       m.setMode(mode);
       m.setNewIno(ino);
-    });
+    }, FsClient::NewNode{S_IFDIR | (mode & 07777), {}});
     if (!attr.ok()) return ReplyErr(req, attr.status());
     // A directory this client just made is empty: complete from birth.
     s->core().cache().SetDirectory(attr->ino, {}, UINT64_MAX);
@@ -231,7 +227,7 @@ struct NameOps {
       m.setName(AsData(name));
       m.setTarget(AsData(target));
       m.setNewIno(ino);
-    });
+    }, FsClient::NewNode{S_IFLNK | 0777, target});
     if (!attr.ok()) return ReplyErr(req, attr.status());
     ReplyEntry(s, req, InodeId(parent), name, *attr);
   }
@@ -250,7 +246,7 @@ struct NameOps {
           m.setMode((mode & ~S_IFMT) | S_IFREG);
           m.setNewIno(ino);
         },
-        (mode & ~S_IFMT) | S_IFREG);
+        FsClient::NewNode{(mode & ~S_IFMT) | S_IFREG, {}});
     if (!attr.ok()) return ReplyErr(req, attr.status());
     FsClient::ReplyPin pin(s->core(), InodeId(parent), attr->ino);
     fuse_entry_param e = EntryFor(s, InodeId(parent), name, *attr);
@@ -264,6 +260,12 @@ struct NameOps {
     FuseOps* s = Self(req);
     Count(s, FUSE_LINK);
     FsClient::KernelHold hold(s->core(), InodeId(new_parent));
+    if (auto local = s->core().LinkLocally(InodeId(ino), InodeId(new_parent), new_name,
+                                           CallerOf(req))) {
+      if (!local->ok()) return ReplyErr(req, local->status());
+      s->core().WaitForSendWindow();
+      return ReplyEntry(s, req, InodeId(new_parent), new_name, **local);
+    }
     if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto l = r.root.initLink();
@@ -282,6 +284,10 @@ struct NameOps {
     FuseOps* s = Self(req);
     Count(s, dir ? FUSE_RMDIR : FUSE_UNLINK);
     FsClient::KernelHold hold(s->core(), InodeId(parent));
+    if (auto local = s->core().RemoveLocally(InodeId(parent), name, CallerOf(req), dir)) {
+      if (local->ok()) s->core().WaitForSendWindow();
+      return ReplyErr(req, *local);
+    }
     Request r(req);
     auto set = [&](auto b) {
       b.setParent(parent);
@@ -317,6 +323,14 @@ struct NameOps {
     Count(s, FUSE_RENAME2);
     FsClient::KernelHold hold(s->core(), InodeId(parent), InodeId(new_parent));
     if (flags & ~(kRenameNoReplace | kRenameExchange)) return (void)fuse_reply_err(req, EINVAL);
+    if ((flags & kRenameNoReplace) && (flags & kRenameExchange)) {
+      return (void)fuse_reply_err(req, EINVAL);
+    }
+    if (auto local = s->core().RenameLocally(InodeId(parent), name, InodeId(new_parent), new_name,
+                                             flags, CallerOf(req))) {
+      if (local->ok()) s->core().WaitForSendWindow();
+      return ReplyErr(req, *local);
+    }
     Attr moved{}, victim{};
     bool know_moved = s->core().cache().Lookup(InodeId(parent), name, &moved) ==
                       ObjectCache::LookupResult::kFound;

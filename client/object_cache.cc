@@ -119,32 +119,6 @@ void ObjectCache::NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint
   a.mtime_ns = a.ctime_ns = now_ns;
 }
 
-std::optional<Result<Attr>> ObjectCache::CreateLocally(
-    InodeId dir, const std::string& name, uint64_t seq,
-    const std::function<Status(Attr& dir, Attr& child)>& make) {
-  std::lock_guard<std::mutex> l(mu_);
-  auto it = nodes_.find(dir);
-  if (it == nodes_.end() || !it->second.has_attr || !it->second.complete ||
-      it->second.lock != LockMode::kExclusive) {
-    return std::nullopt;
-  }
-  Node& d = it->second;
-  if (d.names.count(name)) return Result<Attr>(Status::Error(EEXIST));
-  Attr dir_attr = d.attr;
-  Attr child;
-  Status st = make(dir_attr, child);
-  if (!st.ok()) return Result<Attr>(st);
-  d.attr = dir_attr;
-  d.local_seq = seq;
-  d.names[name] = child.ino;
-  Node& c = nodes_[child.ino];  // may rehash: `d` is not used after this
-  c.attr = child;
-  c.has_attr = true;
-  c.lock = LockMode::kExclusive;
-  c.local_seq = seq;
-  return Result<Attr>(child);
-}
-
 LockMode ObjectCache::lock(InodeId ino) const {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(ino);
@@ -193,12 +167,15 @@ void ObjectCache::RemoveName(InodeId dir, const std::string& name) {
   if (it != nodes_.end()) it->second.names.erase(name);
 }
 
-void ObjectCache::ForgetDirectory(InodeId dir) {
+std::vector<std::string> ObjectCache::ForgetDirectory(InodeId dir) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(dir);
-  if (it == nodes_.end()) return;
+  if (it == nodes_.end()) return {};
   it->second.complete = false;
   it->second.names.clear();
+  std::vector<std::string> names(it->second.kernel_names.begin(), it->second.kernel_names.end());
+  it->second.kernel_names.clear();
+  return names;
 }
 
 void ObjectCache::AddLookup(InodeId ino, uint64_t n) {

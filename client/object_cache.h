@@ -59,14 +59,44 @@ class ObjectCache {
   // when the inode is not cached under EXCLUSIVE (the server must decide).
   std::optional<Result<Attr>> UpdateAttr(InodeId ino, uint64_t seq,
                                          const std::function<Status(Attr&)>& change);
-  // A local create of `name` in `dir`: when the directory is complete and held
-  // EXCLUSIVE, `make` checks permissions on a copy of the directory's
-  // attributes, fills in the new inode's and updates the directory's; on Ok
-  // the name and the new inode (EXCLUSIVE) are added, both as local change
-  // `seq`. EEXIST if the name is taken; nullopt when the server must decide.
+  // Local namespace changes (DESIGN §5). Each needs the directories it changes
+  // complete and every inode it changes cached, all held EXCLUSIVE; else
+  // nullopt (the server must decide). The rules check on copies of the
+  // attributes and change them as the server would; on Ok the copies and the
+  // names are kept, marked as local change `seq`.
+  //
+  // A create of `name` in `dir`: `make` checks permissions on the directory,
+  // fills in the new inode and updates the directory. The new inode is held
+  // EXCLUSIVE (a new directory is complete and empty; a symlink keeps
+  // `symlink_target`). EEXIST if the name is taken.
   std::optional<Result<Attr>> CreateLocally(
       InodeId dir, const std::string& name, uint64_t seq,
-      const std::function<Status(Attr& dir, Attr& child)>& make);
+      const std::function<Status(Attr& dir, Attr& child)>& make,
+      const std::string& symlink_target = {});
+  // Unlink or rmdir (`want_dir`): `rules` gets whether the child is an empty
+  // directory. Returns the child's attributes after the change. ENOENT.
+  using RemoveRules = std::function<Status(Attr& dir, Attr& child, bool child_empty)>;
+  std::optional<Result<Attr>> RemoveLocally(InodeId dir, const std::string& name, uint64_t seq,
+                                            const RemoveRules& rules);
+  // A rename within one directory or, for a non-directory, across two
+  // (moving a directory elsewhere needs the server's loop check). `to_dir`
+  // aliases `from_dir` when they are one directory.
+  struct RenameAttrs {
+    Attr& from_dir;
+    Attr& to_dir;
+    Attr& moved;
+    Attr* victim;  // the inode at the new name, if any
+    bool victim_empty;  // the victim is an empty directory
+  };
+  std::optional<Status> RenameLocally(InodeId from_dir, const std::string& name, InodeId to_dir,
+                                      const std::string& new_name, uint32_t flags, uint64_t seq,
+                                      const std::function<Status(RenameAttrs&)>& rules);
+  // A new name `name` in `dir` for `ino`. EEXIST. Returns the inode's attributes.
+  std::optional<Result<Attr>> LinkLocally(InodeId ino, InodeId dir, const std::string& name,
+                                          uint64_t seq,
+                                          const std::function<Status(Attr& dir, Attr& child)>& rules);
+  // The target of a symlink this client made (only while locked).
+  std::optional<std::string> SymlinkTarget(InodeId ino) const;
   std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
   // A write answered from memory: size and times move as the server would move them.
   void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq);
@@ -83,7 +113,8 @@ class ObjectCache {
   void SetLock(InodeId ino, LockMode lock, uint64_t request_id);
   void AddName(InodeId dir, const std::string& name, InodeId child);
   void RemoveName(InodeId dir, const std::string& name);
-  void ForgetDirectory(InodeId dir);
+  // Forgets the listing; returns the names the kernel was told about in it.
+  std::vector<std::string> ForgetDirectory(InodeId dir);
 
   // Kernel reference counting (FUSE lookup count).
   void AddLookup(InodeId ino, uint64_t n = 1);
@@ -111,6 +142,7 @@ class ObjectCache {
     bool complete = false;  // `names` is the whole directory
     std::unordered_map<std::string, InodeId> names;
     std::unordered_set<std::string> kernel_names;  // dentries the kernel may cache
+    std::optional<std::string> symlink_target;     // known for symlinks made here
     mutable uint64_t last_use = 0;                 // use_clock_ when last looked at
   };
   void Touch(const Node& n) const { n.last_use = ++use_clock_; }
@@ -122,6 +154,9 @@ class ObjectCache {
   // The lock a grant really gives: capped at what was given back after the
   // request left.
   LockMode EffectiveGrantLocked(InodeId ino, LockMode granted, uint64_t request_id) const;
+  // The node, when it is cached with attributes under EXCLUSIVE (and, for
+  // `complete_dir`, is a complete directory); else null.
+  Node* OwnedLocked(InodeId ino, bool complete_dir = false);
   mutable std::mutex mu_;
   std::unordered_map<InodeId, Node> nodes_;
   std::unordered_map<InodeId, std::vector<Revocation>> revoked_;

@@ -47,7 +47,7 @@ void FsClient::TaskLoop() {
         HandleRecall(t.ino, t.keep);
         break;
       case Task::Kind::kInvalidate:
-        if (KernelCache* k = kernel_.load()) k->InvalInode(t.ino);
+        InvalidateKernel(t.ino, std::move(t.names));
         break;
       case Task::Kind::kFlushOldData:
         write_behind_.FlushOlderThan(WriteBehind::NowNs() - kDataDelayNs);

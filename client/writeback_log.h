@@ -28,20 +28,30 @@ namespace cohfs {
 
 class WritebackLog {
  public:
-  // One change: an attribute change of `ino`, or the creation of regular
-  // file `ino` named `name` in `parent`.
+  // One change made locally under EXCLUSIVE locks (DESIGN §5), as the server
+  // will apply it from a commit.
   struct Op {
-    enum class Kind { kSetAttr, kCreate } kind = Kind::kSetAttr;
-    InodeId ino;
+    enum class Kind { kSetAttr, kCreate, kLink, kUnlink, kRmdir, kRename } kind = Kind::kSetAttr;
+    InodeId ino;  // the inode the change is about (the new one for kCreate)
     Caller caller;
-    int64_t now_ns = 0;  // when the change happened here
-    SetAttrRequest setattr;  // kSetAttr (its now_ns == now_ns)
-    InodeId parent;          // kCreate
-    std::string name;        // kCreate
-    uint32_t mode = 0;       // kCreate: S_IFREG | permissions
+    int64_t now_ns = 0;       // when the change happened here
+    SetAttrRequest setattr;   // kSetAttr (its now_ns == now_ns)
+    InodeId parent;           // kCreate, kUnlink, kRmdir, kRename: the directory
+    std::string name;         // ... and the name in it
+    uint32_t mode = 0;        // kCreate: type | permissions
+    uint64_t rdev = 0;        // kCreate: device nodes
+    std::string target;       // kCreate of a symlink
+    InodeId new_parent;       // kLink, kRename
+    std::string new_name;     // kLink, kRename
+    uint32_t flags = 0;       // kRename: kRenameNoReplace / kRenameExchange
+    bool with_next = false;   // this change and the next are applied together or not at all
+    // Every inode whose cached state the change touched (to re-learn on refusal).
+    std::vector<InodeId> touched;
   };
 
-  // Appends a change; returns its sequence number (1, 2, ...).
+  // Appends a change; returns its sequence number (1, 2, ...). A change of
+  // an inode the previous pending change created joins that change's group
+  // (a create and its first attributes: one WriteBatch on the server).
   uint64_t Append(Op op);
   // Numbers a local change that travels outside the log (data written
   // behind, whose reply must not be undone by older replies).
@@ -61,7 +71,10 @@ class WritebackLog {
   Status TakeFailure(InodeId ino);
 
  private:
+  static constexpr size_t kMaxGroupOps = 32;  // the server refuses longer groups
   std::vector<Op> ops_;
+  InodeId group_ino_;      // the inode the open group created (none: no group open)
+  size_t group_size_ = 0;  // changes in the open group
   uint64_t last_seq_ = 0;
   int64_t oldest_ns_ = 0;
   std::mutex failures_mu_;

@@ -6,7 +6,7 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("cohfs::wire");
 
-const protocolVersion :UInt32 = 2;  # 2: recalls, downgrade, file locks, append
+const protocolVersion :UInt32 = 3;  # 2: recalls, downgrade, file locks, append; 3: the whole namespace in commits, groups
 
 enum LockMode {
   none @0;
@@ -55,6 +55,8 @@ struct InodeRange {
 
 struct Request {
   caller @0 :Caller;
+  withNext @96 :Bool;  # in a commit: this change and the next are one group, applied in one
+                       # WriteBatch, entirely or not at all
   union {
     hello :group {
       versionMin @1 :UInt32;
@@ -94,25 +96,30 @@ struct Request {
       name @25 :Data;
       mode @26 :UInt32;
       newIno @27 :UInt64;
+      nowNs @88 :Int64;      # in a commit: when the client made the change (0: the server's clock)
     }
     symlink :group {
       parent @28 :UInt64;
       name @29 :Data;
       target @30 :Data;
       newIno @31 :UInt64;
+      nowNs @89 :Int64;
     }
     link :group {
       ino @32 :UInt64;
       newParent @33 :UInt64;
       newName @34 :Data;
+      nowNs @90 :Int64;
     }
     unlink :group {
       parent @35 :UInt64;
       name @36 :Data;
+      nowNs @91 :Int64;
     }
     rmdir :group {
       parent @37 :UInt64;
       name @38 :Data;
+      nowNs @92 :Int64;
     }
     rename :group {
       parent @39 :UInt64;
@@ -120,6 +127,7 @@ struct Request {
       newParent @41 :UInt64;
       newName @42 :Data;
       flags @43 :UInt32;
+      nowNs @93 :Int64;
     }
     open :group {
       ino @44 :UInt64;
@@ -147,6 +155,7 @@ struct Request {
       name @57 :Data;
       value @58 :Data;
       flags @59 :Int32;
+      nowNs @94 :Int64;
     }
     getXattr :group {
       ino @60 :UInt64;
@@ -156,6 +165,7 @@ struct Request {
     removeXattr :group {
       ino @63 :UInt64;
       name @64 :Data;
+      nowNs @95 :Int64;
     }
     fallocate :group {
       ino @65 :UInt64;

@@ -18,7 +18,6 @@
 namespace cohfs {
 namespace {
 
-constexpr uint32_t kMaxLinks = 65000;  // EXT4_LINK_MAX
 constexpr int kMaxDirDepth = 1 << 20;  // bound on walking `parent` fields
 
 // The kernel never sends such names; a hostile client might.

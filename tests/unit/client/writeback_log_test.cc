@@ -136,5 +136,48 @@ TEST(ObjectCache, LocalCreatesNeedACompleteExclusiveDirectoryAndSurviveOlderList
   EXPECT_EQ(found.ino, InodeId(9));
 }
 
+// A create and the attribute changes of the new inode right after it are one
+// group (the server applies them in one WriteBatch); anything else ends it.
+TEST(WritebackLog, GroupsACreateWithItsFirstAttributes) {
+  WritebackLog log;
+  WritebackLog::Op create;
+  create.kind = WritebackLog::Op::Kind::kCreate;
+  create.ino = InodeId(9);
+  log.Append(create);
+  log.Append(Chmod(9, 0600, 1));
+  log.Append(Chmod(9, 0640, 2));
+  log.Append(Chmod(5, 0600, 3));  // another inode: a group of its own
+  log.Append(Chmod(9, 0600, 4));  // the group ended
+  auto ops = log.Drain();
+  ASSERT_EQ(ops.size(), 5u);
+  EXPECT_TRUE(ops[0].with_next);
+  EXPECT_TRUE(ops[1].with_next);
+  EXPECT_FALSE(ops[2].with_next);
+  EXPECT_FALSE(ops[3].with_next);
+  EXPECT_FALSE(ops[4].with_next);
+  // A drain closes the group: a change shipped later stands alone.
+  log.Append(create);
+  ops = log.Drain();
+  log.Append(Chmod(9, 0600, 5));
+  EXPECT_FALSE(log.Drain()[0].with_next);
+}
+
+TEST(WritebackLog, AGroupIsBounded) {
+  WritebackLog log;
+  WritebackLog::Op create;
+  create.kind = WritebackLog::Op::Kind::kCreate;
+  create.ino = InodeId(9);
+  log.Append(create);
+  for (int i = 0; i < 100; i++) log.Append(Chmod(9, 0600, i));
+  auto ops = log.Drain();
+  size_t longest = 0, run = 0;
+  for (const auto& op : ops) {
+    run++;
+    if (!op.with_next) longest = std::max(longest, run), run = 0;
+  }
+  EXPECT_LE(longest, 32u);
+  EXPECT_GE(longest, 2u);
+}
+
 }  // namespace
 }  // namespace cohfs

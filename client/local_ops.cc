@@ -1,0 +1,252 @@
+// FsClient's local changes (DESIGN §5, §6): attribute changes and the whole
+// namespace (create, mkdir, symlink, mknod, link, unlink, rmdir, rename),
+// applied to the cache under EXCLUSIVE locks, answered at once and logged.
+// Every rule here is the server's (server/file_system.cc), in the same order,
+// so the server reaches the same result when the commit arrives; it checks
+// again and reports a refused change to the next close or fsync.
+#include <sys/stat.h>
+
+#include "client/fs_client.h"
+#include "common/limits.h"
+#include "common/permissions.h"
+
+namespace cohfs {
+namespace {
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// Truncation's own checks (before setattr_prepare's).
+Status CheckTruncate(const Caller& c, const Attr& a, const SetAttrRequest& req) {
+  if (S_ISDIR(a.mode)) return Status::Error(EISDIR);
+  if (!S_ISREG(a.mode)) return Status::Error(EINVAL);
+  if (req.size > kMaxFileBytes) return Status::Error(EFBIG);
+  if (!req.has_open_handle) RETURN_IF_ERROR(Permission(c, a, kMayWrite));
+  return Status::Ok();
+}
+
+// may_delete: write and search permission on the directory, the sticky bit.
+Status MayDelete(const Caller& c, const Attr& dir, const Attr& child) {
+  RETURN_IF_ERROR(Permission(c, dir, kMayWrite | kMayExec));
+  return StickyCheck(c, dir, child);
+}
+
+// Drops one name of `child` (a directory loses all), as Tx::DropLink does.
+void DropLink(Attr& child, int64_t now) {
+  if (S_ISDIR(child.mode)) {
+    child.nlink = 0;
+  } else if (child.nlink > 0) {
+    child.nlink--;
+  }
+  child.ctime_ns = now;
+}
+
+Status RenameRules(const Caller& c, ObjectCache::RenameAttrs& r, bool exchange, int64_t now) {
+  RETURN_IF_ERROR(Permission(c, r.from_dir, kMayExec));
+  RETURN_IF_ERROR(Permission(c, r.to_dir, kMayExec));
+  if (r.to_dir.nlink == 0) return Status::Error(ENOENT);
+  RETURN_IF_ERROR(MayDelete(c, r.from_dir, r.moved));
+  RETURN_IF_ERROR(Permission(c, r.to_dir, kMayWrite | kMayExec));
+  Attr* v = r.victim;
+  if (v) {
+    RETURN_IF_ERROR(StickyCheck(c, r.to_dir, *v));
+    if (!exchange && S_ISDIR(r.moved.mode) && !S_ISDIR(v->mode)) return Status::Error(ENOTDIR);
+    if (!exchange && !S_ISDIR(r.moved.mode) && S_ISDIR(v->mode)) return Status::Error(EISDIR);
+    if (!exchange && S_ISDIR(v->mode) && !r.victim_empty) return Status::Error(ENOTEMPTY);
+  }
+  // The directory sizes count entries, as the server's AddName/RemoveName do.
+  r.from_dir.size--;
+  r.to_dir.size++;
+  r.moved.ctime_ns = now;
+  if (v && exchange) {
+    r.from_dir.size++;
+    v->ctime_ns = now;
+  } else if (v) {
+    r.to_dir.size--;
+    if (S_ISDIR(v->mode)) r.to_dir.nlink--;
+    DropLink(*v, now);
+  }
+  r.from_dir.mtime_ns = r.from_dir.ctime_ns = now;
+  r.to_dir.mtime_ns = r.to_dir.ctime_ns = now;
+  return Status::Ok();
+}
+
+}  // namespace
+
+void FsClient::AppendLocked(WritebackLog::Op op) {
+  stats_.local_changes++;
+  log_.Append(std::move(op));
+  if (log_.size() >= kMaxLogOps) ShipLogLocked();
+}
+
+std::optional<Result<Attr>> FsClient::SetAttrLocally(InodeId ino, const Caller& c,
+                                                     SetAttrRequest req) {
+  std::lock_guard<std::mutex> l(send_mu_);
+  req.now_ns = NowNs();
+  auto result = cache_.UpdateAttr(ino, log_.last_seq() + 1, [&](Attr& a) -> Status {
+    if (req.mask & kSetSize) RETURN_IF_ERROR(CheckTruncate(c, a, req));
+    RETURN_IF_ERROR(CheckAttrChange(c, a, req));
+    if (req.mask & kSetSize) {
+      if (req.size != a.size) a.mtime_ns = req.now_ns;
+      // Blocks past the new end go; a grown file is sparse.
+      a.blocks = std::min(a.blocks, (req.size + kBlockBytes - 1) / kBlockBytes * (kBlockBytes / 512));
+      a.size = req.size;
+      KillPrivilegesOnWrite(c, a);
+    }
+    ApplyAttrChange(c, a, req, req.now_ns);
+    return Status::Ok();
+  });
+  if (!result || !result->ok()) return result;
+  WritebackLog::Op op;
+  op.ino = ino;
+  op.caller = c;
+  op.now_ns = req.now_ns;
+  op.setattr = req;
+  op.touched = {ino};
+  AppendLocked(std::move(op));
+  return result;
+}
+
+std::optional<Result<Attr>> FsClient::MakeLocally(InodeId parent, const std::string& name,
+                                                  const Caller& c, const NewNode& node,
+                                                  InodeId ino) {
+  uint32_t type = node.mode & S_IFMT;
+  if (type == S_IFCHR || type == S_IFBLK) return std::nullopt;  // devices: the server decides
+  if (type == S_IFLNK && (node.target.empty() || node.target.size() > kMaxSymlinkBytes)) {
+    return std::nullopt;  // the server gives the error
+  }
+  std::lock_guard<std::mutex> l(send_mu_);
+  const int64_t now = NowNs();
+  const uint32_t mode = type | (node.mode & 07777);
+  auto make = [&](Attr& dir, Attr& f) -> Status {
+    // As FileSystem::CreateNode decides it on the server.
+    RETURN_IF_ERROR(Permission(c, dir, kMayWrite | kMayExec));
+    if (dir.nlink == 0) return Status::Error(ENOENT);
+    f.ino = ino;
+    f.generation = rpc_.welcome().server_generation;
+    f.mode = mode;
+    InitNewOwner(c, dir, type, f);
+    f.nlink = type == S_IFDIR ? 2 : 1;
+    f.size = type == S_IFLNK ? node.target.size() : 0;
+    f.atime_ns = f.mtime_ns = f.ctime_ns = now;
+    if (type == S_IFDIR) dir.nlink++;
+    dir.mtime_ns = dir.ctime_ns = now;
+    dir.size++;  // a directory's size is its entry count
+    return Status::Ok();
+  };
+  auto result = cache_.CreateLocally(parent, name, log_.last_seq() + 1, make, node.target);
+  if (!result || !result->ok()) return result;
+  WritebackLog::Op op;
+  op.kind = WritebackLog::Op::Kind::kCreate;
+  op.ino = ino;
+  op.caller = c;
+  op.now_ns = now;
+  op.parent = parent;
+  op.name = name;
+  op.mode = (*result)->mode;  // the server's InitNewOwner may add S_ISGID to a directory
+  op.target = node.target;
+  op.touched = {ino, parent};
+  AppendLocked(std::move(op));
+  return result;
+}
+
+std::optional<Status> FsClient::RemoveLocally(InodeId parent, const std::string& name,
+                                              const Caller& c, bool want_dir) {
+  std::lock_guard<std::mutex> l(send_mu_);
+  const int64_t now = NowNs();
+  auto rules = [&](Attr& dir, Attr& child, bool child_empty) -> Status {
+    // As FileSystem::RemoveEntry decides it.
+    RETURN_IF_ERROR(Permission(c, dir, kMayExec));
+    RETURN_IF_ERROR(MayDelete(c, dir, child));
+    if (want_dir && !S_ISDIR(child.mode)) return Status::Error(ENOTDIR);
+    if (!want_dir && S_ISDIR(child.mode)) return Status::Error(EISDIR);
+    if (want_dir) {
+      if (!child_empty) return Status::Error(ENOTEMPTY);
+      dir.nlink--;
+    }
+    dir.size--;
+    DropLink(child, now);
+    dir.mtime_ns = dir.ctime_ns = now;
+    return Status::Ok();
+  };
+  auto result = cache_.RemoveLocally(parent, name, log_.last_seq() + 1, rules);
+  if (!result) return std::nullopt;
+  if (!result->ok()) return result->status();
+  WritebackLog::Op op;
+  op.kind = want_dir ? WritebackLog::Op::Kind::kRmdir : WritebackLog::Op::Kind::kUnlink;
+  op.ino = (*result)->ino;
+  op.caller = c;
+  op.now_ns = now;
+  op.parent = parent;
+  op.name = name;
+  op.touched = {parent, op.ino};
+  AppendLocked(std::move(op));
+  return Status::Ok();
+}
+
+std::optional<Status> FsClient::RenameLocally(InodeId parent, const std::string& name,
+                                              InodeId new_parent, const std::string& new_name,
+                                              uint32_t flags, const Caller& c) {
+  std::lock_guard<std::mutex> l(send_mu_);
+  const int64_t now = NowNs();
+  InodeId moved, victim;
+  auto rules = [&](ObjectCache::RenameAttrs& r) -> Status {
+    moved = r.moved.ino;
+    victim = r.victim ? r.victim->ino : InodeId();
+    return RenameRules(c, r, flags & kRenameExchange, now);
+  };
+  auto st = cache_.RenameLocally(parent, name, new_parent, new_name, flags, log_.last_seq() + 1,
+                                 rules);
+  if (!st || !st->ok() || !moved.valid()) return st;  // (no inode: a rename onto itself)
+  WritebackLog::Op op;
+  op.kind = WritebackLog::Op::Kind::kRename;
+  op.ino = moved;
+  op.caller = c;
+  op.now_ns = now;
+  op.parent = parent;
+  op.name = name;
+  op.new_parent = new_parent;
+  op.new_name = new_name;
+  op.flags = flags;
+  op.touched = {moved, parent, new_parent};
+  if (victim.valid()) op.touched.push_back(victim);
+  AppendLocked(std::move(op));
+  return st;
+}
+
+std::optional<Result<Attr>> FsClient::LinkLocally(InodeId ino, InodeId new_parent,
+                                                  const std::string& new_name, const Caller& c) {
+  std::lock_guard<std::mutex> l(send_mu_);
+  const int64_t now = NowNs();
+  auto rules = [&](Attr& dir, Attr& child) -> Status {
+    // As FileSystem::Link decides it.
+    RETURN_IF_ERROR(Permission(c, dir, kMayExec));
+    if (dir.nlink == 0) return Status::Error(ENOENT);
+    RETURN_IF_ERROR(Permission(c, dir, kMayWrite | kMayExec));
+    if (S_ISDIR(child.mode)) return Status::Error(EPERM);
+    if (child.nlink == 0) return Status::Error(ENOENT);
+    if (child.nlink >= kMaxLinks) return Status::Error(EMLINK);
+    child.nlink++;
+    child.ctime_ns = now;
+    dir.size++;
+    dir.mtime_ns = dir.ctime_ns = now;
+    return Status::Ok();
+  };
+  auto result = cache_.LinkLocally(ino, new_parent, new_name, log_.last_seq() + 1, rules);
+  if (!result || !result->ok()) return result;
+  WritebackLog::Op op;
+  op.kind = WritebackLog::Op::Kind::kLink;
+  op.ino = ino;
+  op.caller = c;
+  op.now_ns = now;
+  op.new_parent = new_parent;
+  op.new_name = new_name;
+  op.touched = {ino, new_parent};
+  AppendLocked(std::move(op));
+  return result;
+}
+
+}  // namespace cohfs

@@ -1,0 +1,132 @@
+// ObjectCache's local namespace changes (object_cache.h): creates, removals,
+// renames and links made under EXCLUSIVE locks, before the server sees them.
+#include <sys/stat.h>
+
+#include "client/object_cache.h"
+#include "common/fs_types.h"
+
+namespace cohfs {
+
+ObjectCache::Node* ObjectCache::OwnedLocked(InodeId ino, bool complete_dir) {
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return nullptr;
+  Node& n = it->second;
+  if (!n.has_attr || n.lock != LockMode::kExclusive) return nullptr;
+  if (complete_dir && !n.complete) return nullptr;
+  return &n;
+}
+
+std::optional<Result<Attr>> ObjectCache::CreateLocally(
+    InodeId dir, const std::string& name, uint64_t seq,
+    const std::function<Status(Attr& dir, Attr& child)>& make, const std::string& symlink_target) {
+  std::lock_guard<std::mutex> l(mu_);
+  Node* d = OwnedLocked(dir, /*complete_dir=*/true);
+  if (!d) return std::nullopt;
+  if (d->names.count(name)) return Result<Attr>(Status::Error(EEXIST));
+  Attr dir_attr = d->attr;
+  Attr child;
+  Status st = make(dir_attr, child);
+  if (!st.ok()) return Result<Attr>(st);
+  d->attr = dir_attr;
+  d->local_seq = seq;
+  d->names[name] = child.ino;
+  Node& c = nodes_[child.ino];  // may rehash: `d` is not used after this
+  c.attr = child;
+  c.has_attr = true;
+  c.lock = LockMode::kExclusive;
+  c.local_seq = seq;
+  c.complete = S_ISDIR(child.mode);  // a new directory is empty
+  if (S_ISLNK(child.mode)) c.symlink_target = symlink_target;
+  return Result<Attr>(child);
+}
+
+std::optional<Result<Attr>> ObjectCache::RemoveLocally(InodeId dir, const std::string& name,
+                                                       uint64_t seq, const RemoveRules& rules) {
+  std::lock_guard<std::mutex> l(mu_);
+  Node* d = OwnedLocked(dir, /*complete_dir=*/true);
+  if (!d) return std::nullopt;
+  auto e = d->names.find(name);
+  if (e == d->names.end()) return Result<Attr>(Status::Error(ENOENT));
+  Node* c = OwnedLocked(e->second);
+  if (!c || (S_ISDIR(c->attr.mode) && !c->complete)) return std::nullopt;
+  Attr dir_attr = d->attr, child = c->attr;
+  Status st = rules(dir_attr, child, S_ISDIR(child.mode) && c->names.empty());
+  if (!st.ok()) return Result<Attr>(st);
+  d->attr = dir_attr;
+  c->attr = child;
+  d->local_seq = c->local_seq = seq;
+  d->names.erase(e);
+  return Result<Attr>(child);
+}
+
+std::optional<Status> ObjectCache::RenameLocally(InodeId from_dir, const std::string& name,
+                                                 InodeId to_dir, const std::string& new_name,
+                                                 uint32_t flags, uint64_t seq,
+                                                 const std::function<Status(RenameAttrs&)>& rules) {
+  std::lock_guard<std::mutex> l(mu_);
+  Node* fd = OwnedLocked(from_dir, /*complete_dir=*/true);
+  Node* td = OwnedLocked(to_dir, /*complete_dir=*/true);
+  if (!fd || !td) return std::nullopt;
+  const bool exchange = flags & kRenameExchange;
+  auto s = fd->names.find(name);
+  if (s == fd->names.end()) return Status::Error(ENOENT);
+  const InodeId src = s->second;
+  Node* sn = OwnedLocked(src);
+  if (!sn) return std::nullopt;
+  auto v = td->names.find(new_name);
+  const InodeId dst = v == td->names.end() ? InodeId() : v->second;
+  if (exchange && !dst.valid()) return Status::Error(ENOENT);
+  if (dst.valid() && (flags & kRenameNoReplace)) return Status::Error(EEXIST);
+  Node* vn = dst.valid() ? OwnedLocked(dst) : nullptr;
+  if (dst.valid() && !vn) return std::nullopt;
+  const bool moves_dir =
+      S_ISDIR(sn->attr.mode) || (exchange && vn != nullptr && S_ISDIR(vn->attr.mode));
+  if (moves_dir && from_dir != to_dir) return std::nullopt;  // the server checks for loops
+  if (vn && S_ISDIR(vn->attr.mode) && !vn->complete) return std::nullopt;
+  if (dst == src) return Status::Ok();  // one inode under both names: nothing to do
+
+  Attr fa = fd->attr, ta = td->attr, ma = sn->attr, va = vn ? vn->attr : Attr{};
+  RenameAttrs attrs{fa, from_dir == to_dir ? fa : ta, ma, vn ? &va : nullptr,
+                    vn && S_ISDIR(va.mode) && vn->names.empty()};
+  Status st = rules(attrs);
+  if (!st.ok()) return st;
+  fd->attr = fa;
+  if (from_dir != to_dir) td->attr = ta;
+  sn->attr = ma;
+  fd->local_seq = td->local_seq = sn->local_seq = seq;
+  if (vn) {
+    vn->attr = va;
+    vn->local_seq = seq;
+  }
+  fd->names.erase(name);
+  td->names[new_name] = src;
+  if (exchange) fd->names[name] = dst;
+  return Status::Ok();
+}
+
+std::optional<Result<Attr>> ObjectCache::LinkLocally(
+    InodeId ino, InodeId dir, const std::string& name, uint64_t seq,
+    const std::function<Status(Attr& dir, Attr& child)>& rules) {
+  std::lock_guard<std::mutex> l(mu_);
+  Node* d = OwnedLocked(dir, /*complete_dir=*/true);
+  Node* c = OwnedLocked(ino);
+  if (!d || !c) return std::nullopt;
+  if (d->names.count(name)) return Result<Attr>(Status::Error(EEXIST));
+  Attr dir_attr = d->attr, child = c->attr;
+  Status st = rules(dir_attr, child);
+  if (!st.ok()) return Result<Attr>(st);
+  d->attr = dir_attr;
+  c->attr = child;
+  d->local_seq = c->local_seq = seq;
+  d->names[name] = ino;
+  return Result<Attr>(child);
+}
+
+std::optional<std::string> ObjectCache::SymlinkTarget(InodeId ino) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || it->second.lock == LockMode::kNone) return std::nullopt;
+  return it->second.symlink_target;
+}
+
+}  // namespace cohfs
