@@ -207,6 +207,22 @@ static void EncodeChange(const WritebackLog::Op& op, wire::Request::Builder out)
       m.setFlags(op.flags);
       break;
     }
+    case Kind::kSetXattr: {
+      auto m = out.initSetXattr();
+      m.setIno(op.ino.value);
+      m.setName(AsData(op.xattr));
+      m.setValue(AsData(op.target));
+      m.setFlags(static_cast<int32_t>(op.flags));
+      m.setNowNs(op.now_ns);
+      break;
+    }
+    case Kind::kRemoveXattr: {
+      auto m = out.initRemoveXattr();
+      m.setIno(op.ino.value);
+      m.setName(AsData(op.xattr));
+      m.setNowNs(op.now_ns);
+      break;
+    }
   }
 }
 

@@ -109,6 +109,11 @@ class FsClient {
   std::optional<Status> RenameLocally(InodeId parent, const std::string& name,
                                       InodeId new_parent, const std::string& new_name,
                                       uint32_t flags, const Caller& c);
+  // setxattr(2) / removexattr(2) of an inode held EXCLUSIVE whose extended
+  // attributes this client knows (ObjectCache::KnownXattrs).
+  std::optional<Status> SetXattrLocally(InodeId ino, const std::string& name,
+                                        const std::string& value, int flags, const Caller& c);
+  std::optional<Status> RemoveXattrLocally(InodeId ino, const std::string& name, const Caller& c);
   // link(2) of an inode and a directory held EXCLUSIVE.
   std::optional<Result<Attr>> LinkLocally(InodeId ino, InodeId new_parent,
                                           const std::string& new_name, const Caller& c);

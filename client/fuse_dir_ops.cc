@@ -11,6 +11,7 @@
 
 #include "client/fuse_ops_common.h"
 #include "common/limits.h"
+#include "common/xattr_rules.h"
 
 namespace cohfs::fuse {
 namespace {
@@ -149,6 +150,16 @@ struct DirOps {
     fuse_reply_statfs(req, &v);
   }
 
+  // getxattr answered from attributes this client knows, by the server's rules.
+  static Result<std::string> KnownXattr(const Caller& c, const Attr& attr,
+                                        const ObjectCache::Xattrs& known, const char* name) {
+    ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));
+    RETURN_IF_ERROR(XattrPermission(c, attr, ns, /*write=*/false));
+    auto it = known.find(name);
+    if (it == known.end()) return Status::Error(ENODATA);
+    return it->second;
+  }
+
   // Replies to getxattr/listxattr with the size-probe protocol of xattr(7).
   static void ReplySized(fuse_req_t req, const std::string& value, size_t size) {
     if (size == 0) return (void)fuse_reply_xattr(req, value.size());
@@ -160,6 +171,11 @@ struct DirOps {
                        size_t size, int flags) {
     FuseOps* s = Self(req);
     Count(s, FUSE_SETXATTR);
+    if (auto local = s->core().SetXattrLocally(InodeId(ino), name, std::string(value, size), flags,
+                                               CallerOf(req))) {
+      if (local->ok()) s->core().WaitForSendWindow();
+      return ReplyErr(req, *local);
+    }
     if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto x = r.root.initSetXattr();
@@ -180,9 +196,13 @@ struct DirOps {
     if (ino == FUSE_ROOT_ID && std::strcmp(name, kStatsXattr) == 0) {
       return ReplySized(req, s->stats().Format(), size);
     }
-    if (auto a = s->core().cache().GetAttr(InodeId(ino)); a && !(a->flags & kInodeHasXattrs)) {
+    auto known = s->core().cache().KnownXattrs(InodeId(ino));
+    auto attr = s->core().cache().GetAttr(InodeId(ino));
+    if (known && attr) {
       s->stats().cache_hits++;  // e.g. security.capability, asked on every write
-      return (void)fuse_reply_err(req, ENODATA);
+      Result<std::string> value = KnownXattr(CallerOf(req), *attr, *known, name);
+      if (!value.ok()) return ReplyErr(req, value.status());
+      return ReplySized(req, *value, size);
     }
     Request r(req);
     auto x = r.root.initGetXattr();
@@ -196,9 +216,15 @@ struct DirOps {
   static void ListXattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     FuseOps* s = Self(req);
     Count(s, FUSE_LISTXATTR);
-    if (auto a = s->core().cache().GetAttr(InodeId(ino)); a && !(a->flags & kInodeHasXattrs)) {
+    if (auto known = s->core().cache().KnownXattrs(InodeId(ino))) {
       s->stats().cache_hits++;
-      return ReplySized(req, std::string(), size);
+      std::string names;
+      for (const auto& [n, v] : *known) {
+        if (n.starts_with("trusted.") && CallerOf(req).uid != 0) continue;  // as the server lists
+        names.append(n);
+        names.push_back('\0');
+      }
+      return ReplySized(req, names, size);
     }
     Request r(req);
     r.root.setListXattr(ino);
@@ -215,6 +241,10 @@ struct DirOps {
   static void RemoveXattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
     FuseOps* s = Self(req);
     Count(s, FUSE_REMOVEXATTR);
+    if (auto local = s->core().RemoveXattrLocally(InodeId(ino), name, CallerOf(req))) {
+      if (local->ok()) s->core().WaitForSendWindow();
+      return ReplyErr(req, *local);
+    }
     if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
     Request r(req);
     auto x = r.root.initRemoveXattr();

@@ -5,10 +5,12 @@
 // so the server reaches the same result when the commit arrives; it checks
 // again and reports a refused change to the next close or fsync.
 #include <sys/stat.h>
+#include <sys/xattr.h>
 
 #include "client/fs_client.h"
 #include "common/limits.h"
 #include "common/permissions.h"
+#include "common/xattr_rules.h"
 
 namespace cohfs {
 namespace {
@@ -247,6 +249,68 @@ std::optional<Result<Attr>> FsClient::LinkLocally(InodeId ino, InodeId new_paren
   op.touched = {ino, new_parent};
   AppendLocked(std::move(op));
   return result;
+}
+
+std::optional<Status> FsClient::SetXattrLocally(InodeId ino, const std::string& name,
+                                                const std::string& value, int flags,
+                                                const Caller& c) {
+  // As FileSystem::SetXattr decides it.
+  if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return Status::Error(EINVAL);
+  if (name.empty() || name.size() > kMaxXattrNameBytes) return Status::Error(ERANGE);
+  if (value.size() > kMaxXattrValueBytes) return Status::Error(E2BIG);
+  auto ns = ParseXattrName(name);
+  if (!ns.ok()) return ns.status();
+  std::lock_guard<std::mutex> l(send_mu_);
+  const int64_t now = NowNs();
+  auto st = cache_.UpdateXattrs(ino, log_.last_seq() + 1,
+                                [&](Attr& a, ObjectCache::Xattrs& x) -> Status {
+    RETURN_IF_ERROR(XattrPermission(c, a, *ns, /*write=*/true));
+    bool exists = x.count(name) != 0;
+    if (exists && (flags & XATTR_CREATE)) return Status::Error(EEXIST);
+    if (!exists && (flags & XATTR_REPLACE)) return Status::Error(ENODATA);
+    x[name] = value;
+    a.flags |= kInodeHasXattrs;
+    a.ctime_ns = now;
+    return Status::Ok();
+  });
+  if (!st || !st->ok()) return st;
+  WritebackLog::Op op;
+  op.kind = WritebackLog::Op::Kind::kSetXattr;
+  op.ino = ino;
+  op.caller = c;
+  op.now_ns = now;
+  op.xattr = name;
+  op.target = value;
+  op.flags = static_cast<uint32_t>(flags);
+  op.touched = {ino};
+  AppendLocked(std::move(op));
+  return st;
+}
+
+std::optional<Status> FsClient::RemoveXattrLocally(InodeId ino, const std::string& name,
+                                                   const Caller& c) {
+  auto ns = ParseXattrName(name);  // as FileSystem::RemoveXattr decides it
+  if (!ns.ok()) return ns.status();
+  std::lock_guard<std::mutex> l(send_mu_);
+  const int64_t now = NowNs();
+  auto st = cache_.UpdateXattrs(ino, log_.last_seq() + 1,
+                                [&](Attr& a, ObjectCache::Xattrs& x) -> Status {
+    RETURN_IF_ERROR(XattrPermission(c, a, *ns, /*write=*/true));
+    if (x.erase(name) == 0) return Status::Error(ENODATA);
+    if (x.empty()) a.flags &= ~kInodeHasXattrs;
+    a.ctime_ns = now;
+    return Status::Ok();
+  });
+  if (!st || !st->ok()) return st;
+  WritebackLog::Op op;
+  op.kind = WritebackLog::Op::Kind::kRemoveXattr;
+  op.ino = ino;
+  op.caller = c;
+  op.now_ns = now;
+  op.xattr = name;
+  op.touched = {ino};
+  AppendLocked(std::move(op));
+  return st;
 }
 
 }  // namespace cohfs

@@ -70,6 +70,7 @@ std::vector<std::string> ObjectCache::Revoke(InodeId ino, LockMode keep, uint64_
   Node& n = it->second;
   n.lock = std::min(n.lock, keep);
   if (keep != LockMode::kNone) return names;
+  n.xattrs.reset();
   n.complete = false;
   n.names.clear();
   names.assign(n.kernel_names.begin(), n.kernel_names.end());

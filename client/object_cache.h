@@ -15,6 +15,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -97,6 +98,15 @@ class ObjectCache {
                                           const std::function<Status(Attr& dir, Attr& child)>& rules);
   // The target of a symlink this client made (only while locked).
   std::optional<std::string> SymlinkTarget(InodeId ino) const;
+  // Extended attributes, when this client knows all of an inode's under a
+  // lock (it made the inode or changed them itself, or the server said it
+  // has none); else nullopt.
+  using Xattrs = std::map<std::string, std::string>;
+  std::optional<Xattrs> KnownXattrs(InodeId ino) const;
+  // A local setxattr or removexattr of an inode held EXCLUSIVE whose
+  // attributes are known: `change` checks and edits copies.
+  std::optional<Status> UpdateXattrs(InodeId ino, uint64_t seq,
+                                     const std::function<Status(Attr&, Xattrs&)>& change);
   std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
   // A write answered from memory: size and times move as the server would move them.
   void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq);
@@ -143,6 +153,7 @@ class ObjectCache {
     std::unordered_map<std::string, InodeId> names;
     std::unordered_set<std::string> kernel_names;  // dentries the kernel may cache
     std::optional<std::string> symlink_target;     // known for symlinks made here
+    std::optional<Xattrs> xattrs;                  // all of them, when known (KnownXattrs)
     mutable uint64_t last_use = 0;                 // use_clock_ when last looked at
   };
   void Touch(const Node& n) const { n.last_use = ++use_clock_; }
@@ -157,6 +168,7 @@ class ObjectCache {
   // The node, when it is cached with attributes under EXCLUSIVE (and, for
   // `complete_dir`, is a complete directory); else null.
   Node* OwnedLocked(InodeId ino, bool complete_dir = false);
+  static std::optional<Xattrs> KnownXattrsOf(const Node& n);
   mutable std::mutex mu_;
   std::unordered_map<InodeId, Node> nodes_;
   std::unordered_map<InodeId, std::vector<Revocation>> revoked_;

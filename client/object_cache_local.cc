@@ -36,6 +36,7 @@ std::optional<Result<Attr>> ObjectCache::CreateLocally(
   c.lock = LockMode::kExclusive;
   c.local_seq = seq;
   c.complete = S_ISDIR(child.mode);  // a new directory is empty
+  c.xattrs = Xattrs{};
   if (S_ISLNK(child.mode)) c.symlink_target = symlink_target;
   return Result<Attr>(child);
 }
@@ -127,6 +128,36 @@ std::optional<std::string> ObjectCache::SymlinkTarget(InodeId ino) const {
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || it->second.lock == LockMode::kNone) return std::nullopt;
   return it->second.symlink_target;
+}
+
+std::optional<ObjectCache::Xattrs> ObjectCache::KnownXattrsOf(const Node& n) {
+  if (!n.has_attr || n.lock == LockMode::kNone) return std::nullopt;
+  if (n.xattrs) return n.xattrs;
+  if (!(n.attr.flags & kInodeHasXattrs)) return Xattrs{};
+  return std::nullopt;
+}
+
+std::optional<ObjectCache::Xattrs> ObjectCache::KnownXattrs(InodeId ino) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return std::nullopt;
+  return KnownXattrsOf(it->second);
+}
+
+std::optional<Status> ObjectCache::UpdateXattrs(
+    InodeId ino, uint64_t seq, const std::function<Status(Attr&, Xattrs&)>& change) {
+  std::lock_guard<std::mutex> l(mu_);
+  Node* n = OwnedLocked(ino);
+  if (!n) return std::nullopt;
+  std::optional<Xattrs> known = KnownXattrsOf(*n);
+  if (!known) return std::nullopt;
+  Attr a = n->attr;
+  Status st = change(a, *known);
+  if (!st.ok()) return st;
+  n->attr = a;
+  n->xattrs = std::move(known);
+  n->local_seq = seq;
+  return Status::Ok();
 }
 
 }  // namespace cohfs

@@ -31,7 +31,9 @@ class WritebackLog {
   // One change made locally under EXCLUSIVE locks (DESIGN §5), as the server
   // will apply it from a commit.
   struct Op {
-    enum class Kind { kSetAttr, kCreate, kLink, kUnlink, kRmdir, kRename } kind = Kind::kSetAttr;
+    enum class Kind {
+      kSetAttr, kCreate, kLink, kUnlink, kRmdir, kRename, kSetXattr, kRemoveXattr
+    } kind = Kind::kSetAttr;
     InodeId ino;  // the inode the change is about (the new one for kCreate)
     Caller caller;
     int64_t now_ns = 0;       // when the change happened here
@@ -40,10 +42,11 @@ class WritebackLog {
     std::string name;         // ... and the name in it
     uint32_t mode = 0;        // kCreate: type | permissions
     uint64_t rdev = 0;        // kCreate: device nodes
-    std::string target;       // kCreate of a symlink
+    std::string target;       // kCreate of a symlink; kSetXattr: the value
+    std::string xattr;        // kSetXattr, kRemoveXattr: the attribute's name
     InodeId new_parent;       // kLink, kRename
     std::string new_name;     // kLink, kRename
-    uint32_t flags = 0;       // kRename: kRenameNoReplace / kRenameExchange
+    uint32_t flags = 0;       // kRename: kRenameNoReplace / kRenameExchange; kSetXattr
     bool with_next = false;   // this change and the next are applied together or not at all
     // Every inode whose cached state the change touched (to re-learn on refusal).
     std::vector<InodeId> touched;

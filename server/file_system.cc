@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "server/fs_tx.h"
 #include "common/permissions.h"
+#include "common/xattr_rules.h"
 
 namespace cohfs {
 namespace {
@@ -379,53 +380,6 @@ Result<std::optional<InodeId>> FileSystem::Rename(const Caller& c, InodeId paren
 }
 
 // ---------------------------------------------------------------- xattrs
-
-namespace {
-
-enum class XattrNs { kUser, kTrusted, kSecurity, kSystem };
-
-// The syscall's checks (ERANGE) and the handler lookup (EOPNOTSUPP, EINVAL).
-Result<XattrNs> ParseXattrName(std::string_view name) {
-  if (name.empty() || name.size() > kMaxXattrNameBytes) return Status::Error(ERANGE);
-  struct Prefix {
-    std::string_view text;
-    XattrNs ns;
-  };
-  static constexpr Prefix kPrefixes[] = {{"user.", XattrNs::kUser},
-                                         {"trusted.", XattrNs::kTrusted},
-                                         {"security.", XattrNs::kSecurity},
-                                         {"system.", XattrNs::kSystem}};
-  for (const Prefix& p : kPrefixes) {
-    if (!name.starts_with(p.text)) continue;
-    if (name.size() == p.text.size()) return Status::Error(EINVAL);
-    // POSIX ACLs are not supported; no other system.* attribute exists.
-    if (p.ns == XattrNs::kSystem) return Status::Error(EOPNOTSUPP);
-    return p.ns;
-  }
-  return Status::Error(EOPNOTSUPP);
-}
-
-// xattr_permission, plus the capability LSM's rule that security.* needs root.
-Status XattrPermission(const Caller& c, const InodeItem& i, XattrNs ns, bool write) {
-  switch (ns) {
-    case XattrNs::kSecurity:
-    case XattrNs::kSystem:
-      if (write && !IsRoot(c)) return Status::Error(EPERM);
-      return Status::Ok();
-    case XattrNs::kTrusted:
-      if (!IsRoot(c)) return Status::Error(write ? EPERM : ENODATA);
-      return Status::Ok();
-    case XattrNs::kUser:
-      if (!S_ISREG(i.mode) && !S_ISDIR(i.mode)) return Status::Error(write ? EPERM : ENODATA);
-      if (write && S_ISDIR(i.mode) && (i.mode & S_ISVTX) && !OwnerOrRoot(c, i)) {
-        return Status::Error(EPERM);
-      }
-      return Permission(c, i, write ? kMayWrite : kMayRead);
-  }
-  return Status::Error(EOPNOTSUPP);
-}
-
-}  // namespace
 
 Result<std::string> FileSystem::GetXattr(const Caller& c, InodeId ino, std::string_view name) {
   ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));

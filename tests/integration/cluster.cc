@@ -220,4 +220,10 @@ std::string Cluster::Stats(const std::string& mountpoint) {
   return out;
 }
 
+uint64_t StatValue(const std::string& stats, const std::string& name) {
+  size_t p = stats.find("\n" + name + " ");
+  if (p == std::string::npos) return 0;
+  return std::stoull(stats.substr(p + name.size() + 2));
+}
+
 }  // namespace cohfs::test

@@ -65,4 +65,7 @@ class Cluster {
 
 std::string CohfsBinary();
 
+// One counter of `cohfs stats` output (0 when absent).
+uint64_t StatValue(const std::string& stats, const std::string& name);
+
 }  // namespace cohfs::test

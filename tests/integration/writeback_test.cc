@@ -14,12 +14,6 @@
 namespace cohfs::test {
 namespace {
 
-uint64_t StatValue(const std::string& stats, const std::string& name) {
-  size_t p = stats.find("\n" + name + " ");
-  if (p == std::string::npos) return 0;
-  return std::stoull(stats.substr(p + name.size() + 2));
-}
-
 constexpr int64_t kMtimeSec = 1'000'000'000;
 
 void ChangeAttributes(const std::string& path) {
