@@ -1,6 +1,7 @@
 // FileSystem: POSIX semantics over storage items, one method per operation.
 //
-// Each mutating method runs in one Txn and commits it (not synced: in the WAL);
+// Each mutating method runs in one Txn and commits it (not synced: in the WAL)
+// or, while a Group is open, writes into the group's Txn (see Group).
 // Sync() makes every earlier commit durable (device flush + WAL fsync, the group
 // commit) and then lets freed space be reused. Errors are errno values, exactly
 // those Linux returns for the same call on ext4.
