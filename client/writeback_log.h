@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "common/fs_types.h"
+#include "common/limits.h"
 #include "common/ids.h"
 #include "common/status.h"
 
@@ -74,7 +75,8 @@ class WritebackLog {
   Status TakeFailure(InodeId ino);
 
  private:
-  static constexpr size_t kMaxGroupOps = 32;  // the server refuses longer groups
+  static constexpr size_t kMaxGroupOps = 32;
+  static_assert(kMaxGroupOps <= kMaxCommitGroupOps, "the server refuses longer groups");
   std::vector<Op> ops_;
   InodeId group_ino_;      // the inode the open group created (none: no group open)
   size_t group_size_ = 0;  // changes in the open group

@@ -18,6 +18,7 @@ inline constexpr uint32_t kMaxMessageBytes = 8u << 20;  // one Cap'n Proto messa
 inline constexpr uint32_t kMaxBulkBytes = kMaxIoBytes;  // one bulk payload in a frame
 inline constexpr uint64_t kMaxFileBytes = 1ull << 50;   // s_maxbytes we advertise (1 PiB)
 inline constexpr uint32_t kMaxLinks = 65000;          // EXT4_LINK_MAX
+inline constexpr uint32_t kMaxCommitGroupOps = 64;    // changes in one `withNext` group of a commit
 
 static_assert(kInlineMaxBytes <= kBlockBytes, "inline data must fit one block");
 static_assert(kMaxIoBytes % kBlockBytes == 0, "I/O size must be whole blocks");

@@ -1,4 +1,4 @@
-# cohfs wire protocol, version 2 (docs/wire-protocol.md).
+# cohfs wire protocol, version 3 (docs/wire-protocol.md).
 # Every frame: a fixed 24-byte header (frame.h), one Request or Reply message,
 # then an optional bulk payload (file data for Write requests and Read replies).
 @0x833f476b7730c616;
@@ -6,7 +6,9 @@
 using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("cohfs::wire");
 
-const protocolVersion :UInt32 = 3;  # 2: recalls, downgrade, file locks, append; 3: the whole namespace in commits, groups
+# 2: recalls, downgrade, file locks, append; 3: the whole namespace in a commit
+# (nowNs on every change, withNext groups)
+const protocolVersion :UInt32 = 3;
 
 enum LockMode {
   none @0;
@@ -96,30 +98,30 @@ struct Request {
       name @25 :Data;
       mode @26 :UInt32;
       newIno @27 :UInt64;
-      nowNs @88 :Int64;      # in a commit: when the client made the change (0: the server's clock)
+      nowNs @88 :Int64;  # in a commit: when the client made the change (0: the server's clock)
     }
     symlink :group {
       parent @28 :UInt64;
       name @29 :Data;
       target @30 :Data;
       newIno @31 :UInt64;
-      nowNs @89 :Int64;
+      nowNs @89 :Int64;  # in a commit: when the client made the change (0: the server's clock)
     }
     link :group {
       ino @32 :UInt64;
       newParent @33 :UInt64;
       newName @34 :Data;
-      nowNs @90 :Int64;
+      nowNs @90 :Int64;  # in a commit: when the client made the change (0: the server's clock)
     }
     unlink :group {
       parent @35 :UInt64;
       name @36 :Data;
-      nowNs @91 :Int64;
+      nowNs @91 :Int64;  # in a commit: when the client made the change (0: the server's clock)
     }
     rmdir :group {
       parent @37 :UInt64;
       name @38 :Data;
-      nowNs @92 :Int64;
+      nowNs @92 :Int64;  # in a commit: when the client made the change (0: the server's clock)
     }
     rename :group {
       parent @39 :UInt64;
@@ -127,7 +129,7 @@ struct Request {
       newParent @41 :UInt64;
       newName @42 :Data;
       flags @43 :UInt32;
-      nowNs @93 :Int64;
+      nowNs @93 :Int64;  # in a commit: when the client made the change (0: the server's clock)
     }
     open :group {
       ino @44 :UInt64;
@@ -155,7 +157,7 @@ struct Request {
       name @57 :Data;
       value @58 :Data;
       flags @59 :Int32;
-      nowNs @94 :Int64;
+      nowNs @94 :Int64;  # in a commit: when the client made the change (0: the server's clock)
     }
     getXattr :group {
       ino @60 :UInt64;
@@ -165,7 +167,7 @@ struct Request {
     removeXattr :group {
       ino @63 :UInt64;
       name @64 :Data;
-      nowNs @95 :Int64;
+      nowNs @95 :Int64;  # in a commit: when the client made the change (0: the server's clock)
     }
     fallocate :group {
       ino @65 :UInt64;
@@ -189,8 +191,9 @@ struct Request {
     goodbye @78 :Void;
     commit @79 :List(Request);   # changes the client already made locally (its
                                  # writeback log), applied in order; each entry
-                                 # carries its own caller; setAttr, and
-                                 # mknod of a regular file
+                                 # carries its own caller; setAttr, mknod, mkdir,
+                                 # symlink, link, unlink, rmdir, rename, setXattr,
+                                 # removeXattr; `withNext` chains form groups
     downgrade @82 :List(UInt64); # answers a recall to SHARED: the client keeps
                                  # SHARED on these inodes (and has flushed them)
     setLock :group {         # fcntl/OFD record locks and flock(2), arbitrated here
@@ -268,7 +271,7 @@ struct Reply {
     offset @14 :UInt64;      # lseek
     inodes @15 :InodeRange;  # allocInodes
     removed @16 :UInt64;     # unlink/rmdir/rename: the inode that lost a name (0: none)
-    failures @18 :List(OpFailure);  # commit: the changes refused (the rest applied)
+    failures @18 :List(OpFailure);  # commit: the changes refused (other groups applied)
     lock @19 :FileLock;      # getLock
   }
   changed @17 :List(Attr);   # other inodes the request changed (parents, unlinked children)

@@ -169,9 +169,8 @@ Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request
 }  // namespace cohfs
 
 namespace cohfs {
-namespace {
 
-Status CheckName(std::string_view name) {
+Status CheckRequestName(std::string_view name) {
   if (name.empty() || name == "." || name == ".." ||
       name.find_first_of(std::string_view("/\0", 2)) != std::string_view::npos) {
     return Status::Error(EINVAL, "invalid name");
@@ -179,6 +178,8 @@ Status CheckName(std::string_view name) {
   if (name.size() > kMaxNameBytes) return Status::Error(ENAMETOOLONG);
   return Status::Ok();
 }
+
+namespace {
 
 LockMode ModeFor(bool mutated) { return mutated ? LockMode::kExclusive : LockMode::kShared; }
 
@@ -202,51 +203,6 @@ Status Dispatcher::SetFileLock(Ctx& ctx) {
   }
   ctx.reply.setNone();
   return Status::Ok();
-}
-
-// One change of a Commit. A client may change locally only what it holds
-// EXCLUSIVE (DESIGN §5): the inode for a setAttr, the directory for a mknod.
-// The server checks, so no client writes around another's lock. The lock is
-// (re)acquired here: a client may have released it while a reply that still
-// showed it EXCLUSIVE was in flight, which is harmless as long as nobody else
-// has taken a lock on the inode since. `touched`: the inode the change is
-// about, then any other it affects (their attributes go back on failure).
-Status Dispatcher::ApplyCommitted(Session& s, wire::Request::Reader op,
-                                  std::vector<InodeId>* touched) {
-  auto own = [&](InodeId ino) -> Status {
-    if (locks_.Acquire(s.client, ino, LockMode::kExclusive) != LockMode::kExclusive) {
-      return Status::Error(EACCES, "changed locally, but another client holds a lock on it");
-    }
-    return Status::Ok();
-  };
-  Caller caller = FromWire(op.getCaller());
-  switch (op.which()) {
-    case wire::Request::SET_ATTR: {
-      auto a = op.getSetAttr();
-      InodeId ino(a.getIno());
-      touched->push_back(ino);
-      RETURN_IF_ERROR(own(ino));
-      return fs_.SetAttr(caller, ino, FromWire(a)).status();
-    }
-    case wire::Request::MKNOD: {
-      auto m = op.getMknod();
-      InodeId ino(m.getNewIno()), parent(m.getParent());
-      touched->push_back(ino);
-      touched->push_back(parent);
-      if ((m.getMode() & S_IFMT) != S_IFREG) {
-        return Status::Error(EINVAL, "only regular files are created locally");
-      }
-      if (!s.OwnsInode(ino))
-        return Status::Error(EINVAL, "inode number outside the client's range");
-      std::string_view name = AsView(m.getName());
-      RETURN_IF_ERROR(CheckName(name));
-      RETURN_IF_ERROR(own(parent));
-      RETURN_IF_ERROR(fs_.Mknod(caller, parent, name, m.getMode(), 0, ino, m.getNowNs()).status());
-      return own(ino);  // born EXCLUSIVE to its creator
-    }
-    default:
-      return Status::Error(EINVAL, "only setAttr and mknod may be committed");
-  }
 }
 
 Status Dispatcher::Dispatch(Ctx& ctx) {
@@ -299,7 +255,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       auto l = req.getLookup();
       InodeId parent(l.getParent());
       std::string_view name = AsView(l.getName());
-      RETURN_IF_ERROR(CheckName(name));
+      RETURN_IF_ERROR(CheckRequestName(name));
       auto r = fs_.Lookup(c, parent, name);
       if (!r.ok() && r.errno_value() != ENOENT) return r.status();
       // The name (and its absence) stays valid while the directory is held; a
@@ -341,39 +297,42 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     case wire::Request::MKNOD: {
       auto m = req.getMknod();
       std::string_view name = AsView(m.getName());
-      RETURN_IF_ERROR(CheckName(name));
+      RETURN_IF_ERROR(CheckRequestName(name));
       ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
       InodeId parent(m.getParent());
-      Status st = reply_attr(fs_.Mknod(c, parent, name, m.getMode(), m.getRdev(), ino), true);
+      Status st =
+          reply_attr(fs_.Mknod(c, parent, name, m.getMode(), m.getRdev(), ino, m.getNowNs()), true);
       if (st.ok()) OwnParent(ctx, parent);
       return st;
     }
     case wire::Request::MKDIR: {
       auto m = req.getMkdir();
       std::string_view name = AsView(m.getName());
-      RETURN_IF_ERROR(CheckName(name));
+      RETURN_IF_ERROR(CheckRequestName(name));
       ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
       InodeId parent(m.getParent());
-      Status st = reply_attr(fs_.Mkdir(c, parent, name, m.getMode(), ino), true);
+      Status st = reply_attr(fs_.Mkdir(c, parent, name, m.getMode(), ino, m.getNowNs()), true);
       if (st.ok()) OwnParent(ctx, parent);
       return st;
     }
     case wire::Request::SYMLINK: {
       auto m = req.getSymlink();
       std::string_view name = AsView(m.getName());
-      RETURN_IF_ERROR(CheckName(name));
+      RETURN_IF_ERROR(CheckRequestName(name));
       ASSIGN_OR_RETURN(InodeId ino, new_ino(m.getNewIno()));
       InodeId parent(m.getParent());
-      Status st = reply_attr(fs_.Symlink(c, parent, name, AsView(m.getTarget()), ino), true);
+      Status st =
+          reply_attr(fs_.Symlink(c, parent, name, AsView(m.getTarget()), ino, m.getNowNs()), true);
       if (st.ok()) OwnParent(ctx, parent);
       return st;
     }
     case wire::Request::LINK: {
       auto m = req.getLink();
       std::string_view name = AsView(m.getNewName());
-      RETURN_IF_ERROR(CheckName(name));
+      RETURN_IF_ERROR(CheckRequestName(name));
       ctx.changed.push_back(InodeId(m.getNewParent()));
-      return reply_attr(fs_.Link(c, InodeId(m.getIno()), InodeId(m.getNewParent()), name), true);
+      return reply_attr(
+          fs_.Link(c, InodeId(m.getIno()), InodeId(m.getNewParent()), name, m.getNowNs()), true);
     }
     case wire::Request::UNLINK:
     case wire::Request::RMDIR: {
@@ -381,9 +340,10 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       InodeId parent(is_unlink ? req.getUnlink().getParent() : req.getRmdir().getParent());
       std::string_view name =
           AsView(is_unlink ? req.getUnlink().getName() : req.getRmdir().getName());
-      RETURN_IF_ERROR(CheckName(name));
-      ASSIGN_OR_RETURN(InodeId child,
-                       is_unlink ? fs_.Unlink(c, parent, name) : fs_.Rmdir(c, parent, name));
+      RETURN_IF_ERROR(CheckRequestName(name));
+      int64_t now_ns = is_unlink ? req.getUnlink().getNowNs() : req.getRmdir().getNowNs();
+      ASSIGN_OR_RETURN(InodeId child, is_unlink ? fs_.Unlink(c, parent, name, now_ns)
+                                                : fs_.Rmdir(c, parent, name, now_ns));
       ctx.mutated = true;
       reply.setRemoved(child.value);
       MaybeReclaim(child);
@@ -395,11 +355,11 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       auto m = req.getRename();
       std::string_view name = AsView(m.getName());
       std::string_view new_name = AsView(m.getNewName());
-      RETURN_IF_ERROR(CheckName(name));
-      RETURN_IF_ERROR(CheckName(new_name));
+      RETURN_IF_ERROR(CheckRequestName(name));
+      RETURN_IF_ERROR(CheckRequestName(new_name));
       ASSIGN_OR_RETURN(std::optional<InodeId> replaced,
                        fs_.Rename(c, InodeId(m.getParent()), name, InodeId(m.getNewParent()),
-                                  new_name, m.getFlags()));
+                                  new_name, m.getFlags(), m.getNowNs()));
       ctx.mutated = true;
       reply.setRemoved(replaced ? replaced->value : 0);
       if (replaced) MaybeReclaim(*replaced);
@@ -462,8 +422,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     case wire::Request::SET_XATTR: {
       auto x = req.getSetXattr();
       InodeId ino(x.getIno());
-      RETURN_IF_ERROR(
-          fs_.SetXattr(c, ino, AsView(x.getName()), AsView(x.getValue()), x.getFlags()));
+      RETURN_IF_ERROR(fs_.SetXattr(c, ino, AsView(x.getName()), AsView(x.getValue()), x.getFlags(),
+                                   x.getNowNs()));
       ctx.mutated = true;
       return reply_attr(fs_.GetAttr(ino), true);
     }
@@ -485,7 +445,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     case wire::Request::REMOVE_XATTR: {
       auto x = req.getRemoveXattr();
       InodeId ino(x.getIno());
-      RETURN_IF_ERROR(fs_.RemoveXattr(c, ino, AsView(x.getName())));
+      RETURN_IF_ERROR(fs_.RemoveXattr(c, ino, AsView(x.getName()), x.getNowNs()));
       ctx.mutated = true;
       return reply_attr(fs_.GetAttr(ino), true);
     }
@@ -543,37 +503,12 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       r.setCount(range.count);
       return Status::Ok();
     }
-    case wire::Request::COMMIT: {
-      // Each change was answered on the client already: one refused change
-      // does not stop the others; the client learns which failed and the
-      // server's attributes of those inodes.
-      struct Failure {
-        uint32_t index;
-        InodeId ino;
-        Status status;
-      };
-      std::vector<Failure> failed;
-      uint32_t index = 0;
-      for (auto op : req.getCommit()) {
-        std::vector<InodeId> touched;
-        Status st = ApplyCommitted(s, op, &touched);
-        if (st.ok()) {
-          ctx.mutated = true;
-        } else {
-          failed.push_back({index, touched.empty() ? InodeId() : touched[0], st});
-          ctx.changed.insert(ctx.changed.end(), touched.begin(), touched.end());
-        }
-        index++;
-      }
-      auto list = reply.initFailures(static_cast<unsigned>(failed.size()));
-      for (size_t i = 0; i < failed.size(); i++) {
-        list[i].setIndex(failed[i].index);
-        list[i].setIno(failed[i].ino.value);
-        list[i].setErrno(failed[i].status.errno_value());
-        list[i].setMessage(failed[i].status.message());
-      }
+    case wire::Request::COMMIT:
+      // Each change was answered on the client already: one refused group
+      // does not stop the others; the client learns which changes failed and
+      // the server's attributes of the inodes they touched.
+      Commit(s, req.getCommit(), reply, &ctx.changed, &ctx.mutated);
       return Status::Ok();
-    }
     case wire::Request::RENEW:
     case wire::Request::GOODBYE:
       reply.setNone();

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 #include <vector>
 
 #include "common/ids.h"
@@ -21,6 +22,10 @@ struct Session {
   std::vector<InodeRange> inode_ranges;  // numbers this client may create with
   bool OwnsInode(InodeId ino) const;
 };
+
+// A name a request carries: EINVAL for "", ".", ".." or one with '/' or NUL;
+// ENAMETOOLONG past kMaxNameBytes.
+Status CheckRequestName(std::string_view name);
 
 struct ServerConfig {
   uint32_t lease_ms = 15000;
@@ -61,7 +66,24 @@ class Dispatcher {
   struct Ctx;
   Status Dispatch(Ctx& ctx);
   Status SetFileLock(Ctx& ctx);
-  Status ApplyCommitted(Session& s, wire::Request::Reader op, std::vector<InodeId>* touched);
+  // The COMMIT request (server/dispatch_commit.cc): applies `ops` group by
+  // group, fills the reply's `failures` and lists in `changed` the inodes of
+  // refused changes; `mutated` when any group was applied.
+  void Commit(Session& s, capnp::List<wire::Request>::Reader ops, wire::Reply::Builder reply,
+              std::vector<InodeId>* changed, bool* mutated);
+  struct CommitFailure;
+  // One group: ops [first, end), all applied in one FileSystem::Group or none.
+  bool ApplyGroup(Session& s, capnp::List<wire::Request>::Reader ops, uint32_t first, uint32_t end,
+                  std::vector<CommitFailure>* failed);
+  // One change of a group: ownership, then ApplyChange. `touched`: the inodes
+  // whose attributes the client re-learns if it fails; `removed`: inodes that
+  // lost a name (reclaimed once the group is applied and nobody holds them).
+  Status ApplyCommitted(Session& s, wire::Request::Reader op, std::vector<InodeId>* touched,
+                        std::vector<InodeId>* removed);
+  Status ApplyChange(const Caller& c, wire::Request::Reader op, std::vector<InodeId>* removed);
+  // The existing inodes a committed change needs EXCLUSIVE (and, for a create,
+  // the new one first), names resolved against the tree as it is now.
+  std::vector<InodeId> CommitTargets(wire::Request::Reader op);
   // Puts the grant (if any) in the reply; returns the mode granted (kNone: none).
   LockMode Grant(Ctx& ctx, InodeId ino, LockMode mode);
   void OwnParent(Ctx& ctx, InodeId parent);

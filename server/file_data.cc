@@ -263,7 +263,7 @@ Status FileSystem::Truncate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t size
 // ---------------------------------------------------------------- operations
 
 Result<std::string> FileSystem::Read(InodeId ino, uint64_t offset, uint32_t len) {
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
   if (!S_ISREG(i->mode)) return Status::Error(EINVAL);
@@ -284,7 +284,7 @@ Result<std::string> FileSystem::Read(InodeId ino, uint64_t offset, uint32_t len)
 // Unwritten extents count as holes, as on ext4. An inline file is all data.
 Result<uint64_t> FileSystem::Lseek(InodeId ino, uint64_t offset, int whence) {
   if (whence != SEEK_DATA && whence != SEEK_HOLE) return Status::Error(EINVAL);
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
   if (offset >= i->size) return Status::Error(ENXIO);
@@ -320,7 +320,7 @@ Result<uint64_t> FileSystem::Lseek(InodeId ino, uint64_t offset, int whence) {
 }
 
 Status FileSystem::Open(const Caller& c, InodeId ino, int flags) {
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   int acc = flags & O_ACCMODE;
   int mask = acc == O_RDONLY ? kMayRead : acc == O_WRONLY ? kMayWrite : kMayRead | kMayWrite;
@@ -341,7 +341,7 @@ Status FileSystem::Open(const Caller& c, InodeId ino, int flags) {
 
 Result<Attr> FileSystem::Write(const Caller& c, InodeId ino, uint64_t offset,
                                std::span<const char> data) {
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
   if (!S_ISREG(i->mode)) return Status::Error(EINVAL);
@@ -358,7 +358,7 @@ Result<Attr> FileSystem::Write(const Caller& c, InodeId ino, uint64_t offset,
 // All checks first (setattr_prepare: size, then common/permissions.h), then changes.
 Result<Attr> FileSystem::SetAttr(const Caller& c, InodeId ino, const SetAttrRequest& req) {
   RETURN_IF_ERROR(CheckWritable());
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (req.mask & kSetSize) {
     if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
@@ -391,7 +391,7 @@ Result<Attr> FileSystem::Fallocate(const Caller& c, InodeId ino, int mode, uint6
   if (length == 0) return Status::Error(EINVAL);
   if (offset > kMaxFileBytes || length > kMaxFileBytes - offset) return Status::Error(EFBIG);
   RETURN_IF_ERROR(CheckWritable());
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
   if (!S_ISREG(i->mode)) return Status::Error(ENODEV);

@@ -53,7 +53,7 @@ Status FileSystem::CheckWritable() {
 
 Result<Attr> FileSystem::Lookup(const Caller& c, InodeId parent, std::string_view name) {
   RETURN_IF_ERROR(CheckName(name));
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * dir, tx.Dir(parent));
   RETURN_IF_ERROR(Permission(c, *dir, kMayExec));
   if (name == ".") return ToAttr(parent, *dir);
@@ -66,13 +66,13 @@ Result<Attr> FileSystem::Lookup(const Caller& c, InodeId parent, std::string_vie
 }
 
 Result<Attr> FileSystem::GetAttr(InodeId ino) {
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   return ToAttr(ino, *i);
 }
 
 Result<std::string> FileSystem::ReadLink(InodeId ino) {
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (!S_ISLNK(i->mode)) return Status::Error(EINVAL);
   ASSIGN_OR_RETURN(std::optional<std::string> target,
@@ -85,7 +85,7 @@ Result<std::string> FileSystem::ReadLink(InodeId ino) {
 // added or removed during a listing never shift the others.
 Result<std::vector<DirEntry>> FileSystem::ReadDir(const Caller& c, InodeId dir, uint64_t cookie,
                                                   size_t max_entries) {
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * d, tx.Dir(dir));
   RETURN_IF_ERROR(Permission(c, *d, kMayRead));
   std::vector<DirEntry> out;
@@ -122,7 +122,7 @@ Result<FsStat> FileSystem::StatFs() {
 }
 
 Status FileSystem::Access(const Caller& c, InodeId ino, int mask) {
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (mask & ~(R_OK | W_OK | X_OK)) return Status::Error(EINVAL);
   if (mask == F_OK) return Status::Ok();
@@ -161,7 +161,7 @@ Result<Attr> FileSystem::CreateNode(const Caller& c, InodeId parent, std::string
     return Status::Error(EINVAL, "inode number was never handed out");
   }
   RETURN_IF_ERROR(CheckWritable());
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * dir, tx.Dir(parent));
   RETURN_IF_ERROR(Permission(c, *dir, kMayExec));
   if (dir->nlink == 0) return Status::Error(ENOENT);
@@ -203,20 +203,20 @@ Result<Attr> FileSystem::Mknod(const Caller& c, InodeId parent, std::string_view
 }
 
 Result<Attr> FileSystem::Mkdir(const Caller& c, InodeId parent, std::string_view name,
-                               uint32_t mode, InodeId new_ino) {
-  return CreateNode(c, parent, name, S_IFDIR | (mode & 07777), 0, new_ino, {}, 0);
+                               uint32_t mode, InodeId new_ino, int64_t now_ns) {
+  return CreateNode(c, parent, name, S_IFDIR | (mode & 07777), 0, new_ino, {}, now_ns);
 }
 
 Result<Attr> FileSystem::Symlink(const Caller& c, InodeId parent, std::string_view name,
-                                 std::string_view target, InodeId new_ino) {
-  return CreateNode(c, parent, name, S_IFLNK | 0777, 0, new_ino, target, 0);
+                                 std::string_view target, InodeId new_ino, int64_t now_ns) {
+  return CreateNode(c, parent, name, S_IFLNK | 0777, 0, new_ino, target, now_ns);
 }
 
 Result<Attr> FileSystem::Link(const Caller& c, InodeId ino, InodeId new_parent,
-                              std::string_view new_name) {
+                              std::string_view new_name, int64_t now_ns) {
   RETURN_IF_ERROR(CheckNewName(new_name));
   RETURN_IF_ERROR(CheckWritable());
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   ASSIGN_OR_RETURN(InodeItem * dir, tx.Dir(new_parent));
   RETURN_IF_ERROR(Permission(c, *dir, kMayExec));
@@ -227,7 +227,7 @@ Result<Attr> FileSystem::Link(const Caller& c, InodeId ino, InodeId new_parent,
   if (S_ISDIR(i->mode)) return Status::Error(EPERM);
   if (i->nlink == 0) return Status::Error(ENOENT);
   if (i->nlink >= kMaxLinks) return Status::Error(EMLINK);
-  int64_t now = NowNs();
+  int64_t now = now_ns != 0 ? now_ns : NowNs();
   i->nlink++;
   i->ctime_ns = now;
   dir->mtime_ns = dir->ctime_ns = now;
@@ -237,23 +237,25 @@ Result<Attr> FileSystem::Link(const Caller& c, InodeId ino, InodeId new_parent,
   return a;
 }
 
-Result<InodeId> FileSystem::Unlink(const Caller& c, InodeId parent, std::string_view name) {
-  return RemoveEntry(c, parent, name, /*dir=*/false);
+Result<InodeId> FileSystem::Unlink(const Caller& c, InodeId parent, std::string_view name,
+                                   int64_t now_ns) {
+  return RemoveEntry(c, parent, name, /*dir=*/false, now_ns);
 }
 
-Result<InodeId> FileSystem::Rmdir(const Caller& c, InodeId parent, std::string_view name) {
+Result<InodeId> FileSystem::Rmdir(const Caller& c, InodeId parent, std::string_view name,
+                                  int64_t now_ns) {
   if (name == ".") return Status::Error(EINVAL);
   if (name == "..") return Status::Error(ENOTEMPTY);
-  return RemoveEntry(c, parent, name, /*dir=*/true);
+  return RemoveEntry(c, parent, name, /*dir=*/true, now_ns);
 }
 
 // may_delete order: search and write permission, sticky bit, then the type.
 Result<InodeId> FileSystem::RemoveEntry(const Caller& c, InodeId parent, std::string_view name,
-                                        bool dir) {
+                                        bool dir, int64_t now_ns) {
   RETURN_IF_ERROR(CheckName(name));
   if (IsDotOrDotDot(name)) return Status::Error(EISDIR);  // unlink("."); rmdir's are earlier
   RETURN_IF_ERROR(CheckWritable());
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * d, tx.Dir(parent));
   RETURN_IF_ERROR(Permission(c, *d, kMayExec));
   ASSIGN_OR_RETURN(auto found, tx.Find(parent, name));
@@ -269,7 +271,7 @@ Result<InodeId> FileSystem::RemoveEntry(const Caller& c, InodeId parent, std::st
     if (!empty) return Status::Error(ENOTEMPTY);
     d->nlink--;
   }
-  int64_t now = NowNs();
+  int64_t now = now_ns != 0 ? now_ns : NowNs();
   RETURN_IF_ERROR(tx.RemoveName(parent, name, seq));
   tx.DropLink(child, *i, now);
   d->mtime_ns = d->ctime_ns = now;
@@ -282,7 +284,8 @@ Result<InodeId> FileSystem::RemoveEntry(const Caller& c, InodeId parent, std::st
 // directories, write permission on a directory that changes parent, emptiness.
 Result<std::optional<InodeId>> FileSystem::Rename(const Caller& c, InodeId parent,
                                                   std::string_view name, InodeId new_parent,
-                                                  std::string_view new_name, uint32_t flags) {
+                                                  std::string_view new_name, uint32_t flags,
+                                                  int64_t now_ns) {
   RETURN_IF_ERROR(CheckName(name));
   RETURN_IF_ERROR(CheckName(new_name));
   if (IsDotOrDotDot(name) || IsDotOrDotDot(new_name)) return Status::Error(EBUSY);
@@ -290,7 +293,7 @@ Result<std::optional<InodeId>> FileSystem::Rename(const Caller& c, InodeId paren
   if ((flags & kRenameNoReplace) && (flags & kRenameExchange)) return Status::Error(EINVAL);
   bool exchange = flags & kRenameExchange;
   RETURN_IF_ERROR(CheckWritable());
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * pdir, tx.Dir(parent));
   ASSIGN_OR_RETURN(InodeItem * ndir, tx.Dir(new_parent));
   RETURN_IF_ERROR(Permission(c, *pdir, kMayExec));
@@ -350,7 +353,7 @@ Result<std::optional<InodeId>> FileSystem::Rename(const Caller& c, InodeId paren
     if (!empty) return Status::Error(ENOTEMPTY);
   }
 
-  int64_t now = NowNs();
+  int64_t now = now_ns != 0 ? now_ns : NowNs();
   std::optional<InodeId> replaced;
   RETURN_IF_ERROR(tx.RemoveName(parent, name, src_seq));
   if (dst_found) RETURN_IF_ERROR(tx.RemoveName(new_parent, new_name, dst_found->first));
@@ -383,7 +386,7 @@ Result<std::optional<InodeId>> FileSystem::Rename(const Caller& c, InodeId paren
 
 Result<std::string> FileSystem::GetXattr(const Caller& c, InodeId ino, std::string_view name) {
   ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   RETURN_IF_ERROR(XattrPermission(c, *i, ns, /*write=*/false));
   ASSIGN_OR_RETURN(std::optional<std::string> raw,
@@ -398,7 +401,7 @@ Result<std::string> FileSystem::GetXattr(const Caller& c, InodeId ino, std::stri
 }
 
 Result<std::vector<std::string>> FileSystem::ListXattr(const Caller& c, InodeId ino) {
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   (void)i;
   std::vector<std::string> names;
@@ -418,13 +421,13 @@ Result<std::vector<std::string>> FileSystem::ListXattr(const Caller& c, InodeId 
 }
 
 Status FileSystem::SetXattr(const Caller& c, InodeId ino, std::string_view name,
-                            std::string_view value, int flags) {
+                            std::string_view value, int flags, int64_t now_ns) {
   if (flags & ~(XATTR_CREATE | XATTR_REPLACE)) return Status::Error(EINVAL);
   if (name.empty() || name.size() > kMaxXattrNameBytes) return Status::Error(ERANGE);
   if (value.size() > kMaxXattrValueBytes) return Status::Error(E2BIG);
   ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));
   RETURN_IF_ERROR(CheckWritable());
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   RETURN_IF_ERROR(XattrPermission(c, *i, ns, /*write=*/true));
   ItemKey key{ino.value, ItemType::kXattr, NameHash(name)};
@@ -442,14 +445,15 @@ Status FileSystem::SetXattr(const Caller& c, InodeId ino, std::string_view name,
   }
   tx.txn().Put(key, EncodeXattr(x));
   i->flags |= kInodeHasXattrs;
-  i->ctime_ns = NowNs();
+  i->ctime_ns = now_ns != 0 ? now_ns : NowNs();
   return tx.Commit();
 }
 
-Status FileSystem::RemoveXattr(const Caller& c, InodeId ino, std::string_view name) {
+Status FileSystem::RemoveXattr(const Caller& c, InodeId ino, std::string_view name,
+                               int64_t now_ns) {
   ASSIGN_OR_RETURN(XattrNs ns, ParseXattrName(name));
   RETURN_IF_ERROR(CheckWritable());
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   RETURN_IF_ERROR(XattrPermission(c, *i, ns, /*write=*/true));
   ItemKey key{ino.value, ItemType::kXattr, NameHash(name)};
@@ -472,14 +476,14 @@ Status FileSystem::RemoveXattr(const Caller& c, InodeId ino, std::string_view na
   if (!it->Valid() || it->key().objectid != ino.value || it->key().type != ItemType::kXattr) {
     i->flags &= ~kInodeHasXattrs;
   }
-  i->ctime_ns = NowNs();
+  i->ctime_ns = now_ns != 0 ? now_ns : NowNs();
   return tx.Commit();
 }
 
 // ---------------------------------------------------------------- lifecycle
 
 Status FileSystem::Reclaim(InodeId ino) {
-  Tx tx(volume_);
+  Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (i->nlink > 0) return Status::Ok();
   RETURN_IF_ERROR(CheckWritable());

@@ -1,6 +1,7 @@
 // FileSystem: POSIX semantics over storage items, one method per operation.
 //
-// Each mutating method runs in one Txn and commits it (not synced: in the WAL);
+// Each mutating method runs in one Txn and commits it (not synced: in the WAL)
+// or, while a Group is open, writes into the group's Txn (see Group).
 // Sync() makes every earlier commit durable (device flush + WAL fsync, the group
 // commit) and then lets freed space be reused. Errors are errno values, exactly
 // those Linux returns for the same call on ext4.
@@ -12,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -55,23 +57,27 @@ class FileSystem {
   Status Access(const Caller& c, InodeId ino, int mask);
 
   // --- namespace changes; new inodes take the number the client allocated
-  // from its range (EEXIST if that number is in use). `now_ns`: the time a
-  // client made the node locally (0: now).
+  // from its range (EEXIST if that number is in use). `now_ns` (here and in
+  // every change below): the time a client made the change locally, used for
+  // every time the change sets (the directories' mtime and ctime, the child's
+  // ctime, a new node's times); 0: the server's clock.
   Result<Attr> Mknod(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
                      uint64_t rdev, InodeId new_ino, int64_t now_ns = 0);
   Result<Attr> Mkdir(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
-                     InodeId new_ino);
+                     InodeId new_ino, int64_t now_ns = 0);
   Result<Attr> Symlink(const Caller& c, InodeId parent, std::string_view name,
-                       std::string_view target, InodeId new_ino);
-  Result<Attr> Link(const Caller& c, InodeId ino, InodeId new_parent, std::string_view new_name);
+                       std::string_view target, InodeId new_ino, int64_t now_ns = 0);
+  Result<Attr> Link(const Caller& c, InodeId ino, InodeId new_parent, std::string_view new_name,
+                    int64_t now_ns = 0);
   // Unlinking the last name of an inode leaves it an orphan (ORPHAN item) until
   // Reclaim; returns the child's inode so the caller can drop it when unused.
-  Result<InodeId> Unlink(const Caller& c, InodeId parent, std::string_view name);
-  Result<InodeId> Rmdir(const Caller& c, InodeId parent, std::string_view name);
+  Result<InodeId> Unlink(const Caller& c, InodeId parent, std::string_view name,
+                         int64_t now_ns = 0);
+  Result<InodeId> Rmdir(const Caller& c, InodeId parent, std::string_view name, int64_t now_ns = 0);
   // flags: kRenameNoReplace, kRenameExchange. Returns the replaced inode, if any.
   Result<std::optional<InodeId>> Rename(const Caller& c, InodeId parent, std::string_view name,
                                         InodeId new_parent, std::string_view new_name,
-                                        uint32_t flags);
+                                        uint32_t flags, int64_t now_ns = 0);
 
   // --- inode changes
   Result<Attr> SetAttr(const Caller& c, InodeId ino, const SetAttrRequest& req);
@@ -81,10 +87,33 @@ class FileSystem {
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE
   // (optionally |KEEP_SIZE); others EOPNOTSUPP. ENOSPC leaves nothing changed.
   Result<Attr> Fallocate(const Caller& c, InodeId ino, int mode, uint64_t offset, uint64_t length);
-  // flags: XATTR_CREATE / XATTR_REPLACE.
+  // flags: XATTR_CREATE / XATTR_REPLACE. `now_ns` sets the ctime (0: now).
   Status SetXattr(const Caller& c, InodeId ino, std::string_view name, std::string_view value,
-                  int flags);
-  Status RemoveXattr(const Caller& c, InodeId ino, std::string_view name);
+                  int flags, int64_t now_ns = 0);
+  Status RemoveXattr(const Caller& c, InodeId ino, std::string_view name, int64_t now_ns = 0);
+
+  // --- groups (DESIGN §3: dependent changes are one WriteBatch, applied
+  // entirely or not at all). While a Group is open, every method above runs in
+  // the group's one transaction: a change sees the group's earlier ones, and
+  // none reaches the store before Commit. A method that fails after writing
+  // part of its change breaks the group (Commit then refuses with EIO).
+  // Destroyed without a successful Commit, the group is dropped whole: the
+  // transaction's abort hooks give back any space it allocated or freed.
+  // One group at a time. ReadDir reads the store itself and does not see an
+  // open group's changes.
+  class Group {
+   public:
+    explicit Group(FileSystem& fs);
+    ~Group();
+    Group(const Group&) = delete;
+    Group& operator=(const Group&) = delete;
+    // Applies every change of the group (not synced: in the WAL), or none.
+    Status Commit();
+
+   private:
+    FileSystem& fs_;
+    std::unique_ptr<Txn> txn_;
+  };
 
   // --- lifecycle
   // Deletes an orphan (nlink 0) inode with all its items and space, once no
@@ -100,7 +129,8 @@ class FileSystem {
   class Tx;  // server/fs_tx.h
   // EIO once the metadata store has gone read-only (a failed commit or sync).
   Status CheckWritable();
-  Result<InodeId> RemoveEntry(const Caller& c, InodeId parent, std::string_view name, bool dir);
+  Result<InodeId> RemoveEntry(const Caller& c, InodeId parent, std::string_view name, bool dir,
+                              int64_t now_ns);
   Result<Attr> CreateNode(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,
                           uint64_t rdev, InodeId new_ino, std::string_view symlink_target,
                           int64_t now_ns);
@@ -125,6 +155,13 @@ class FileSystem {
   Result<std::vector<ExtentItem>> WriteExtents(Tx& tx, std::span<const char> data);
 
   Volume& volume_;
+  // The open Group, if any (owned by it): what every Tx joins.
+  struct OpenGroup {
+    Txn* txn = nullptr;
+    bool freed_space = false;  // its frees wait for its commit: no early ReleasePending
+    bool broken = false;       // a change failed half-written
+  };
+  OpenGroup group_;
 };
 
 }  // namespace cohfs

@@ -35,7 +35,17 @@ Attr ToAttr(InodeId ino, const InodeItem& i) {
   return a;
 }
 
-FileSystem::Tx::Tx(Volume& v) : v_(v), txn_(v.items().BeginTxn()) {}
+FileSystem::Tx::Tx(FileSystem& fs) : v_(fs.volume_), group_(fs.group_.txn ? &fs.group_ : nullptr) {
+  if (group_ == nullptr) own_ = v_.items().BeginTxn();
+  txn_ = group_ ? group_->txn : own_.get();
+  ops_at_start_ = txn_->op_count();
+}
+
+FileSystem::Tx::~Tx() {
+  // A change that failed after writing some of its items leaves the group
+  // half-applied: the group must not commit.
+  if (group_ && !committed_ && txn_->op_count() != ops_at_start_) group_->broken = true;
+}
 
 Result<InodeItem*> FileSystem::Tx::Inode(InodeId ino) {
   auto it = inodes_.find(ino.value);
@@ -162,14 +172,37 @@ Result<bool> FileSystem::Tx::HasWrittenData(InodeId ino, uint64_t start, uint64_
 void FileSystem::Tx::Free(DeviceRange range) {
   v_.allocator().Free(range, *txn_);
   freed_space_ = true;
+  if (group_) group_->freed_space = true;
 }
 
 Status FileSystem::Tx::Commit() {
+  CHECK_MSG(!committed_, "a Tx commits once");
   for (auto& [ino, c] : inodes_) {
     std::string encoded = EncodeInode(c.item);
     if (encoded != c.original) txn_->Put(InodeKey(InodeId(ino)), encoded);
   }
+  committed_ = true;
+  if (group_) return Status::Ok();  // the group commits once, at its end
   return v_.items().Commit(*txn_, /*sync=*/false);
+}
+
+FileSystem::Group::Group(FileSystem& fs) : fs_(fs), txn_(fs.volume_.items().BeginTxn()) {
+  CHECK_MSG(fs_.group_.txn == nullptr, "one FileSystem::Group at a time");
+  fs_.group_ = OpenGroup{txn_.get(), false, false};
+}
+
+FileSystem::Group::~Group() {
+  if (fs_.group_.txn == txn_.get()) fs_.group_ = OpenGroup{};
+  // txn_, unless committed, runs its abort hooks as it goes.
+}
+
+Status FileSystem::Group::Commit() {
+  CHECK_MSG(fs_.group_.txn == txn_.get(), "a Group commits once");
+  bool broken = fs_.group_.broken;
+  fs_.group_ = OpenGroup{};
+  if (broken) return Status::Error(EIO, "a change of the group failed half-written");
+  RETURN_IF_ERROR(fs_.CheckWritable());
+  return fs_.volume_.items().Commit(*txn_, /*sync=*/false);
 }
 
 }  // namespace cohfs

@@ -49,9 +49,15 @@ using ExtentList = std::vector<std::pair<uint64_t, ExtentItem>>;  // (file offse
 // directory as source and target of a rename) share one copy, and every
 // changed inode is written back once at Commit. Dropped without Commit, the
 // Txn's abort hooks give back any space it allocated or freed.
+// Inside an open FileSystem::Group the Tx borrows the group's Txn: Commit
+// writes the cached inodes back into it and leaves the store commit to the
+// group; dropped without Commit after writing to it, the Tx breaks the group.
 class FileSystem::Tx {
  public:
-  explicit Tx(Volume& v);
+  explicit Tx(FileSystem& fs);
+  ~Tx();
+  Tx(const Tx&) = delete;
+  Tx& operator=(const Tx&) = delete;
   Txn& txn() { return *txn_; }
 
   // ENOENT when there is no such inode.
@@ -76,7 +82,8 @@ class FileSystem::Tx {
   Result<bool> HasWrittenData(InodeId ino, uint64_t start, uint64_t end);
   // Frees device space in this transaction (pending until durable).
   void Free(DeviceRange range);
-  bool freed_space() const { return freed_space_; }
+  // Whether this transaction (or the group it joined) freed space.
+  bool freed_space() const { return freed_space_ || (group_ && group_->freed_space); }
 
   Status Commit();
 
@@ -86,9 +93,13 @@ class FileSystem::Tx {
     std::string original;  // encoded as read; empty for a new inode
   };
   Volume& v_;
-  std::unique_ptr<Txn> txn_;
+  OpenGroup* group_;          // the group joined, or null
+  std::unique_ptr<Txn> own_;  // without a group
+  Txn* txn_;                  // own_ or the group's
+  size_t ops_at_start_;
   std::map<uint64_t, Cached> inodes_;
   bool freed_space_ = false;
+  bool committed_ = false;
 };
 
 }  // namespace cohfs

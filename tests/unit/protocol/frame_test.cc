@@ -3,6 +3,7 @@
 #include <capnp/message.h>
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cstring>
 
 #include "common/limits.h"
@@ -83,6 +84,34 @@ TEST(Frame, RecallGoldenVector) {
   ASSERT_TRUE(decoded.ok());
   EXPECT_EQ((*decoded)->root().getIno(), 0x2au);
   EXPECT_EQ(FromWire((*decoded)->root().getMode()), LockMode::kShared);
+}
+
+// Version 3: a commit whose one change (an unlink) carries `nowNs` and
+// `withNext`. The whole frame, Cap'n Proto words included, as 64-bit words.
+TEST(Frame, CommitGoldenVectorVersion3) {
+  static_assert(std::endian::native == std::endian::little, "the words below are little-endian");
+  EXPECT_EQ(wire::PROTOCOL_VERSION, 3u);
+  capnp::MallocMessageBuilder m;
+  auto ops = m.initRoot<wire::Request>().initCommit(1);
+  ops[0].setWithNext(true);
+  auto u = ops[0].initUnlink();
+  u.setParent(1);
+  u.setNowNs(5);
+  std::string bytes = Flatten(EncodeFrame(FrameKind::kRequest, RequestId(9), m));
+  const unsigned char header[] = {'C', 'H', 'F', 'S', 1,   0, 0, 0, 9, 0, 0, 0,
+                                  0,   0,   0,   0,   216, 0, 0, 0, 0, 0, 0, 0};
+  uint64_t words[27] = {};
+  words[0] = 26ull << 32;                       // segment table: 1 segment of 26 words
+  words[1] = (9ull << 32) | (3ull << 48);       // root: struct of 9 data words, 3 pointers
+  words[3] = 30;                                // union discriminant: commit
+  words[12] = 5 | (103ull << 32);               // commit: composite list of 12 words
+  words[14] = 4 | (9ull << 32) | (3ull << 48);  // list tag: 1 element of 9 + 3 words
+  words[15] = 1;                                // unlink.parent
+  words[16] = 9 | (2ull << 16);                 // discriminant unlink; withNext (bit 81)
+  words[17] = 5;                                // unlink.nowNs
+  ASSERT_EQ(bytes.size(), sizeof(header) + sizeof(words));
+  EXPECT_EQ(std::memcmp(bytes.data(), header, sizeof(header)), 0);
+  EXPECT_EQ(std::memcmp(bytes.data() + sizeof(header), words, sizeof(words)), 0);
 }
 
 TEST(Frame, RoundTripThroughReaderByteByByte) {

@@ -1,123 +1,9 @@
 // The Commit request: a client's writeback log of changes it already made
 // locally, applied through the real dispatcher on a real volume.
-#include <capnp/message.h>
-#include <gtest/gtest.h>
-
-#include <cstring>
-
-#include "protocol/codec.h"
-#include "server/dispatch.h"
-#include "server/lock_manager.h"
-#include "tests/unit/server/fs_fixture.h"
+#include "tests/unit/server/commit_fixture.h"
 
 namespace cohfs::test {
 namespace {
-
-class CommitTest : public FsTest {
- protected:
-  CommitTest() : dispatcher_(*fs_, locks_, tv_.volume(), ServerConfig{}) {
-    session_.client = ClientId(7);
-    capnp::MallocMessageBuilder m;
-    auto r = m.initRoot<wire::Request>();
-    auto h = r.initHello();
-    h.setVersionMin(wire::PROTOCOL_VERSION);
-    h.setVersionMax(wire::PROTOCOL_VERSION);
-    auto reply = Roundtrip(m);
-    EXPECT_TRUE(reply->root().isWelcome());
-    first_ino_ = reply->root().getWelcome().getInodes().getFirst();
-  }
-
-  // Encodes, frames, decodes and dispatches one request; decodes the reply.
-  std::unique_ptr<DecodedReply> Roundtrip(capnp::MallocMessageBuilder& m) {
-    auto request = Decode<DecodedRequest>(EncodeFrame(FrameKind::kRequest, RequestId(1), m));
-    auto out = dispatcher_.Handle(session_, *request, 0);
-    EXPECT_FALSE(out.needs_sync);
-    return Decode<DecodedReply>(std::move(out.reply));
-  }
-
-  template <typename Decoded>
-  std::unique_ptr<Decoded> Decode(const OutFrame& f) {
-    std::vector<iovec> iov;
-    f.AppendIovecs(0, &iov);
-    FrameReader reader;
-    for (const iovec& v : iov) {
-      size_t avail = 0;
-      char* tail = reader.WritableTail(v.iov_len, &avail);
-      std::memcpy(tail, v.iov_base, v.iov_len);
-      reader.CommitReceived(v.iov_len);
-    }
-    auto frame = reader.Next();
-    EXPECT_TRUE(frame.ok() && frame->has_value());
-    auto decoded = Decoded::Decode(std::move(**frame));
-    EXPECT_TRUE(decoded.ok()) << decoded.status().ToString();
-    return std::move(decoded).value();
-  }
-
-  // A file created through the dispatcher: born EXCLUSIVE to this client.
-  InodeId CreateOwned(const std::string& name) {
-    capnp::MallocMessageBuilder m;
-    auto r = m.initRoot<wire::Request>();
-    ToWire(kRoot, r.initCaller());
-    auto mk = r.initMknod();
-    mk.setParent(kRootInode.value);
-    mk.setName(AsData(name));
-    mk.setMode(S_IFREG | 0644);
-    mk.setNewIno(first_ino_ + owned_++);
-    auto reply = Roundtrip(m);
-    EXPECT_EQ(reply->root().getErrno(), 0) << reply->root().getMessage().cStr();
-    EXPECT_EQ(locks_.HeldBy(session_.client, InodeId(mk.getNewIno())), LockMode::kExclusive);
-    return InodeId(mk.getNewIno());
-  }
-
-  // A commit of `n` changes under construction; each change sets its caller.
-  struct CommitMessage {
-    capnp::MallocMessageBuilder m;
-    capnp::List<wire::Request>::Builder ops;
-    explicit CommitMessage(unsigned n) {
-      auto r = m.initRoot<wire::Request>();
-      ToWire(kRoot, r.initCaller());
-      ops = r.initCommit(n);
-    }
-  };
-  static void SetMknod(wire::Request::Builder op, InodeId parent, const char* name, uint32_t mode,
-                       uint64_t ino, int64_t now_ns = 0) {
-    ToWire(kRoot, op.initCaller());
-    auto mk = op.initMknod();
-    mk.setParent(parent.value);
-    mk.setName(AsData(name));
-    mk.setMode(mode);
-    mk.setNewIno(ino);
-    mk.setNowNs(now_ns);
-  }
-
-  struct Op {
-    Caller caller;
-    InodeId ino;
-    SetAttrRequest req;
-  };
-  std::unique_ptr<DecodedReply> Commit(const std::vector<Op>& ops) {
-    CommitMessage c(static_cast<unsigned>(ops.size()));
-    for (size_t i = 0; i < ops.size(); i++) {
-      ToWire(ops[i].caller, c.ops[i].initCaller());
-      ToWire(ops[i].ino, ops[i].req, c.ops[i].initSetAttr());
-    }
-    return Roundtrip(c.m);
-  }
-
-  static SetAttrRequest ChmodAt(uint32_t mode, int64_t now_ns) {
-    SetAttrRequest req;
-    req.mask = kSetMode;
-    req.mode = mode;
-    req.now_ns = now_ns;
-    return req;
-  }
-
-  LockManager locks_;
-  Dispatcher dispatcher_;
-  Session session_;
-  uint64_t first_ino_ = 0;
-  uint64_t owned_ = 0;
-};
 
 TEST_F(CommitTest, AppliesChangesInOrderWithTheClientsClock) {
   InodeId f = CreateOwned("f");
@@ -205,7 +91,7 @@ TEST_F(CommitTest, RefusesCreatesInDirectoriesOthersHoldOrWithForeignNumbers) {
   ASSERT_EQ(locks_.Acquire(ClientId(8), dir.ino, LockMode::kShared), LockMode::kShared);
   CommitMessage c(3);
   SetMknod(c.ops[0], dir.ino, "x", S_IFREG | 0644, first_ino_ + 200);
-  SetMknod(c.ops[1], kRootInode, "x", S_IFIFO | 0644, first_ino_ + 201);  // only regular files
+  SetMknod(c.ops[1], kRootInode, "a/b", S_IFREG | 0644, first_ino_ + 201);  // not a name
   SetMknod(c.ops[2], kRootInode, "x", S_IFREG | 0644, first_ino_ - 1);  // not this client's number
   auto reply = Roundtrip(c.m);
   auto failures = reply->root().getFailures();
@@ -218,21 +104,18 @@ TEST_F(CommitTest, RefusesCreatesInDirectoriesOthersHoldOrWithForeignNumbers) {
   EXPECT_FALSE(fs_->Lookup(kRoot, kRootInode, "x").ok());
 }
 
-TEST_F(CommitTest, RefusesAnythingButSetAttrAndMknod) {
+TEST_F(CommitTest, RefusesWhatIsNotAChange) {
   InodeId f = CreateOwned("f");
-  CommitMessage c(2);
+  CommitMessage c(3);
   ToWire(kRoot, c.ops[0].initCaller());
-  auto u = c.ops[0].initUnlink();
-  u.setParent(kRootInode.value);
-  u.setName(AsData("f"));
+  c.ops[0].setGetAttr(f.value);
   ToWire(kRoot, c.ops[1].initCaller());
   c.ops[1].initCommit(0);  // no nesting either
+  ToWire(kRoot, c.ops[2].initCaller());
+  c.ops[2].initWrite().setIno(f.value);  // data goes as `write` requests, not in a commit
   auto reply = Roundtrip(c.m);
-  auto failures = reply->root().getFailures();
-  ASSERT_EQ(failures.size(), 2u);
-  EXPECT_EQ(failures[0].getErrno(), EINVAL);
-  EXPECT_EQ(failures[1].getErrno(), EINVAL);
-  EXPECT_TRUE(fs_->Lookup(kRoot, kRootInode, "f").ok());
+  EXPECT_EQ(Failures(*reply),
+            (std::vector<std::pair<uint32_t, int>>{{0, EINVAL}, {1, EINVAL}, {2, EINVAL}}));
   EXPECT_EQ(Stat(f).nlink, 1u);
 }
 

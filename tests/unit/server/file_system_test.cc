@@ -10,6 +10,7 @@
 
 #include "common/limits.h"
 #include "storage/fsck.h"
+#include "storage/keys.h"
 #include "tests/unit/server/fs_fixture.h"
 
 namespace cohfs {
@@ -203,6 +204,84 @@ TEST_F(FileSystemTest, TimestampsMoveAsOnLinux) {
   EXPECT_GT(f2.ctime_ns, f1.ctime_ns);
   EXPECT_EQ(f2.mtime_ns, f1.mtime_ns);
   EXPECT_EQ(f2.nlink, 2u);
+}
+
+// A change a client made locally carries the client's time (DESIGN §6): every
+// time it sets is that time.
+TEST_F(FileSystemTest, ClientTimesAreUsedByEveryNamespaceAndXattrChange) {
+  constexpr int64_t kT = 1'000'000'000;
+  auto d = fs_->Mkdir(kRoot, kRootInode, "d", 0755, NewIno(), kT);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->mtime_ns, kT);
+  EXPECT_EQ(Stat(kRootInode).mtime_ns, kT);
+  auto s = fs_->Symlink(kRoot, d->ino, "s", "target", NewIno(), 2 * kT);
+  ASSERT_TRUE(s.ok());
+  EXPECT_EQ(s->ctime_ns, 2 * kT);
+  EXPECT_EQ(Stat(d->ino).ctime_ns, 2 * kT);
+  Attr f = Create(kRootInode, "f");
+  ASSERT_TRUE(fs_->Link(kRoot, f.ino, d->ino, "l", 3 * kT).ok());
+  EXPECT_EQ(Stat(f.ino).ctime_ns, 3 * kT);
+  EXPECT_EQ(Stat(d->ino).mtime_ns, 3 * kT);
+  ASSERT_TRUE(fs_->Rename(kRoot, d->ino, "l", kRootInode, "m", 0, 4 * kT).ok());
+  EXPECT_EQ(Stat(f.ino).ctime_ns, 4 * kT);
+  EXPECT_EQ(Stat(d->ino).mtime_ns, 4 * kT);
+  EXPECT_EQ(Stat(kRootInode).ctime_ns, 4 * kT);
+  ASSERT_TRUE(fs_->Unlink(kRoot, kRootInode, "m", 5 * kT).ok());
+  EXPECT_EQ(Stat(f.ino).ctime_ns, 5 * kT);
+  EXPECT_EQ(Stat(kRootInode).mtime_ns, 5 * kT);
+  ASSERT_TRUE(fs_->SetXattr(kRoot, f.ino, "user.a", "1", 0, 6 * kT).ok());
+  EXPECT_EQ(Stat(f.ino).ctime_ns, 6 * kT);
+  ASSERT_TRUE(fs_->RemoveXattr(kRoot, f.ino, "user.a", 7 * kT).ok());
+  EXPECT_EQ(Stat(f.ino).ctime_ns, 7 * kT);
+  ASSERT_TRUE(fs_->Unlink(kRoot, d->ino, "s").ok());
+  ASSERT_TRUE(fs_->Rmdir(kRoot, kRootInode, "d", 8 * kT).ok());
+  EXPECT_EQ(Stat(kRootInode).mtime_ns, 8 * kT);
+  EXPECT_EQ(Stat(kRootInode).ctime_ns, 8 * kT);
+}
+
+// A group: its changes see each other, the store sees none of them before
+// Commit, and all of them after.
+TEST_F(FileSystemTest, AGroupCommitsAllItsChangesAtOnce) {
+  InodeId d = NewIno(), f = NewIno();
+  {
+    FileSystem::Group group(*fs_);
+    ASSERT_TRUE(fs_->Mkdir(kRoot, kRootInode, "d", 0755, d).ok());
+    ASSERT_TRUE(fs_->Mknod(kRoot, d, "f", S_IFREG | 0644, 0, f).ok());  // inside the new dir
+    Write(f, 0, std::string(3 * kBlockBytes, 'x'));
+    EXPECT_EQ(fs_->Lookup(kRoot, d, "f")->ino, f);  // the group's own reads see it
+    ItemKey key{d.value, ItemType::kInode, 0};
+    EXPECT_FALSE(tv_.volume().items().Get(key)->has_value());  // the store does not
+    ASSERT_TRUE(group.Commit().ok());
+  }
+  EXPECT_EQ(fs_->Lookup(kRoot, kRootInode, "d")->ino, d);
+  EXPECT_EQ(Read(f, kBlockBytes, 3), "xxx");
+  EXPECT_EQ(Stat(d).nlink, 2u);
+  Reopen();
+  EXPECT_EQ(Read(f, 0, 2), "xx");
+}
+
+// Dropped without Commit, a group leaves no trace: no names, no inodes, and
+// the space it allocated or freed is as before (fsck checks the rest).
+TEST_F(FileSystemTest, ADroppedGroupLeavesNothing) {
+  Attr f = Create(kRootInode, "f");
+  Write(f.ino, 0, std::string(64 * kBlockBytes, 'y'));
+  uint64_t free_before = FreeBlocks();
+  {
+    FileSystem::Group group(*fs_);
+    ASSERT_TRUE(Truncate(f.ino, kBlockBytes + 10).ok());  // frees, and rewrites a tail block
+    ASSERT_TRUE(fs_->Mkdir(kRoot, kRootInode, "d", 0755, NewIno()).ok());
+    Attr g = Create(kRootInode, "g");
+    Write(g.ino, 0, std::string(8 * kBlockBytes, 'z'));  // allocates
+    ASSERT_TRUE(fs_->Unlink(kRoot, kRootInode, "f").ok());
+  }
+  EXPECT_EQ(FreeBlocks(), free_before);
+  EXPECT_EQ(Err(fs_->Lookup(kRoot, kRootInode, "d")), ENOENT);
+  EXPECT_EQ(Err(fs_->Lookup(kRoot, kRootInode, "g")), ENOENT);
+  Attr a = Stat(f.ino);
+  EXPECT_EQ(a.nlink, 1u);
+  EXPECT_EQ(a.size, 64u * kBlockBytes);
+  EXPECT_EQ(Read(f.ino, 63 * kBlockBytes, 2), "yy");
+  EXPECT_EQ(Stat(kRootInode).size, 1u);  // one entry: f
 }
 
 }  // namespace
