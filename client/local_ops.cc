@@ -59,15 +59,16 @@ Status RenameRules(const Caller& c, ObjectCache::RenameAttrs& r, bool exchange, 
     if (!exchange && !S_ISDIR(r.moved.mode) && S_ISDIR(v->mode)) return Status::Error(EISDIR);
     if (!exchange && S_ISDIR(v->mode) && !r.victim_empty) return Status::Error(ENOTEMPTY);
   }
-  // The directory sizes count entries, as the server's AddName/RemoveName do.
+  // The directory sizes count entries, as the server's AddName/RemoveName do
+  // (from_dir and to_dir may be one directory).
   r.from_dir.size--;
+  if (v) r.to_dir.size--;
   r.to_dir.size++;
   r.moved.ctime_ns = now;
   if (v && exchange) {
     r.from_dir.size++;
     v->ctime_ns = now;
   } else if (v) {
-    r.to_dir.size--;
     if (S_ISDIR(v->mode)) r.to_dir.nlink--;
     DropLink(*v, now);
   }

@@ -37,6 +37,7 @@ Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, ReplyOrder order) {
     return n.attr;  // the reply predates a local change
   n.attr = attr;
   n.has_attr = true;
+  n.xattrs.reset();  // the server's word now: its flag tells whether any exist
   return n.attr;
 }
 

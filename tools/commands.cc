@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <sys/xattr.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -144,6 +146,9 @@ int MountCommand(int argc, char** argv) {
                      "                    least recently used locks are given back\n"
                      "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
   if (rc >= 0) return rc;
+  // The daemon keeps no descriptor it was born with: a caller's open file on
+  // another mount would keep that mount busy for as long as this one lives.
+  close_range(3, ~0U, 0);
   MountOptions o;
   o.server = a.positional[0];
   o.mountpoint = a.positional[1];
