@@ -290,6 +290,45 @@ void FsClient::WaitForSendWindow() {
   });
 }
 
+bool FsClient::AcquireDirectory(InodeId dir, const Caller& c) {
+  if (cache_.OwnsDirectory(dir)) return true;
+  if (auto a = cache_.GetAttr(dir); a && (!S_ISDIR(a->mode) || a->size > kAcquireMaxEntries)) {
+    return false;
+  }
+  const int64_t now = NowNs();
+  {
+    std::lock_guard<std::mutex> l(acquire_mu_);
+    auto it = refused_ns_.find(dir);
+    if (it != refused_ns_.end() && now - it->second < kAcquireRetryNs) return false;
+    if (refused_ns_.size() > 4096) {
+      std::erase_if(refused_ns_, [&](const auto& r) { return now - r.second >= kAcquireRetryNs; });
+    }
+  }
+  capnp::MallocMessageBuilder m;
+  auto root = m.initRoot<wire::Request>();
+  ToWire(c, root.initCaller());
+  root.setAcquire(dir.value);
+  auto reply = Call(m);
+  if (reply.ok()) {
+    LockMode lock;
+    AbsorbAttr(*reply, &lock);
+    Grants grants(reply->root());
+    if (reply->root().getLeafComplete()) {
+      std::vector<DirEntry> entries;
+      for (auto e : reply->root().getLeaf()) {
+        DirEntry d = FromWire(e);
+        cache_.PutAttr(d.attr, grants.For(d.attr.ino), OrderOf(*reply));
+        entries.push_back(std::move(d));
+      }
+      cache_.SetDirectory(dir, entries, OrderOf(*reply));
+    }
+  }
+  if (cache_.OwnsDirectory(dir)) return true;
+  std::lock_guard<std::mutex> l(acquire_mu_);
+  refused_ns_[dir] = now;
+  return false;
+}
+
 Result<uint64_t> FsClient::NewInode(const Caller& c) {
   while (true) {
     {

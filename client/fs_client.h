@@ -88,6 +88,13 @@ class FsClient {
     return ObjectCache::ReplyOrder(r.log_seq(), r.request_id());
   }
 
+  // Ownership on demand (DESIGN §5): before changing directory `dir`, which
+  // it does not own, the client asks the server for it and its listing (one
+  // round trip) so that this change and the next ones there are local.
+  // Returns whether it owns `dir` now. Not asked again for a second after a
+  // refusal (the directory is contended: its changes go to the server).
+  bool AcquireDirectory(InodeId dir, const Caller& c);
+
   // Local changes (client/local_ops.cc): applied to the cache under
   // EXCLUSIVE locks and logged; nullopt when the server must do it.
   //
@@ -274,6 +281,11 @@ class FsClient {
   std::mutex release_mu_;  // guards the two fields below
   std::vector<uint64_t> pending_release_;
   int64_t oldest_release_ns_ = 0;
+
+  static constexpr int64_t kAcquireRetryNs = 1000000000;
+  static constexpr uint64_t kAcquireMaxEntries = 16384;  // the server lists no larger ones
+  std::mutex acquire_mu_;  // guards refused_ns_ (rank: leaf)
+  std::unordered_map<InodeId, int64_t> refused_ns_;  // directory -> when it was refused
 
   std::mutex ino_mu_;  // guards next_ino_, end_ino_
   uint64_t next_ino_ = 0;

@@ -167,8 +167,12 @@ struct NameOps {
     FsClient::KernelHold hold(s->core(), InodeId(parent));
     if (std::strlen(name) > kMaxNameBytes) return Status::Error(ENAMETOOLONG);
     ASSIGN_OR_RETURN(uint64_t ino, s->core().NewInode(CallerOf(req)));
-    if (auto local =
-            s->core().MakeLocally(InodeId(parent), name, CallerOf(req), node, InodeId(ino))) {
+    const Caller c = CallerOf(req);
+    auto local = s->core().MakeLocally(InodeId(parent), name, c, node, InodeId(ino));
+    if (!local && s->core().AcquireDirectory(InodeId(parent), c)) {
+      local = s->core().MakeLocally(InodeId(parent), name, c, node, InodeId(ino));
+    }
+    if (local) {
       s->core().WaitForSendWindow();
       *lock = LockMode::kExclusive;
       return *local;
@@ -284,7 +288,12 @@ struct NameOps {
     FuseOps* s = Self(req);
     Count(s, dir ? FUSE_RMDIR : FUSE_UNLINK);
     FsClient::KernelHold hold(s->core(), InodeId(parent));
-    if (auto local = s->core().RemoveLocally(InodeId(parent), name, CallerOf(req), dir)) {
+    const Caller c = CallerOf(req);
+    auto local = s->core().RemoveLocally(InodeId(parent), name, c, dir);
+    if (!local && s->core().AcquireDirectory(InodeId(parent), c)) {
+      local = s->core().RemoveLocally(InodeId(parent), name, c, dir);
+    }
+    if (local) {
       if (local->ok()) s->core().WaitForSendWindow();
       return ReplyErr(req, *local);
     }
@@ -326,8 +335,16 @@ struct NameOps {
     if ((flags & kRenameNoReplace) && (flags & kRenameExchange)) {
       return (void)fuse_reply_err(req, EINVAL);
     }
-    if (auto local = s->core().RenameLocally(InodeId(parent), name, InodeId(new_parent), new_name,
-                                             flags, CallerOf(req))) {
+    const Caller c = CallerOf(req);
+    auto rename_locally = [&] {
+      return s->core().RenameLocally(InodeId(parent), name, InodeId(new_parent), new_name, flags, c);
+    };
+    auto local = rename_locally();
+    if (!local && s->core().AcquireDirectory(InodeId(parent), c) &&
+        s->core().AcquireDirectory(InodeId(new_parent), c)) {
+      local = rename_locally();
+    }
+    if (local) {
       if (local->ok()) s->core().WaitForSendWindow();
       return ReplyErr(req, *local);
     }

@@ -108,6 +108,8 @@ class ObjectCache {
   std::optional<Status> UpdateXattrs(InodeId ino, uint64_t seq,
                                      const std::function<Status(Attr&, Xattrs&)>& change);
   std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
+  // Held EXCLUSIVE with its whole listing: changes in it can be local.
+  bool OwnsDirectory(InodeId dir) const;
   // A write answered from memory: size and times move as the server would move them.
   void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq);
   LockMode lock(InodeId ino) const;

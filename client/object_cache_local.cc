@@ -16,6 +16,13 @@ ObjectCache::Node* ObjectCache::OwnedLocked(InodeId ino, bool complete_dir) {
   return &n;
 }
 
+bool ObjectCache::OwnsDirectory(InodeId dir) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(dir);
+  return it != nodes_.end() && it->second.has_attr && it->second.complete &&
+         it->second.lock == LockMode::kExclusive;
+}
+
 std::optional<Result<Attr>> ObjectCache::CreateLocally(
     InodeId dir, const std::string& name, uint64_t seq,
     const std::function<Status(Attr& dir, Attr& child)>& make, const std::string& symlink_target) {

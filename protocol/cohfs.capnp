@@ -204,6 +204,8 @@ struct Request {
     unlock @87 :List(UInt64);    # answers a recall to NONE for inodes the kernel still
                                  # references (open, cached): the lock goes, the reference
                                  # stays (an unlinked open file lives on) until `release`
+    acquire @97 :UInt64;     # a directory: EXCLUSIVE on it, its whole listing (reply: attr,
+                             # leaf, grants: EXCLUSIVE on every child nobody else holds)
   }
 }
 

@@ -194,6 +194,33 @@ void ToWire(const FileLock& l, wire::FileLock::Builder b) {
 
 }  // namespace
 
+// Ownership on demand (DESIGN §5): a client about to change a directory it
+// does not own asks for it, so that this change and the next ones there are
+// made locally. The executor parked the request until other holders gave the
+// directory back; while it is contended nothing is granted, and the client
+// sends its changes as ordinary requests. A child nobody else holds comes
+// EXCLUSIVE (unlink and rename need it), the others as they may be shared.
+Status Dispatcher::AcquireDirectory(Ctx& ctx) {
+  InodeId dir(ctx.req.getAcquire());
+  ASSIGN_OR_RETURN(Attr attr, fs_.GetAttr(dir));
+  if (!S_ISDIR(attr.mode)) return Status::Error(ENOTDIR);
+  ToWire(attr, ctx.reply.initAttr());
+  if (Grant(ctx, dir, LockMode::kExclusive) != LockMode::kExclusive) return Status::Ok();
+  if (attr.size > config_.acquire_max_entries) return Status::Ok();  // too large to list
+  auto entries = fs_.ReadDir(ctx.caller, dir, 0, config_.acquire_max_entries + 1);
+  if (!entries.ok() || entries->size() > config_.acquire_max_entries) return Status::Ok();
+  auto leaf = ctx.reply.initLeaf(static_cast<unsigned>(entries->size()));
+  for (size_t i = 0; i < entries->size(); i++) {
+    const DirEntry& e = (*entries)[i];
+    ToWire(e, leaf[static_cast<unsigned>(i)]);
+    if (Grant(ctx, e.attr.ino, LockMode::kExclusive) == LockMode::kNone) {
+      Grant(ctx, e.attr.ino, LockMode::kShared);
+    }
+  }
+  ctx.reply.setLeafComplete(true);
+  return Status::Ok();
+}
+
 Status Dispatcher::SetFileLock(Ctx& ctx) {
   auto l = ctx.req.getSetLock().getLock();
   FileLock want = FromWire(ctx.session.client, l);
@@ -473,6 +500,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     }
     case wire::Request::SET_LOCK:
       return SetFileLock(ctx);
+    case wire::Request::ACQUIRE:
+      return AcquireDirectory(ctx);
     case wire::Request::GET_LOCK: {
       FileLock want = FromWire(s.client, req.getGetLock());
       auto held = file_locks_.Test(InodeId(req.getGetLock().getIno()), want);

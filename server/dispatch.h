@@ -31,6 +31,7 @@ struct ServerConfig {
   uint32_t lease_ms = 15000;
   uint64_t inode_range_size = 65536;
   size_t leaf_max_entries = 256;       // a directory this small comes whole with a lookup
+  size_t acquire_max_entries = 16384;  // ... and this small with an acquire
   size_t max_locked_inodes = 1 << 20;  // past this, the oldest locks are recalled
 };
 
@@ -66,6 +67,7 @@ class Dispatcher {
   struct Ctx;
   Status Dispatch(Ctx& ctx);
   Status SetFileLock(Ctx& ctx);
+  Status AcquireDirectory(Ctx& ctx);
   // The COMMIT request (server/dispatch_commit.cc): applies `ops` group by
   // group, fills the reply's `failures` and lists in `changed` the inodes of
   // refused changes; `mutated` when any group was applied.

@@ -66,6 +66,9 @@ std::vector<LockNeed> LockNeedsOf(FileSystem& fs, wire::Request::Reader req) {
     case wire::Request::SET_ATTR:
       n.Change(req.getSetAttr().getIno());
       break;
+    case wire::Request::ACQUIRE:
+      n.Change(req.getAcquire());
+      break;
     case wire::Request::WRITE:
       n.Change(req.getWrite().getIno());
       break;

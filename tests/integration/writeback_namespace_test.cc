@@ -222,5 +222,61 @@ TEST(WritebackNamespace, AnOpenFileUnlinkedLocallyStaysReadable) {
   close(fd);
 }
 
+// Ownership on demand: a directory this client did not make (here: made
+// before a remount, so nothing of it is cached) is asked for once; then the
+// creates, renames and removals in it are local.
+TEST(WritebackNamespace, AnExistingDirectoryIsAcquiredOnceThenChangedLocally) {
+  Cluster c;
+  ASSERT_EQ(mkdir(c.Path("old").c_str(), 0755), 0);
+  for (int i = 0; i < 300; i++) WriteAll(c.Path("old/f" + std::to_string(i)), "x");  // > a leaf
+  c.Unmount();
+  c.Mount();
+  std::string before = c.Stats();
+  for (int i = 0; i < 100; i++) WriteAll(c.Path("old/new" + std::to_string(i)), "y");
+  ASSERT_EQ(rename(c.Path("old/f1").c_str(), c.Path("old/g1").c_str()), 0);
+  ASSERT_EQ(unlink(c.Path("old/f2").c_str()), 0);
+  ASSERT_EQ(mkdir(c.Path("old/sub").c_str(), 0755), 0);
+  std::string after = c.Stats();
+  auto delta = [&](const char* name) { return StatValue(after, name) - StatValue(before, name); };
+  EXPECT_EQ(delta("rpc.acquire"), 1u) << after;
+  EXPECT_EQ(delta("rpc.mknod") + delta("rpc.rename") + delta("rpc.unlink") + delta("rpc.mkdir"),
+            0u)
+      << after;
+  EXPECT_LE(delta("round_trips"), 4u) << after;  // the lookups of "old" and of its first name
+  std::string b = c.dir() + "/mnt2";
+  c.Mount(b);
+  std::vector<std::string> names = List(b + "/old");
+  EXPECT_EQ(names.size(), 300u + 100u + 1u - 1u);
+  EXPECT_TRUE(std::count(names.begin(), names.end(), "g1") == 1 &&
+              std::count(names.begin(), names.end(), "f1") == 0 &&
+              std::count(names.begin(), names.end(), "f2") == 0);
+  EXPECT_EQ(ReadAll(b + "/old/new99"), "y");
+}
+
+// A directory another mount holds is taken from it (recall) and then changed
+// locally; the other mount sees every change as soon as it looks again.
+TEST(WritebackNamespace, ADirectoryAnotherMountHoldsIsTakenAndItSeesTheChanges) {
+  Cluster c;
+  std::string b = c.dir() + "/mnt2";
+  c.Mount(b);
+  ASSERT_EQ(mkdir((b + "/d").c_str(), 0755), 0);  // B makes and owns it
+  WriteAll(b + "/d/from-b", "b");
+  EXPECT_EQ(List(c.Path("d")), std::vector<std::string>{"from-b"});  // A looks: B keeps SHARED
+  // A's first change finds the directory contended (it was just recalled) and
+  // goes to the server; a second later A owns it and works locally.
+  WriteAll(c.Path("d/a0"), "a");
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::string name = c.Path("d/a" + std::to_string(StatValue(c.Stats(), "fuse.create")));
+        WriteAll(name, "a");
+        return StatValue(c.Stats(), "local_changes") > 0;
+      },
+      std::chrono::seconds(10)));
+  ASSERT_EQ(unlink(c.Path("d/from-b").c_str()), 0);
+  std::vector<std::string> on_a = List(c.Path("d"));
+  EXPECT_EQ(List(b + "/d"), on_a);
+  EXPECT_EQ(std::count(on_a.begin(), on_a.end(), "from-b"), 0);
+}
+
 }  // namespace
 }  // namespace cohfs::test
