@@ -185,7 +185,8 @@ int FsckCommand(int argc, char** argv) {
   Args a = Parse(argc, argv, {"--meta"}, {"--no-checksums"});
   int rc = CheckArgs(a, 1,
                      "usage: cohfs fsck DEVICE [--meta DIR] [--no-checksums]\n"
-                     "Checks every invariant of an unmounted (not served) file system.\n"
+                     "Checks every invariant of an unmounted (not served) file system; refused\n"
+                     "while a server has the device.\n"
                      "Exit status 0 only when all hold; otherwise each problem is printed.\n");
   if (rc >= 0) return rc;
   VolumeOptions vo;
