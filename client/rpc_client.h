@@ -2,13 +2,14 @@
 //
 // Connect() runs the Hello/Welcome handshake with blocking socket calls, so a
 // bad address fails at once, before any thread exists (the mount may fork after
-// it); connecting and the handshake together take at most timeout_ms (ETIMEDOUT). Start() launches
-// the network thread, which owns an io_uring and the socket; any thread may then Call(), which
-// queues the frame, wakes the network thread through an eventfd and waits for the reply (or a
-// deadline). Requests carry ids; many are in flight at once and replies match by id. When the
-// connection breaks every waiter and every later call gets ENOTCONN. The server may also send
-// recalls; they go to the recall handler. The network thread keeps the session's lease
-// (client/lease_keeper.h): a `renew` when nothing else went out for a third of it.
+// it). Start() launches the network thread, which owns an io_uring and the
+// socket; any thread may then Call(), which queues the frame, wakes the network
+// thread through an eventfd and waits for the reply (or a deadline).
+// Requests carry ids; many are in flight at once and replies match by id.
+// When the connection breaks every waiter and every later call gets ENOTCONN.
+// The server may also send recalls; they go to the recall handler.
+// Connecting and the handshake together take at most timeout_ms (ETIMEDOUT).
+// The network thread keeps the session's lease (client/lease_keeper.h).
 #pragma once
 
 #include <capnp/message.h>
