@@ -7,6 +7,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <vector>
 
 #include "client/fuse_ops.h"
@@ -49,6 +51,51 @@ void RedirectStdio(const std::string& log_file) {
   if (out > 2) close(out);
 }
 
+// mountinfo escapes space, tab, newline and backslash in paths as \ooo.
+std::string UnescapeMountPath(const std::string& s) {
+  auto octal = [](char c) { return c >= '0' && c <= '7'; };
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '\\' && i + 3 < s.size() && octal(s[i + 1]) && octal(s[i + 2]) && octal(s[i + 3])) {
+      out.push_back(
+          static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0')));
+      i += 3;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+// Whether `path` is the mount point of a cohfs mount in this mount namespace.
+// Compared by name (the parent resolved, the last component as given): a
+// mount whose daemon died cannot be stat'ed, and it is one to refuse too.
+bool IsCohfsMount(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  size_t slash = p.rfind('/');
+  std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : p.substr(0, slash));
+  char* real = realpath(parent.c_str(), nullptr);
+  if (!real) return false;
+  std::string resolved = std::string(real) + (std::string(real) == "/" ? "" : "/") +
+                         (slash == std::string::npos ? p : p.substr(slash + 1));
+  free(real);
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    // id parent major:minor root MOUNTPOINT options [optional...] - FSTYPE source super
+    std::istringstream f(line);
+    std::string id, parent_id, dev, root, mountpoint;
+    f >> id >> parent_id >> dev >> root >> mountpoint;
+    size_t dash = line.find(" - ");
+    if (dash == std::string::npos) continue;
+    std::istringstream tail(line.substr(dash + 3));
+    std::string fstype;
+    tail >> fstype;
+    if (fstype == "fuse.cohfs" && UnescapeMountPath(mountpoint) == resolved) return true;
+  }
+  return false;
+}
+
 // Threads start here, after the fork that daemonizes (threads do not survive it).
 int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops) {
   ops.Start();
@@ -69,12 +116,17 @@ int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops) {
 
 int RunMount(const MountOptions& options) {
   ClientStats stats;
+  if (IsCohfsMount(options.mountpoint)) {
+    std::fprintf(stderr, "cohfs mount: %s is already a cohfs mount (unmount it first)\n",
+                 options.mountpoint.c_str());
+    return 1;
+  }
   struct stat mst;
   if (stat(options.mountpoint.c_str(), &mst) != 0 || !S_ISDIR(mst.st_mode)) {
     std::fprintf(stderr, "cohfs mount: %s is not a directory\n", options.mountpoint.c_str());
     return 1;
   }
-  auto rpc = RpcClient::Connect(options.server, "cohfs-fuse", stats);
+  auto rpc = RpcClient::Connect(options.server, "cohfs-fuse", stats, options.timeout_ms);
   if (!rpc.ok()) {
     std::fprintf(stderr, "cohfs mount: cannot reach server %s: %s\n", options.server.c_str(),
                  rpc.status().ToString().c_str());

@@ -12,10 +12,12 @@ struct MountOptions {
   bool debug = false;          // libfuse request tracing
   std::string log_file;        // daemon stderr goes here when set (else /dev/null when daemonized)
   size_t max_locks = 1 << 20;  // cached inodes at most; past it the LRU locks go back
+  int timeout_ms = 30000;      // connecting and the handshake give up after this
 };
 
-// Returns the process exit code. In the background case the parent returns 0
-// only once the kernel's INIT has been answered: the mount is live.
+// Refuses a mountpoint that already is a cohfs mount. Returns the process exit code. In the
+// background case the parent returns 0 only once the kernel's INIT has been answered: the mount is
+// live.
 int RunMount(const MountOptions& options);
 
 }  // namespace cohfs

@@ -1,5 +1,6 @@
 #include "client/rpc_client.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -10,7 +11,20 @@
 namespace cohfs {
 namespace {
 
-Status SendAll(int fd, const OutFrame& f) {
+// Waits until fd is ready for `events` or the deadline (steady ms) passes.
+Status WaitReady(int fd, short events, int64_t deadline_ms) {
+  while (true) {
+    int64_t left = deadline_ms - SteadyNowMs();
+    if (left <= 0)
+      return Status::Error(ETIMEDOUT, "the server did not answer the handshake in time");
+    pollfd p{fd, events, 0};
+    int n = poll(&p, 1, static_cast<int>(left));
+    if (n > 0) return Status::Ok();
+    if (n < 0 && errno != EINTR) return Status::Error(errno, "poll");
+  }
+}
+
+Status SendAll(int fd, const OutFrame& f, int64_t deadline_ms) {
   std::vector<iovec> iov;
   f.AppendIovecs(0, &iov);
   size_t total = f.total_bytes(), sent = 0;
@@ -20,7 +34,9 @@ Status SendAll(int fd, const OutFrame& f) {
     msghdr m{};
     m.msg_iov = iov.data();
     m.msg_iovlen = iov.size();
-    ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL);
+    RETURN_IF_ERROR(WaitReady(fd, POLLOUT, deadline_ms));
+    ssize_t n = sendmsg(fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return Status::Error(errno ? errno : EPIPE, "send to server");
     sent += static_cast<size_t>(n);
@@ -28,15 +44,16 @@ Status SendAll(int fd, const OutFrame& f) {
   return Status::Ok();
 }
 
-Result<InFrame> RecvFrame(int fd, FrameReader& reader) {
+Result<InFrame> RecvFrame(int fd, FrameReader& reader, int64_t deadline_ms) {
   while (true) {
     auto next = reader.Next();
     if (!next.ok()) return next.status();
     if (next->has_value()) return std::move(**next);
     size_t avail = 0;
     char* tail = reader.WritableTail(64 * 1024, &avail);
-    ssize_t n = recv(fd, tail, avail, 0);
-    if (n < 0 && errno == EINTR) continue;
+    RETURN_IF_ERROR(WaitReady(fd, POLLIN, deadline_ms));
+    ssize_t n = recv(fd, tail, avail, MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
     if (n == 0) return Status::Error(ECONNRESET, "server closed the connection");
     if (n < 0) return Status::Error(errno, "recv from server");
     reader.CommitReceived(static_cast<size_t>(n));
@@ -53,14 +70,21 @@ Status ReplyStatus(wire::Reply::Reader r) {
 
 Result<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& host_port,
                                                       const std::string& client_name,
-                                                      ClientStats& stats) {
-  ASSIGN_OR_RETURN(int fd, ConnectTcp(host_port));
+                                                      ClientStats& stats, int timeout_ms) {
+  int64_t deadline_ms = SteadyNowMs() + timeout_ms;
+  ASSIGN_OR_RETURN(int fd, ConnectTcp(host_port, timeout_ms));
   std::unique_ptr<RpcClient> c(new RpcClient(fd, stats));
-  RETURN_IF_ERROR(c->Handshake(client_name));
+  Status st = c->Handshake(client_name, deadline_ms);
+  if (st.errno_value() == ETIMEDOUT) {
+    return Status::Error(ETIMEDOUT, "connected, but no answer to the handshake within " +
+                                        std::to_string(timeout_ms) +
+                                        " ms (is it a cohfs server, and is it running?)");
+  }
+  RETURN_IF_ERROR(st);
   return c;
 }
 
-Status RpcClient::Handshake(const std::string& client_name) {
+Status RpcClient::Handshake(const std::string& client_name, int64_t deadline_ms) {
   capnp::MallocMessageBuilder m;
   auto req = m.initRoot<wire::Request>();
   auto h = req.initHello();
@@ -68,9 +92,9 @@ Status RpcClient::Handshake(const std::string& client_name) {
   h.setVersionMax(wire::PROTOCOL_VERSION);
   h.setClientName(client_name);
   RequestId id(next_id_++);
-  RETURN_IF_ERROR(SendAll(fd_, EncodeFrame(FrameKind::kRequest, id, m)));
+  RETURN_IF_ERROR(SendAll(fd_, EncodeFrame(FrameKind::kRequest, id, m), deadline_ms));
   stats_.rpcs[wire::Request::HELLO]++;
-  ASSIGN_OR_RETURN(InFrame frame, RecvFrame(fd_, reader_));
+  ASSIGN_OR_RETURN(InFrame frame, RecvFrame(fd_, reader_, deadline_ms));
   if (frame.header.kind != FrameKind::kReply || frame.header.request_id != id) {
     return Status::Error(EPROTO, "unexpected frame during handshake");
   }
@@ -98,6 +122,7 @@ RpcClient::~RpcClient() {
 
 Status RpcClient::Start() {
   ASSIGN_OR_RETURN(ring_, Ring::Create(256));
+  lease_ = std::make_unique<LeaseKeeper>(welcome_.lease_ms, SteadyNowMs());
   recv_done_.on_complete = [this](int res, uint32_t) { OnRecv(res); };
   send_done_.on_complete = [this](int res, uint32_t) { OnSend(res); };
   wake_done_.on_complete = [this](int, uint32_t) { OnWake(); };
@@ -206,6 +231,25 @@ void RpcClient::NetLoop() {
       break;
     }
     if (periodic_hook_) periodic_hook_();
+    KeepLease();
+  }
+}
+
+// Network thread. The server renews the lease on anything this client sends.
+void RpcClient::KeepLease() {
+  if (broken_) return;
+  int64_t now_ms = SteadyNowMs();
+  LeaseKeeper::Step step = lease_->Tick(now_ms);
+  if (step.silent) {
+    LOG(Warn) << "nothing heard from the server for " << step.silent_ms << " ms (lease "
+              << welcome_.lease_ms << " ms): it may have declared this client dead";
+  }
+  if (step.back) LOG(Info) << "the server answers again";
+  if (step.renew) {
+    capnp::MallocMessageBuilder m;
+    m.initRoot<wire::Request>().setRenew();
+    Post(m);  // its reply (none) only shows the server is there
+    lease_->OnSent(now_ms);
   }
 }
 
@@ -225,6 +269,7 @@ void RpcClient::OnRecv(int res) {
     return;
   }
   stats_.bytes_received += static_cast<uint64_t>(res);
+  lease_->OnHeard(SteadyNowMs());
   reader_.CommitReceived(static_cast<size_t>(res));
   while (true) {
     auto next = reader_.Next();
@@ -325,6 +370,7 @@ void RpcClient::ArmWake() {
 void RpcClient::OnWake() {
   {
     std::lock_guard<std::mutex> l(mu_);
+    if (!queue_.empty()) lease_->OnSent(SteadyNowMs());
     while (!queue_.empty()) {
       sending_.push_back(std::move(queue_.front()));
       queue_.pop_front();

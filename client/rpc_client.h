@@ -8,6 +8,8 @@
 // Requests carry ids; many are in flight at once and replies match by id.
 // When the connection breaks every waiter and every later call gets ENOTCONN.
 // The server may also send recalls; they go to the recall handler.
+// Connecting and the handshake together take at most timeout_ms (ETIMEDOUT).
+// The network thread keeps the session's lease (client/lease_keeper.h).
 #pragma once
 
 #include <capnp/message.h>
@@ -22,6 +24,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "client/lease_keeper.h"
 #include "client/stats.h"
 #include "common/status.h"
 #include "io/ring.h"
@@ -61,7 +64,8 @@ class RpcClient {
  public:
   static Result<std::unique_ptr<RpcClient>> Connect(const std::string& host_port,
                                                     const std::string& client_name,
-                                                    ClientStats& stats);
+                                                    ClientStats& stats,
+                                                    int timeout_ms = kConnectTimeoutMs);
   ~RpcClient();
 
   Status Start();
@@ -95,6 +99,7 @@ class RpcClient {
   bool connected() const { return !broken_; }
 
   static constexpr int kCallTimeoutMs = 120000;
+  static constexpr int kConnectTimeoutMs = 30000;  // TCP connect and handshake
   static constexpr int kHookIntervalMs = 20;  // the log's ~100 ms ship deadline needs finer ticks
 
   struct Pending {
@@ -108,7 +113,7 @@ class RpcClient {
 
  private:
   RpcClient(int fd, ClientStats& stats) : fd_(fd), stats_(stats) {}
-  Status Handshake(const std::string& client_name);
+  Status Handshake(const std::string& client_name, int64_t deadline_ms);
   Ticket Enqueue(capnp::MallocMessageBuilder& request, std::string bulk, bool want_reply,
                  ReplyHandler on_reply = {});
   void Deliver(const Ticket& p, Result<std::unique_ptr<DecodedReply>> reply);
@@ -121,6 +126,7 @@ class RpcClient {
   void OnWake();
   void FailAll(const Status& why);
   void OnRecall(InFrame frame);
+  void KeepLease();
 
   int fd_;
   ClientStats& stats_;
@@ -148,6 +154,7 @@ class RpcClient {
   bool recv_inflight_ = false;
   std::vector<iovec> iov_;
   msghdr msg_{};
+  std::unique_ptr<LeaseKeeper> lease_;
 };
 
 }  // namespace cohfs

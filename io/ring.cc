@@ -1,11 +1,14 @@
 #include "io/ring.h"
 
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 
 #include "common/log.h"
@@ -140,7 +143,8 @@ Result<int> OpenSocket(const std::string& host_port, bool passive, int default_e
 }  // namespace
 
 Result<int> ListenTcp(const std::string& host_port, int* bound_port) {
-  ASSIGN_OR_RETURN(int fd, OpenSocket(host_port, true, EADDRNOTAVAIL, [](int fd, const addrinfo* ai) {
+  ASSIGN_OR_RETURN(int fd,
+                   OpenSocket(host_port, true, EADDRNOTAVAIL, [](int fd, const addrinfo* ai) {
                      int one = 1;
                      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
                      return bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 128) == 0;
@@ -149,19 +153,59 @@ Result<int> ListenTcp(const std::string& host_port, int* bound_port) {
   socklen_t len = sizeof(ss);
   getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   if (bound_port) {
-    *bound_port = ss.ss_family == AF_INET6
-                      ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
-                      : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    *bound_port = ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port)
+                                           : ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
   }
   return fd;
 }
 
-Result<int> ConnectTcp(const std::string& host_port) {
-  ASSIGN_OR_RETURN(int fd, OpenSocket(host_port, false, ECONNREFUSED, [](int fd, const addrinfo* ai) {
-                     return connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
-                   }));
+namespace {
+
+// connect() that gives up at deadline_ms (steady clock; errno ETIMEDOUT), so
+// an address that drops SYNs costs a bounded time, not the kernel's minutes.
+bool ConnectBefore(int fd, const addrinfo* ai, int64_t deadline_ms) {
+  int flags = fcntl(fd, F_GETFL);
+  if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) return false;
+  if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+    if (errno != EINPROGRESS) return false;
+    while (true) {
+      int64_t left = deadline_ms - SteadyNowMs();
+      if (left <= 0) {
+        errno = ETIMEDOUT;
+        return false;
+      }
+      pollfd p{fd, POLLOUT, 0};
+      int n = poll(&p, 1, static_cast<int>(left));
+      if (n > 0) break;
+      if (n < 0 && errno != EINTR) return false;
+    }
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return false;
+    if (err != 0) {
+      errno = err;
+      return false;
+    }
+  }
+  return fcntl(fd, F_SETFL, flags) == 0;  // blocking again, as callers expect
+}
+
+}  // namespace
+
+Result<int> ConnectTcp(const std::string& host_port, int timeout_ms) {
+  int64_t deadline_ms = SteadyNowMs() + timeout_ms;
+  ASSIGN_OR_RETURN(
+      int fd, OpenSocket(host_port, false, ECONNREFUSED, [deadline_ms](int fd, const addrinfo* ai) {
+        return ConnectBefore(fd, ai, deadline_ms);
+      }));
   RETURN_IF_ERROR(SetNoDelay(fd));
   return fd;
+}
+
+int64_t SteadyNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 Status SetNoDelay(int fd) {

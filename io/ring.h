@@ -46,7 +46,10 @@ class Ring {
 
 // Sockets (blocking setup calls; data moves through a Ring).
 Result<int> ListenTcp(const std::string& host_port, int* bound_port);
-Result<int> ConnectTcp(const std::string& host_port);
+// Gives up after timeout_ms (ETIMEDOUT) on an address that does not answer.
+Result<int> ConnectTcp(const std::string& host_port, int timeout_ms = 30000);
+// Milliseconds of the steady clock (deadlines).
+int64_t SteadyNowMs();
 Status SetNoDelay(int fd);
 // "host:port" -> parts; EINVAL if malformed.
 Status SplitHostPort(const std::string& host_port, std::string* host, std::string* port);

@@ -24,8 +24,8 @@ struct Reactor::Connection {
   msghdr msg{};
 };
 
-Reactor::Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink)
-    : ring_(std::move(ring)), listen_fd_(listen_fd), sink_(sink) {
+Reactor::Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink, uint32_t lease_ms)
+    : ring_(std::move(ring)), listen_fd_(listen_fd), sink_(sink), leases_(lease_ms) {
   accept_done_.on_complete = [this](int res, uint32_t) { OnAccept(res); };
   wake_done_.on_complete = [this](int res, uint32_t) { OnWake(); };
 }
@@ -39,9 +39,30 @@ void Reactor::Run() {
   ArmAccept();
   ArmWake();
   while (!stopping_ || !conns_.empty()) {
-    Status st = ring_->RunOnce(-1);
-    closed_.clear();
+    Status st = ring_->RunOnce(static_cast<int>(leases_.check_interval_ms()));
     CHECK_MSG(st.ok(), st.ToString().c_str());
+    CheckLeases();
+    closed_.clear();
+  }
+}
+
+// After the turn's completions: what arrived while this thread was busy (or
+// the whole server stopped) has renewed its lease before anyone is judged.
+void Reactor::CheckLeases() {
+  if (stopping_) return;
+  int64_t now_ms = SteadyNowMs();
+  for (auto& [id, c] : conns_) {
+    // A connection this reactor stopped reading (in-flight limit) is waiting
+    // for the server, not silent: its bytes sit unread in the socket.
+    if (!c->recv_inflight && !c->closing) leases_.Renew(id, now_ms);
+  }
+  for (const Leases::Expiry& e : leases_.TakeExpired(now_ms)) {
+    auto it = conns_.find(e.conn);
+    if (it == conns_.end()) continue;
+    LOG(Warn) << "connection " << e.conn << ": lease expired (nothing heard for " << e.silent_ms
+              << " ms, lease " << leases_.lease_ms() << " ms): declaring its client dead";
+    BeginClose(*it->second, "lease expired");
+    MaybeFinishClose(e.conn);
   }
 }
 
@@ -87,6 +108,7 @@ void Reactor::OnAccept(int res) {
     raw->recv_done.on_complete = [this, raw](int r, uint32_t) { OnRecv(*raw, r); };
     raw->send_done.on_complete = [this, raw](int r, uint32_t) { OnSend(*raw, r); };
     conns_[raw->id] = std::move(c);
+    leases_.Renew(raw->id, SteadyNowMs());
     LOG(Info) << "connection " << raw->id << " accepted";
     ArmRecv(*raw);
   }
@@ -108,6 +130,7 @@ void Reactor::OnRecv(Connection& c, int res) {
     BeginClose(c, res == 0 ? "peer closed" : std::string("recv: ") + strerror(-res));
     return MaybeFinishClose(c.id);
   }
+  leases_.Renew(c.id, SteadyNowMs());  // any bytes: a long frame renews it while it arrives
   c.reader.CommitReceived(static_cast<size_t>(res));
   while (true) {
     auto next = c.reader.Next();
@@ -229,6 +252,7 @@ void Reactor::MaybeFinishClose(ConnectionId id) {
   // Destroyed after this completion returns: its callback is still running.
   closed_.push_back(std::move(it->second));
   conns_.erase(it);
+  leases_.Forget(id);
   sink_.OnClosed(id);
 }
 

@@ -3,7 +3,9 @@
 // back through PostReplies from any thread, which wakes the ring via an eventfd.
 //
 // A framing error (bad header, oversized length, malformed message) closes that
-// one connection with a log line; the server goes on.
+// one connection with a log line; the server goes on. So does a lease that ran
+// out (server/leases.h): the reactor sees every byte a client sends, so it
+// keeps the leases and closes silent connections, checked on the ring's timeout.
 #pragma once
 
 #include <atomic>
@@ -16,10 +18,9 @@
 #include "io/ring.h"
 #include "protocol/codec.h"
 #include "protocol/frame.h"
+#include "server/leases.h"
 
 namespace cohfs {
-
-using ConnectionId = uint64_t;
 
 // Receives what the reactor reads. Called on the reactor thread.
 class FrameSink {
@@ -37,8 +38,9 @@ struct OutgoingReply {
 
 class Reactor {
  public:
-  // Takes ownership of listen_fd.
-  Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink);
+  // Takes ownership of listen_fd. A connection silent for longer than
+  // lease_ms is closed (its session then ends as on a disconnect).
+  Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink, uint32_t lease_ms);
   ~Reactor();
 
   void Run();   // returns after Stop()
@@ -64,10 +66,12 @@ class Reactor {
   void OnWake();
   void BeginClose(Connection& c, const std::string& why);
   void MaybeFinishClose(ConnectionId id);
+  void CheckLeases();
 
   std::unique_ptr<Ring> ring_;
   int listen_fd_;
   FrameSink& sink_;
+  Leases leases_;
   Completion accept_done_;
   Completion wake_done_;
   EventFd wake_;

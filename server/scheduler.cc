@@ -1,5 +1,7 @@
 #include "server/scheduler.h"
 
+#include "common/log.h"
+
 namespace cohfs {
 
 void Scheduler::OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> request,
@@ -11,6 +13,11 @@ void Scheduler::OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> req
 void Scheduler::OnClosed(ConnectionId conn, int64_t now_ms, Out& out) {
   auto it = sessions_.find(conn);
   if (it == sessions_.end()) return;
+  // A disconnect and an expired lease end a session alike: what it had not
+  // shipped is lost, what others wait for goes on.
+  LOG(Info) << "client " << it->second.client.value << " (connection " << conn
+            << ") gone: its locks are broken, its file locks dropped, " << parked_.size()
+            << " parked requests to retry";
   dispatcher_.EndSession(it->second);
   conn_of_.erase(it->second.client);
   sessions_.erase(it);

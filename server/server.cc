@@ -38,7 +38,7 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
   ASSIGN_OR_RETURN(int listen_fd, ListenTcp(options.listen, &port));
   ASSIGN_OR_RETURN(std::unique_ptr<Ring> ring, Ring::Create(1024));
   Executor executor(dispatcher, fs, options.sync_interval_ms);
-  Reactor reactor(std::move(ring), listen_fd, executor);
+  Reactor reactor(std::move(ring), listen_fd, executor, options.config.lease_ms);
   executor.Start(reactor);
 
   std::thread signal_waiter([&] {
@@ -48,7 +48,7 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
     reactor.Stop();
   });
   LOG(Info) << "serving " << options.device << " (metadata in " << volume->meta_dir()
-            << ") on port " << port;
+            << ") on port " << port << ", lease " << options.config.lease_ms << " ms";
   on_listening(port);
   reactor.Run();
   executor.StopAndSync();

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <liburing.h>
 #include <linux/fs.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -173,6 +174,20 @@ Result<std::unique_ptr<BlockDevice>> BlockDevice::Open(const std::string& path, 
   if (!read_only && stat(path.c_str(), &pre) == 0 && S_ISBLK(pre.st_mode)) flags |= O_EXCL;
   int fd = open(path.c_str(), flags);
   if (fd < 0) return Status::Error(errno, "open " + path + ": " + std::strerror(errno));
+  // One writer, or any number of readers (fsck), per device or image: a
+  // second server, and format (--force too), are refused while a server runs.
+  // flock belongs to this open file: it goes when the process dies, kill -9 too.
+  if (flock(fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+    int err = errno;
+    close(fd);
+    if (err == EWOULDBLOCK) {
+      return Status::Error(EBUSY, path + " is in use by another cohfs process (" +
+                                      (read_only ? "a running server or format"
+                                                 : "a running server, format or fsck") +
+                                      "); stop it first");
+    }
+    return Status::Error(err, "flock " + path + ": " + std::strerror(err));
+  }
   struct stat st;
   if (fstat(fd, &st) != 0) {
     int err = errno;

@@ -1,10 +1,9 @@
 #include "tools/commands.h"
 
-#include <algorithm>
 #include <sys/xattr.h>
-
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -78,6 +77,14 @@ int CheckArgs(const Args& a, size_t positionals, const char* usage) {
   return -1;
 }
 
+// "2", "0.5": seconds -> milliseconds in [1 ms, max_s]; -1 when not such a number.
+int64_t ParseSecondsMs(const std::string& text, double max_s) {
+  char* end = nullptr;
+  double s = std::strtod(text.c_str(), &end);
+  if (text.empty() || *end != '\0' || !(s >= 0.001 && s <= max_s)) return -1;
+  return static_cast<int64_t>(s * 1000);
+}
+
 }  // namespace
 
 int FormatCommand(int argc, char** argv) {
@@ -104,16 +111,18 @@ int FormatCommand(int argc, char** argv) {
 }
 
 int ServeCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--listen", "--meta", "--sync-interval-ms", "--max-locks"},
+  Args a = Parse(argc, argv, {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease"},
                  {"--verbose"});
   int rc = CheckArgs(a, 1,
-                     "usage: cohfs serve DEVICE --listen HOST:PORT [--meta DIR]\n"
+                     "usage: cohfs serve DEVICE --listen HOST:PORT [--meta DIR] [--lease SECONDS]\n"
                      "  --listen            address to listen on (default 127.0.0.1:7420;\n"
                      "                      port 0 picks a free port and prints it)\n"
                      "  --meta              metadata directory (default as for format)\n"
                      "  --sync-interval-ms  unsynced changes become durable at least this often\n"
                      "  --max-locks         inodes locked by clients at most (default 1048576);\n"
                      "                      past it the oldest locks are recalled\n"
+                     "  --lease SECONDS     a client silent this long is declared dead: its\n"
+                     "                      connection closes, its locks go (default 15)\n"
                      "  --verbose           debug logging\n"
                      "Runs in the foreground; SIGINT or SIGTERM stop it after a final sync.\n");
   if (rc >= 0) return rc;
@@ -124,6 +133,12 @@ int ServeCommand(int argc, char** argv) {
   o.listen = a.Get("--listen", o.listen);
   o.sync_interval_ms = static_cast<uint32_t>(std::stoul(a.Get("--sync-interval-ms", "5000")));
   o.config.max_locked_inodes = std::stoull(a.Get("--max-locks", "1048576"));
+  int64_t lease_ms = ParseSecondsMs(a.Get("--lease", "15"), 3600);
+  if (lease_ms < 0) {
+    std::fprintf(stderr, "cohfs serve: --lease wants seconds, more than 0 and at most 3600\n");
+    return 2;
+  }
+  o.config.lease_ms = static_cast<uint32_t>(lease_ms);
   Status st = Serve(o, [](int port) {
     std::printf("listening on port %d\n", port);
     std::fflush(stdout);
@@ -136,15 +151,20 @@ int ServeCommand(int argc, char** argv) {
 }
 
 int MountCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--log", "--max-locks"}, {"-f", "--foreground", "-d", "--debug"});
-  int rc = CheckArgs(a, 2,
-                     "usage: cohfs mount HOST:PORT MOUNTPOINT [-f] [-d] [--log FILE] [--max-locks N]\n"
-                     "  -f, --foreground  keep the client daemon in the foreground\n"
-                     "  -d, --debug       trace FUSE requests (implies -f)\n"
-                     "  --log FILE        the background daemon's log\n"
-                     "  --max-locks N     cached inodes at most (default 1048576); past it the\n"
-                     "                    least recently used locks are given back\n"
-                     "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
+  Args a = Parse(argc, argv, {"--log", "--max-locks", "--timeout"},
+                 {"-f", "--foreground", "-d", "--debug"});
+  int rc =
+      CheckArgs(a, 2,
+                "usage: cohfs mount HOST:PORT MOUNTPOINT [-f] [-d] [--log FILE] [--max-locks N]\n"
+                "                   [--timeout SECONDS]\n"
+                "  -f, --foreground  keep the client daemon in the foreground\n"
+                "  -d, --debug       trace FUSE requests (implies -f)\n"
+                "  --log FILE        the background daemon's log\n"
+                "  --max-locks N     cached inodes at most (default 1048576); past it the\n"
+                "                    least recently used locks are given back\n"
+                "  --timeout SECONDS connecting and the handshake give up after this\n"
+                "                    (default 30)\n"
+                "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
   if (rc >= 0) return rc;
   // The daemon keeps no descriptor it was born with: a caller's open file on
   // another mount would keep that mount busy for as long as this one lives.
@@ -156,6 +176,12 @@ int MountCommand(int argc, char** argv) {
   o.foreground = o.debug || a.Has("-f") || a.Has("--foreground");
   o.log_file = a.Get("--log");
   o.max_locks = std::stoull(a.Get("--max-locks", "1048576"));
+  int64_t timeout_ms = ParseSecondsMs(a.Get("--timeout", "30"), 3600);
+  if (timeout_ms < 0) {
+    std::fprintf(stderr, "cohfs mount: --timeout wants seconds, more than 0 and at most 3600\n");
+    return 2;
+  }
+  o.timeout_ms = static_cast<int>(timeout_ms);
   return RunMount(o);
 }
 
@@ -163,7 +189,8 @@ int FsckCommand(int argc, char** argv) {
   Args a = Parse(argc, argv, {"--meta"}, {"--no-checksums"});
   int rc = CheckArgs(a, 1,
                      "usage: cohfs fsck DEVICE [--meta DIR] [--no-checksums]\n"
-                     "Checks every invariant of an unmounted (not served) file system.\n"
+                     "Checks every invariant of an unmounted (not served) file system; refused\n"
+                     "while a server has the device.\n"
                      "Exit status 0 only when all hold; otherwise each problem is printed.\n");
   if (rc >= 0) return rc;
   VolumeOptions vo;
@@ -182,11 +209,12 @@ int FsckCommand(int argc, char** argv) {
     return 1;
   }
   for (const std::string& p : report->problems) std::printf("problem: %s\n", p.c_str());
-  std::printf("%s: %lu inodes, %lu directories, %lu extents, %lu data bytes, %lu free bytes: %s\n",
-              vo.device.c_str(), (unsigned long)report->inodes, (unsigned long)report->directories,
-              (unsigned long)report->extents, (unsigned long)report->data_bytes,
-              (unsigned long)report->free_bytes,
-              report->ok() ? "clean" : (std::to_string(report->problems.size()) + " problems").c_str());
+  std::printf(
+      "%s: %lu inodes, %lu directories, %lu extents, %lu data bytes, %lu free bytes: %s\n",
+      vo.device.c_str(), (unsigned long)report->inodes, (unsigned long)report->directories,
+      (unsigned long)report->extents, (unsigned long)report->data_bytes,
+      (unsigned long)report->free_bytes,
+      report->ok() ? "clean" : (std::to_string(report->problems.size()) + " problems").c_str());
   return report->ok() ? 0 : 1;
 }
 

@@ -1,21 +1,20 @@
 #include "tests/integration/cluster.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <grp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <dirent.h>
-
 #include <algorithm>
-#include <fstream>
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <thread>
 
 namespace cohfs::test {
@@ -132,8 +131,8 @@ void Cluster::StartServer() {
     close(out_pipe[1]);
     std::string bin = CohfsBinary();
     std::string listen = port_ ? "127.0.0.1:" + std::to_string(port_) : "127.0.0.1:0";
-    std::string cmd = "exec " + bin + " serve " + image_ + " --listen " + listen + " " +
-                      options_.serve_flags;
+    std::string cmd =
+        "exec " + bin + " serve " + image_ + " --listen " + listen + " " + options_.serve_flags;
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -173,8 +172,8 @@ void Cluster::Mount(const std::string& mountpoint) {
   mkdir(m.c_str(), 0755);
   std::string out;
   ASSERT_EQ(RunCommand(CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port_) + " " + m +
-                    " --log " + dir_ + "/client.log " + options_.mount_flags,
-                &out),
+                           " --log " + dir_ + "/client.log " + options_.mount_flags,
+                       &out),
             0)
       << out;
   mounts_.push_back(m);
@@ -208,6 +207,16 @@ void Cluster::KillClient(const std::string& mountpoint) {
   daemons_.erase(m);
   EXPECT_EQ(umount2(m.c_str(), MNT_DETACH), 0) << "umount " << m << ": " << strerror(errno);
   mounts_.erase(std::remove(mounts_.begin(), mounts_.end(), m), mounts_.end());
+}
+
+pid_t Cluster::ClientDaemon(const std::string& mountpoint) const {
+  auto it = daemons_.find(mountpoint.empty() ? mnt_ : mountpoint);
+  return it == daemons_.end() ? -1 : it->second;
+}
+
+std::string Cluster::ServerLog() const {
+  std::ifstream in(dir_ + "/server.log");
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
 int Cluster::Fsck(std::string* output) {

@@ -42,14 +42,17 @@ class Cluster {
   int port() const { return port_; }
 
   void StartServer();
-  void StopServer();      // SIGTERM and wait: a clean shutdown
-  void KillServer();      // SIGKILL: a crash
+  void StopServer();  // SIGTERM and wait: a clean shutdown
+  void KillServer();  // SIGKILL: a crash
   bool ServerRunning() const { return server_pid_ > 0; }
   // Mounts a client at `mountpoint` (default: mnt()).
   void Mount(const std::string& mountpoint = "");
   void Unmount(const std::string& mountpoint = "");
   // SIGKILL of a client daemon (a crashed client machine), then its mount is detached.
   void KillClient(const std::string& mountpoint = "");
+  // The client daemon serving `mountpoint` (-1: none), e.g. to SIGSTOP it.
+  pid_t ClientDaemon(const std::string& mountpoint = "") const;
+  std::string ServerLog() const;  // what `cohfs serve` logged so far
   // Runs `cohfs fsck`; returns its exit status, output in *output.
   int Fsck(std::string* output = nullptr);
   std::string Stats(const std::string& mountpoint = "");

@@ -9,6 +9,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -67,11 +68,87 @@ TEST(Failure, MountOfUnreachableServerFailsAtOnce) {
   int port = ntohs(a.sin_port);
   close(fd);
   std::string out;
-  int rc = RunCommand(CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port) + " " + tmpl, &out);
+  int rc =
+      RunCommand(CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port) + " " + tmpl, &out);
   EXPECT_NE(rc, 0);
   EXPECT_NE(out.find("cannot reach server"), std::string::npos) << out;
   EXPECT_NE(out.find("ECONNREFUSED"), std::string::npos) << out;
   rmdir(tmpl);
+}
+
+TEST(Failure, MountOfSilentPeerFailsWithinItsTimeout) {
+  char tmpl[] = "/var/tmp/cohfs-mnt-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  // Accepts the TCP connection (the kernel does, from the backlog) and never answers.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(fd, 4), 0);
+  socklen_t len = sizeof(a);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  int port = ntohs(a.sin_port);
+  std::string out;
+  auto start = std::chrono::steady_clock::now();
+  // `timeout` only keeps a regression from hanging the suite.
+  int rc = RunCommand("timeout 60 " + CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port) +
+                          " " + tmpl + " --timeout 2",
+                      &out);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(rc, 1) << out;
+  EXPECT_NE(out.find("ETIMEDOUT"), std::string::npos) << out;
+  EXPECT_NE(out.find("no answer to the handshake within 2000 ms"), std::string::npos) << out;
+  EXPECT_GE(took, std::chrono::milliseconds(1900));
+  EXPECT_LT(took, std::chrono::seconds(10));
+  struct statvfs sv;
+  EXPECT_EQ(statvfs(tmpl, &sv), 0);  // nothing was mounted there
+  close(fd);
+  rmdir(tmpl);
+}
+
+TEST(Failure, MountOntoACohfsMountIsRefused) {
+  Cluster c;
+  ASSERT_TRUE(MountWorks(c, "f"));
+  for (const std::string& m : {c.mnt(), c.mnt() + "/", c.mnt() + "/../mnt"}) {
+    std::string out;
+    int rc = RunCommand(
+        "timeout 60 " + CohfsBinary() + " mount 127.0.0.1:" + std::to_string(c.port()) + " " + m,
+        &out);
+    EXPECT_EQ(rc, 1) << m << ": " << out;
+    EXPECT_NE(out.find("is already a cohfs mount"), std::string::npos) << out;
+  }
+  EXPECT_TRUE(MountWorks(c, "g"));  // the first mount is untouched
+}
+
+TEST(Failure, ServedImageIsNotServedTwiceFormattedOrChecked) {
+  Cluster c;
+  ASSERT_TRUE(MountWorks(c, "keep"));
+  std::string out;
+  // `timeout`: a second server that is not refused would run until killed.
+  EXPECT_EQ(
+      RunCommand("timeout 60 " + CohfsBinary() + " serve " + c.image() + " --listen 127.0.0.1:0",
+                 &out),
+      1)
+      << out;
+  EXPECT_NE(out.find("is in use by another cohfs process"), std::string::npos) << out;
+  for (const char* flags : {"", " --force"}) {
+    EXPECT_EQ(RunCommand(CohfsBinary() + " format " + c.image() + flags, &out), 1) << out;
+    EXPECT_NE(out.find("is in use by another cohfs process"), std::string::npos) << out;
+  }
+  // fsck of a live image is refused too: what it read would be a moment of
+  // a changing store, without the server's unsynced changes and open files.
+  EXPECT_EQ(c.Fsck(&out), 1) << out;
+  EXPECT_NE(out.find("is in use by another cohfs process"), std::string::npos) << out;
+  // The image is intact, also for a new server and a new mount.
+  EXPECT_TRUE(MountWorks(c, "keep"));
+  c.Unmount();
+  c.StopServer();
+  c.StartServer();
+  c.Mount();
+  struct stat st;
+  ASSERT_EQ(stat(c.Path("keep").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, 2);
 }
 
 TEST(Failure, MalformedFramesCloseOnlyThatConnection) {

@@ -115,18 +115,24 @@ TEST(BlockDevice, LoopDeviceSizeAndExclusiveWriters) {
   ASSERT_TRUE(dev.ok()) << dev.status().ToString();
   EXPECT_TRUE((*dev)->is_block_device());
   EXPECT_EQ((*dev)->size_bytes(), 4u << 20);  // BLKGETSIZE64
-  // A second writer is refused; readers (fsck) are not.
+  // A second writer is refused (O_EXCL and the flock), and so are readers
+  // (fsck) while a writer (a server) has it; readers share it with each other.
   EXPECT_EQ(BlockDevice::Open(loop.path(), false).errno_value(), EBUSY);
-  auto reader = BlockDevice::Open(loop.path(), true);
-  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ(BlockDevice::Open(loop.path(), true).errno_value(), EBUSY);
   AlignedBuffer b(kBlockBytes);
   std::memset(b.data(), 'L', kBlockBytes);
   ASSERT_TRUE((*dev)->Write(8 * kBlockBytes, b.data(), kBlockBytes, true).ok());
+  dev->reset();
+  auto reader = BlockDevice::Open(loop.path(), true);
+  ASSERT_TRUE(reader.ok()) << reader.status().ToString();
+  auto second_reader = BlockDevice::Open(loop.path(), true);
+  EXPECT_TRUE(second_reader.ok()) << second_reader.status().ToString();
+  EXPECT_EQ(BlockDevice::Open(loop.path(), false).errno_value(), EBUSY);
   AlignedBuffer r(kBlockBytes);
   ASSERT_TRUE((*reader)->Read(8 * kBlockBytes, r.data(), kBlockBytes).ok());
   EXPECT_EQ(std::memcmp(r.data(), b.data(), kBlockBytes), 0);
-  dev->reset();
   reader->reset();
+  if (second_reader.ok()) second_reader->reset();
   EXPECT_EQ(test::ReadFileRange(image, 8 * kBlockBytes, 4), "LLLL");
 }
 

@@ -112,6 +112,28 @@ TEST(Volume, FormatRefusesAnExistingStoreAndForeignMetaDir) {
   EXPECT_TRUE(Volume::Open(o).ok());
 }
 
+TEST(Volume, AnOpenVolumeIsLockedAgainstFormatAndSecondOpens) {
+  TempVolume tv;  // open for writing, as `cohfs serve` holds it
+  FormatOptions f;
+  f.device = tv.image();
+  f.force = true;
+  Status st = Volume::Format(f);
+  EXPECT_EQ(st.errno_value(), EBUSY) << st.ToString();
+  EXPECT_EQ(OpenImage(tv.image()).errno_value(), EBUSY);
+  EXPECT_EQ(OpenImage(tv.image(), /*read_only=*/true).errno_value(), EBUSY);
+  EXPECT_EQ(tv.volume().super().next_inode, 2u);  // format touched nothing
+  tv.Close();
+  // Readers share the device; a writer waits for all of them to go.
+  {
+    auto ro1 = OpenImage(tv.image(), true);
+    ASSERT_TRUE(ro1.ok()) << ro1.status().ToString();
+    auto ro2 = OpenImage(tv.image(), true);
+    EXPECT_TRUE(ro2.ok()) << ro2.status().ToString();
+    EXPECT_EQ(OpenImage(tv.image()).errno_value(), EBUSY);
+  }
+  EXPECT_TRUE(OpenImage(tv.image()).ok());
+}
+
 TEST(Volume, FormatRejectsSmallDevice) {
   TempDir d;
   FormatOptions f;
