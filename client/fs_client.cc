@@ -56,13 +56,14 @@ struct OwnRequest {
 
 }  // namespace
 
-FsClient::FsClient(RpcClient& rpc, ClientStats& stats, size_t max_locked_inodes)
+FsClient::FsClient(Rpc& rpc, ClientStats& stats, size_t max_locked_inodes, FsClientOptions options)
     : rpc_(rpc),
       stats_(stats),
       max_locked_inodes_(max_locked_inodes),
+      options_(std::move(options)),
       write_behind_([this](InodeId ino, const Caller& c, uint64_t off,
                            std::string data) { return PostWrite(ino, c, off, std::move(data)); },
-                    kMaxIoBytes),
+                    kMaxIoBytes, options_.clock_ns),
       next_ino_(rpc.welcome().inodes_first),
       end_ino_(rpc.welcome().inodes_first + rpc.welcome().inodes_count) {
   cache_.AddLookup(kRootInode, 1);  // the kernel never forgets the root
@@ -72,7 +73,13 @@ FsClient::~FsClient() { Stop(); }
 
 void FsClient::Start() {
   rpc_.SetRecallHandler([this](InodeId ino, LockMode keep) { OnRecall(ino, keep); });
-  thread_ = std::thread([this] { TaskLoop(); });
+  if (options_.own_threads) thread_ = std::thread([this] { TaskLoop(); });
+}
+
+int64_t FsClient::Now() const { return options_.clock_ns ? options_.clock_ns() : NowNs(); }
+
+int64_t FsClient::MonoNow() const {
+  return options_.clock_ns ? options_.clock_ns() : WriteBehind::NowNs();
 }
 
 void FsClient::Stop() {
@@ -88,16 +95,18 @@ void FsClient::Stop() {
 // ---- replies and the send order
 
 Result<RpcReply> FsClient::Call(capnp::MallocMessageBuilder& m, std::string bulk, int timeout_ms) {
-  RpcClient::Ticket ticket;
   uint64_t seq;
-  {
-    std::lock_guard<std::mutex> l(send_mu_);
-    seq = ShipLogLocked();
-    ticket = rpc_.Send(m, std::move(bulk));
-  }
+  Rpc::Ticket ticket = SendInOrder(m, std::move(bulk), &seq);
   auto reply = rpc_.Wait(ticket, timeout_ms);
   if (reply.ok()) reply->set_log_seq(seq);
   return reply;
+}
+
+Rpc::Ticket FsClient::SendInOrder(capnp::MallocMessageBuilder& m, std::string bulk,
+                                  uint64_t* log_seq) {
+  std::lock_guard<std::mutex> l(send_mu_);
+  *log_seq = ShipLogLocked();
+  return rpc_.Send(m, std::move(bulk));
 }
 
 // The attributes of the other inodes a reply describes, under its grants.
@@ -226,7 +235,7 @@ void FsClient::OnCommitted(const std::vector<InodeId>& inos, uint64_t seq, Resul
 
 void FsClient::WaitForSendWindow() {
   std::unique_lock<std::mutex> l(flight_mu_);
-  flight_cv_.wait_for(l, std::chrono::milliseconds(RpcClient::kCallTimeoutMs), [&] {
+  flight_cv_.wait_for(l, std::chrono::milliseconds(Rpc::kCallTimeoutMs), [&] {
     return commits_in_flight_ <= kMaxCommitsInFlight && bytes_in_flight_ <= kMaxDataInFlight;
   });
 }
@@ -236,7 +245,7 @@ void FsClient::WaitForSendWindow() {
 std::optional<Result<Attr>> FsClient::SetAttrLocally(InodeId ino, const Caller& c,
                                                      SetAttrRequest req) {
   std::lock_guard<std::mutex> l(send_mu_);
-  req.now_ns = NowNs();
+  req.now_ns = Now();
   auto result = cache_.UpdateAttr(ino, log_.last_seq() + 1, [&](Attr& a) -> Status {
     RETURN_IF_ERROR(CheckAttrChange(c, a, req));
     ApplyAttrChange(c, a, req, req.now_ns);
@@ -255,7 +264,7 @@ std::optional<Result<Attr>> FsClient::SetAttrLocally(InodeId ino, const Caller& 
 std::optional<Result<Attr>> FsClient::CreateLocally(InodeId parent, const std::string& name,
                                                     const Caller& c, uint32_t mode, InodeId ino) {
   std::lock_guard<std::mutex> l(send_mu_);
-  const int64_t now = NowNs();
+  const int64_t now = Now();
   const uint32_t new_mode = S_IFREG | (mode & 07777);
   auto result = cache_.CreateLocally(parent, name, log_.last_seq() + 1, [&](Attr& dir, Attr& f) {
     // As FileSystem::CreateNode decides it on the server.
@@ -314,7 +323,7 @@ void FsClient::QueueRelease(const std::vector<uint64_t>& inos) {
   bool full;
   {
     std::lock_guard<std::mutex> l(release_mu_);
-    if (pending_release_.empty()) oldest_release_ns_ = NowNs();
+    if (pending_release_.empty()) oldest_release_ns_ = Now();
     pending_release_.insert(pending_release_.end(), inos.begin(), inos.end());
     full = pending_release_.size() >= 512;
   }
@@ -325,7 +334,7 @@ void FsClient::SendReleases(int64_t min_age_ms) {
   std::vector<uint64_t> inos;
   {
     std::lock_guard<std::mutex> l(release_mu_);
-    if (pending_release_.empty() || NowNs() - oldest_release_ns_ < min_age_ms * 1000000) return;
+    if (pending_release_.empty() || Now() - oldest_release_ns_ < min_age_ms * 1000000) return;
     inos.swap(pending_release_);
   }
   // Changes to these inodes must reach the server while it still knows them as ours.
@@ -344,18 +353,18 @@ void FsClient::SendReleases(int64_t min_age_ms) {
 void FsClient::Tick() {
   {
     std::lock_guard<std::mutex> l(send_mu_);
-    if (!log_.empty() && NowNs() - log_.oldest_ns() >= kLogDelayMs * 1000000) ShipLogLocked();
+    if (!log_.empty() && Now() - log_.oldest_ns() >= kLogDelayMs * 1000000) ShipLogLocked();
   }
   SendReleases(/*min_age_ms=*/500);
   // Written-behind data of files kept open: sent from the core's thread (a
   // send may wait for the window, which this thread must keep opening).
-  if (int64_t mono = WriteBehind::NowNs(); mono - last_data_tick_ns_ >= kDataDelayNs / 4) {
+  if (int64_t mono = MonoNow(); mono - last_data_tick_ns_ >= kDataDelayNs / 4) {
     last_data_tick_ns_ = mono;
     Post(Task{InodeId(), LockMode::kNone, Task::Kind::kFlushOldData});
   }
   // Revocations matter while a reply that crossed them may still be absorbed:
   // keep each until every request sent before it was answered a second ago.
-  int64_t now = NowNs();
+  int64_t now = Now();
   if (now - last_prune_ns_ >= 1000000000) {
     TrimCache();
     cache_.PruneRevocations(prune_watermark_);
@@ -388,7 +397,7 @@ Status FsClient::Write(InodeId ino, const Caller& c, uint64_t offset, std::strin
   // Replies to requests sent before this write (e.g. of earlier data still in
   // flight) must not shrink the size it set.
   std::lock_guard<std::mutex> l(send_mu_);
-  cache_.NoteLocalWrite(ino, at + data.size(), NowNs(), log_.NoteLocalChange());
+  cache_.NoteLocalWrite(ino, at + data.size(), Now(), log_.NoteLocalChange());
   return Status::Ok();
 }
 

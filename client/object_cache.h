@@ -79,7 +79,8 @@ class ObjectCache {
   // after the request left).
   void SetDirectory(InodeId dir, const std::vector<DirEntry>& entries, ReplyOrder order);
   // Records the lock a reply granted on `ino`, capped at what was given back
-  // after the request left.
+  // after the request left. A lock regained this way (the reply carried no
+  // attributes) drops the attributes kept from before: they may be stale.
   void SetLock(InodeId ino, LockMode lock, uint64_t request_id);
   void AddName(InodeId dir, const std::string& name, InodeId child);
   void RemoveName(InodeId dir, const std::string& name);

@@ -7,8 +7,8 @@
 
 namespace cohfs {
 
-WriteBehind::WriteBehind(Sender send, size_t max_bytes_per_inode)
-    : send_(std::move(send)), max_bytes_(max_bytes_per_inode) {}
+WriteBehind::WriteBehind(Sender send, size_t max_bytes_per_inode, std::function<int64_t()> clock_ns)
+    : send_(std::move(send)), max_bytes_(max_bytes_per_inode), clock_ns_(std::move(clock_ns)) {}
 
 std::shared_ptr<WriteBehind::Buffer> WriteBehind::Get(InodeId ino) {
   std::lock_guard<std::mutex> l(mu_);
@@ -53,7 +53,7 @@ Result<bool> WriteBehind::Write(InodeId ino, const Caller& caller, std::string_v
     if (b->data.empty()) {
       b->offset = offset;
       b->caller = caller;
-      b->since_ns = NowNs();
+      b->since_ns = clock_ns_ ? clock_ns_() : NowNs();
     }
     b->data.append(data);
     return true;

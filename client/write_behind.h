@@ -34,7 +34,8 @@ class WriteBehind {
  public:
   using Sender =
       std::function<Status(InodeId ino, const Caller& caller, uint64_t offset, std::string data)>;
-  WriteBehind(Sender send, size_t max_bytes_per_inode);
+  // `clock_ns`: now for data ages (empty: NowNs; a simulation's clock).
+  WriteBehind(Sender send, size_t max_bytes_per_inode, std::function<int64_t()> clock_ns = {});
 
   // Where a write goes while the inode is owned, asked under the buffer's
   // lock (nullopt: not owned any more; the caller writes through).
@@ -68,6 +69,7 @@ class WriteBehind {
 
   Sender send_;
   size_t max_bytes_;
+  std::function<int64_t()> clock_ns_;
   mutable std::mutex mu_;
   std::unordered_map<InodeId, std::shared_ptr<Buffer>> buffers_;
 };
