@@ -15,6 +15,10 @@
 // and finish it in a later step, after its reply arrived; a core acts only
 // while its send window is open (so WaitForSendWindow returns at once); a
 // recall waits in the queue while reads of its inode are in flight.
+// Assumed, as the core assumes it: an application takes its reply within
+// kMaxAbsorbNs of its arrival (revocations are pruned a second later).
+// Not modelled: more than one operation at a time per client, KernelHold
+// (invalidations run inline), lost connections and restarts.
 //
 // Checked after every step: never two holders of an EXCLUSIVE lock; a
 // client's cache believes only in locks the server gives it. Checked as they
