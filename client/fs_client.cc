@@ -18,23 +18,6 @@ int64_t NowNs() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// The grants of one reply, indexed once (a reply may carry thousands).
-class Grants {
- public:
-  explicit Grants(wire::Reply::Reader r) {
-    for (auto g : r.getGrants()) {
-      LockMode& m = modes_[g.getIno()];
-      m = std::max(m, FromWire(g.getMode()));
-    }
-  }
-  LockMode For(InodeId ino) const {
-    auto it = modes_.find(ino.value);
-    return it == modes_.end() ? LockMode::kNone : it->second;
-  }
-
- private:
-  std::unordered_map<uint64_t, LockMode> modes_;
-};
 
 // A write of file data (the data travels as the frame's bulk payload).
 void BuildWrite(capnp::MallocMessageBuilder& m, InodeId ino, const Caller& c, uint64_t offset,
@@ -56,13 +39,32 @@ struct OwnRequest {
 
 }  // namespace
 
-FsClient::FsClient(RpcClient& rpc, ClientStats& stats, size_t max_locked_inodes)
+// The grants of one reply, indexed once (a reply may carry thousands).
+class FsClient::Grants {
+ public:
+  explicit Grants(wire::Reply::Reader r) {
+    for (auto g : r.getGrants()) {
+      LockMode& m = modes_[g.getIno()];
+      m = std::max(m, FromWire(g.getMode()));
+    }
+  }
+  LockMode For(InodeId ino) const {
+    auto it = modes_.find(ino.value);
+    return it == modes_.end() ? LockMode::kNone : it->second;
+  }
+
+ private:
+  std::unordered_map<uint64_t, LockMode> modes_;
+};
+
+FsClient::FsClient(Rpc& rpc, ClientStats& stats, size_t max_locked_inodes, FsClientOptions options)
     : rpc_(rpc),
       stats_(stats),
       max_locked_inodes_(max_locked_inodes),
+      options_(std::move(options)),
       write_behind_([this](InodeId ino, const Caller& c, uint64_t off,
                            std::string data) { return PostWrite(ino, c, off, std::move(data)); },
-                    kMaxIoBytes),
+                    kMaxIoBytes, options_.clock_ns),
       next_ino_(rpc.welcome().inodes_first),
       end_ino_(rpc.welcome().inodes_first + rpc.welcome().inodes_count) {
   cache_.AddLookup(kRootInode, 1);  // the kernel never forgets the root
@@ -72,7 +74,13 @@ FsClient::~FsClient() { Stop(); }
 
 void FsClient::Start() {
   rpc_.SetRecallHandler([this](InodeId ino, LockMode keep) { OnRecall(ino, keep); });
-  thread_ = std::thread([this] { TaskLoop(); });
+  if (options_.own_threads) thread_ = std::thread([this] { TaskLoop(); });
+}
+
+int64_t FsClient::Now() const { return options_.clock_ns ? options_.clock_ns() : NowNs(); }
+
+int64_t FsClient::MonoNow() const {
+  return options_.clock_ns ? options_.clock_ns() : WriteBehind::NowNs();
 }
 
 void FsClient::Stop() {
@@ -88,40 +96,48 @@ void FsClient::Stop() {
 // ---- replies and the send order
 
 Result<RpcReply> FsClient::Call(capnp::MallocMessageBuilder& m, std::string bulk, int timeout_ms) {
-  RpcClient::Ticket ticket;
   uint64_t seq;
-  {
-    std::lock_guard<std::mutex> l(send_mu_);
-    seq = ShipLogLocked();
-    ticket = rpc_.Send(m, std::move(bulk));
-  }
+  Rpc::Ticket ticket = SendInOrder(m, std::move(bulk), &seq);
   auto reply = rpc_.Wait(ticket, timeout_ms);
   if (reply.ok()) reply->set_log_seq(seq);
   return reply;
 }
 
+Rpc::Ticket FsClient::SendInOrder(capnp::MallocMessageBuilder& m, std::string bulk,
+                                  uint64_t* log_seq) {
+  std::lock_guard<std::mutex> l(send_mu_);
+  *log_seq = ShipLogLocked();
+  return rpc_.Send(m, std::move(bulk));
+}
+
+Attr FsClient::PutReplyAttr(const Attr& attr, LockMode lock, const RpcReply& reply) {
+  ObjectCache::ReplyOrder order = OrderOf(reply);
+  if (write_behind_.Holds(attr.ino)) order.log_seq = 0;  // the server lacks data held here
+  return cache_.PutAttr(attr, lock, order);
+}
+
 // The attributes of the other inodes a reply describes, under its grants.
-static void AbsorbChanged(ObjectCache& cache, const RpcReply& reply, const Grants& grants) {
+void FsClient::AbsorbChanged(const RpcReply& reply, const Grants& grants) {
   for (auto a : reply.root().getChanged()) {
     Attr attr = FromWire(a);
-    cache.PutAttr(attr, grants.For(attr.ino), FsClient::OrderOf(reply));
+    PutReplyAttr(attr, grants.For(attr.ino), reply);
   }
 }
 
-void FsClient::Absorb(const RpcReply& reply) { AbsorbChanged(cache_, reply, Grants(reply.root())); }
+void FsClient::Absorb(const RpcReply& reply) { AbsorbChanged(reply, Grants(reply.root())); }
 
 Attr FsClient::AbsorbAttr(const RpcReply& reply, LockMode* lock) {
   Grants grants(reply.root());
-  AbsorbChanged(cache_, reply, grants);
+  AbsorbChanged(reply, grants);
   Attr attr = FromWire(reply.root().getAttr());
-  Attr now = cache_.PutAttr(attr, grants.For(attr.ino), OrderOf(reply));
+  Attr now = PutReplyAttr(attr, grants.For(attr.ino), reply);
   *lock = cache_.lock(attr.ino);
   return now;
 }
 
 LockMode FsClient::AbsorbRead(InodeId ino, const RpcReply& reply) {
   Grants grants(reply.root());
-  AbsorbChanged(cache_, reply, grants);
+  AbsorbChanged(reply, grants);
   cache_.SetLock(ino, grants.For(ino), reply.request_id());
   return cache_.lock(ino);
 }
@@ -134,7 +150,7 @@ void FsClient::AbsorbLookup(InodeId dir, const RpcReply& reply) {
   std::vector<DirEntry> entries;
   for (auto e : root.getLeaf()) {
     DirEntry d = FromWire(e);
-    cache_.PutAttr(d.attr, grants.For(d.attr.ino), OrderOf(reply));
+    PutReplyAttr(d.attr, grants.For(d.attr.ino), reply);
     entries.push_back(std::move(d));
   }
   cache_.SetDirectory(dir, entries, OrderOf(reply));
@@ -146,7 +162,7 @@ std::vector<DirEntry> FsClient::AbsorbEntries(const RpcReply& reply) {
   std::vector<DirEntry> entries;
   for (auto e : root.getEntries()) {
     DirEntry d = FromWire(e);
-    cache_.PutAttr(d.attr, grants.For(d.attr.ino), OrderOf(reply));
+    PutReplyAttr(d.attr, grants.For(d.attr.ino), reply);
     entries.push_back(std::move(d));
   }
   return entries;
@@ -285,7 +301,7 @@ void FsClient::OnCommitted(const std::vector<std::vector<InodeId>>& touched, uin
 
 void FsClient::WaitForSendWindow() {
   std::unique_lock<std::mutex> l(flight_mu_);
-  flight_cv_.wait_for(l, std::chrono::milliseconds(RpcClient::kCallTimeoutMs), [&] {
+  flight_cv_.wait_for(l, std::chrono::milliseconds(Rpc::kCallTimeoutMs), [&] {
     return commits_in_flight_ <= kMaxCommitsInFlight && bytes_in_flight_ <= kMaxDataInFlight;
   });
 }
@@ -295,7 +311,7 @@ bool FsClient::AcquireDirectory(InodeId dir, const Caller& c) {
   if (auto a = cache_.GetAttr(dir); a && (!S_ISDIR(a->mode) || a->size > kAcquireMaxEntries)) {
     return false;
   }
-  const int64_t now = NowNs();
+  const int64_t now = Now();
   {
     std::lock_guard<std::mutex> l(acquire_mu_);
     auto it = refused_ns_.find(dir);
@@ -317,7 +333,7 @@ bool FsClient::AcquireDirectory(InodeId dir, const Caller& c) {
       std::vector<DirEntry> entries;
       for (auto e : reply->root().getLeaf()) {
         DirEntry d = FromWire(e);
-        cache_.PutAttr(d.attr, grants.For(d.attr.ino), OrderOf(*reply));
+        PutReplyAttr(d.attr, grants.For(d.attr.ino), *reply);
         entries.push_back(std::move(d));
       }
       cache_.SetDirectory(dir, entries, OrderOf(*reply));
@@ -359,7 +375,7 @@ void FsClient::QueueRelease(const std::vector<uint64_t>& inos) {
   bool full;
   {
     std::lock_guard<std::mutex> l(release_mu_);
-    if (pending_release_.empty()) oldest_release_ns_ = NowNs();
+    if (pending_release_.empty()) oldest_release_ns_ = Now();
     pending_release_.insert(pending_release_.end(), inos.begin(), inos.end());
     full = pending_release_.size() >= 512;
   }
@@ -370,7 +386,7 @@ void FsClient::SendReleases(int64_t min_age_ms) {
   std::vector<uint64_t> inos;
   {
     std::lock_guard<std::mutex> l(release_mu_);
-    if (pending_release_.empty() || NowNs() - oldest_release_ns_ < min_age_ms * 1000000) return;
+    if (pending_release_.empty() || Now() - oldest_release_ns_ < min_age_ms * 1000000) return;
     inos.swap(pending_release_);
   }
   // Changes to these inodes must reach the server while it still knows them as ours.
@@ -389,18 +405,18 @@ void FsClient::SendReleases(int64_t min_age_ms) {
 void FsClient::Tick() {
   {
     std::lock_guard<std::mutex> l(send_mu_);
-    if (!log_.empty() && NowNs() - log_.oldest_ns() >= kLogDelayMs * 1000000) ShipLogLocked();
+    if (!log_.empty() && Now() - log_.oldest_ns() >= kLogDelayMs * 1000000) ShipLogLocked();
   }
   SendReleases(/*min_age_ms=*/500);
   // Written-behind data of files kept open: sent from the core's thread (a
   // send may wait for the window, which this thread must keep opening).
-  if (int64_t mono = WriteBehind::NowNs(); mono - last_data_tick_ns_ >= kDataDelayNs / 4) {
+  if (int64_t mono = MonoNow(); mono - last_data_tick_ns_ >= kDataDelayNs / 4) {
     last_data_tick_ns_ = mono;
     Post(Task{InodeId(), LockMode::kNone, Task::Kind::kFlushOldData});
   }
   // Revocations matter while a reply that crossed them may still be absorbed:
   // keep each until every request sent before it was answered a second ago.
-  int64_t now = NowNs();
+  int64_t now = Now();
   if (now - last_prune_ns_ >= 1000000000) {
     TrimCache();
     cache_.PruneRevocations(prune_watermark_);
@@ -433,7 +449,7 @@ Status FsClient::Write(InodeId ino, const Caller& c, uint64_t offset, std::strin
   // Replies to requests sent before this write (e.g. of earlier data still in
   // flight) must not shrink the size it set.
   std::lock_guard<std::mutex> l(send_mu_);
-  cache_.NoteLocalWrite(ino, at + data.size(), NowNs(), log_.NoteLocalChange());
+  cache_.NoteLocalWrite(ino, at + data.size(), Now(), log_.NoteLocalChange());
   return Status::Ok();
 }
 
@@ -460,6 +476,7 @@ Status FsClient::PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::s
   BuildWrite(m, ino, c, offset, /*append=*/false);
   {
     std::lock_guard<std::mutex> l(send_mu_);
+    cache_.NoteLocalChange(ino, log_.NoteLocalChange());  // replies sent before lack this data
     uint64_t seq = ShipLogLocked();
     rpc_.Post(
         m,

@@ -20,13 +20,14 @@
 //
 // Mutex ranks (outer first): pin stripes, a WriteBehind buffer's lock,
 // send_mu_, inval_mu_, then the leaves (the cache's, gate_mu_, flight_mu_,
-// release_mu_, ino_mu_, tasks_mu_, the RpcClient's). None is held across a
+// release_mu_, ino_mu_, tasks_mu_, the Rpc's). None is held across a
 // wait for the server (a send may wait for the window, holding a buffer lock).
 #pragma once
 
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -37,7 +38,7 @@
 #include <vector>
 
 #include "client/object_cache.h"
-#include "client/rpc_client.h"
+#include "client/rpc.h"
 #include "client/stats.h"
 #include "client/write_behind.h"
 #include "client/writeback_log.h"
@@ -53,15 +54,31 @@ class KernelCache {
   virtual void InvalEntry(InodeId dir, const std::string& name) = 0;
 };
 
+// How the core runs: the defaults are the mount's. The deterministic
+// simulation (tests/sim) runs it on one thread and on simulated time.
+struct FsClientOptions {
+  // false: no task thread and no invalidation threads; whoever owns the core
+  // runs its queued tasks with RunPendingTask, and invalidations run inline.
+  bool own_threads = true;
+  // Now, in ns, for timestamps, log and release delays and data ages (empty:
+  // the real clocks).
+  std::function<int64_t()> clock_ns;
+};
+
 class FsClient {
  public:
   // `max_locked_inodes`: past this many cached inodes, the least recently
   // used locks are given back (bounded memory, on both sides).
-  FsClient(RpcClient& rpc, ClientStats& stats, size_t max_locked_inodes);
+  FsClient(Rpc& rpc, ClientStats& stats, size_t max_locked_inodes, FsClientOptions options = {});
   ~FsClient();
 
-  // Recalls start being answered (call before the RpcClient starts).
+  // Recalls start being answered (call before the Rpc delivers any).
   void Start();
+  // Without own threads: runs the oldest queued task (recall, invalidation,
+  // data flush) here. False when there is none, or when it is a recall that
+  // must wait for reads of its inode in flight (it stays first and the tasks
+  // behind it wait, as on the core's thread).
+  bool RunPendingTask();
   void Stop();
   void set_kernel(KernelCache* kernel) { kernel_ = kernel; }
 
@@ -71,7 +88,11 @@ class FsClient {
   // Sends `m` behind the pending log and waits for the reply (at most
   // timeout_ms; -1: as long as it takes).
   Result<RpcReply> Call(capnp::MallocMessageBuilder& m, std::string bulk = {},
-                        int timeout_ms = RpcClient::kCallTimeoutMs);
+                        int timeout_ms = Rpc::kCallTimeoutMs);
+  // Call's first half, for a caller that must not block: sends `m` behind the
+  // pending log. The reply comes from the Rpc's Wait; `log_seq` is what it
+  // must carry (set_log_seq) before it is absorbed.
+  Rpc::Ticket SendInOrder(capnp::MallocMessageBuilder& m, std::string bulk, uint64_t* log_seq);
   // Applies what a reply teaches: attributes of changed inodes and grants.
   void Absorb(const RpcReply& reply);
   // The reply's main inode, as the cache now has it (a local change the reply
@@ -216,6 +237,9 @@ class FsClient {
   };
   static constexpr int64_t kDataDelayNs = 1000000000;  // data in an open file waits at most ~1 s
   void TaskLoop();
+  void RunTask(const Task& t);
+  int64_t Now() const;      // realtime, unless FsClientOptions::clock_ns
+  int64_t MonoNow() const;  // monotonic (data ages), unless FsClientOptions::clock_ns
   void HandleRecall(InodeId ino, LockMode keep);
   void WaitForReads(InodeId ino);
   void SendRelease(InodeId ino, LockMode keep);
@@ -232,6 +256,11 @@ class FsClient {
   std::vector<Invalidator> inval_threads_;
   void Post(Task t);
 
+  class Grants;  // one reply's grants, indexed
+  // A reply's attributes of `attr.ino` into the cache (they are older than
+  // data of it still held here, whatever the log order says).
+  Attr PutReplyAttr(const Attr& attr, LockMode lock, const RpcReply& reply);
+  void AbsorbChanged(const RpcReply& reply, const Grants& grants);
   uint64_t ShipLogLocked();  // send_mu_ held; returns the log sequence it covers
   void AppendLocked(WritebackLog::Op op);
   // `touched`: per change of the commit, the inodes whose cache a refusal voids.
@@ -246,9 +275,10 @@ class FsClient {
   void TrimCache();
   std::shared_mutex& Stripe(InodeId ino) { return pins_[ino.value % kPinStripes]; }
 
-  RpcClient& rpc_;
+  Rpc& rpc_;
   ClientStats& stats_;
   size_t max_locked_inodes_;
+  const FsClientOptions options_;
   ObjectCache cache_;
   WriteBehind write_behind_;
   std::atomic<KernelCache*> kernel_{nullptr};

@@ -182,6 +182,9 @@ struct NameOps {
     ASSIGN_OR_RETURN(RpcReply reply, s->core().Call(r.message));
     Attr attr = s->core().AbsorbAttr(reply, lock);
     s->core().cache().AddName(InodeId(parent), name, attr.ino);
+    // A directory made here is empty: complete from birth, unless a recall
+    // crossed the reply (the reply's order says; found by the simulation).
+    if (S_ISDIR(attr.mode)) s->core().cache().SetDirectory(attr.ino, {}, FsClient::OrderOf(reply));
     return attr;
   }
 
@@ -216,8 +219,6 @@ struct NameOps {
       m.setNewIno(ino);
     }, FsClient::NewNode{S_IFDIR | (mode & 07777), {}});
     if (!attr.ok()) return ReplyErr(req, attr.status());
-    // A directory this client just made is empty: complete from birth.
-    s->core().cache().SetDirectory(attr->ino, {}, UINT64_MAX);
     ReplyEntry(s, req, InodeId(parent), name, *attr);
   }
 

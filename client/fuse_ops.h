@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "client/fs_client.h"
+#include "client/rpc_client.h"
 
 namespace cohfs {
 

@@ -15,12 +15,6 @@
 namespace cohfs {
 namespace {
 
-int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 // Truncation's own checks (before setattr_prepare's).
 Status CheckTruncate(const Caller& c, const Attr& a, const SetAttrRequest& req) {
   if (S_ISDIR(a.mode)) return Status::Error(EISDIR);
@@ -88,7 +82,7 @@ void FsClient::AppendLocked(WritebackLog::Op op) {
 std::optional<Result<Attr>> FsClient::SetAttrLocally(InodeId ino, const Caller& c,
                                                      SetAttrRequest req) {
   std::lock_guard<std::mutex> l(send_mu_);
-  req.now_ns = NowNs();
+  req.now_ns = Now();
   auto result = cache_.UpdateAttr(ino, log_.last_seq() + 1, [&](Attr& a) -> Status {
     if (req.mask & kSetSize) RETURN_IF_ERROR(CheckTruncate(c, a, req));
     RETURN_IF_ERROR(CheckAttrChange(c, a, req));
@@ -122,7 +116,7 @@ std::optional<Result<Attr>> FsClient::MakeLocally(InodeId parent, const std::str
     return std::nullopt;  // the server gives the error
   }
   std::lock_guard<std::mutex> l(send_mu_);
-  const int64_t now = NowNs();
+  const int64_t now = Now();
   const uint32_t mode = type | (node.mode & 07777);
   auto make = [&](Attr& dir, Attr& f) -> Status {
     // As FileSystem::CreateNode decides it on the server.
@@ -159,7 +153,7 @@ std::optional<Result<Attr>> FsClient::MakeLocally(InodeId parent, const std::str
 std::optional<Status> FsClient::RemoveLocally(InodeId parent, const std::string& name,
                                               const Caller& c, bool want_dir) {
   std::lock_guard<std::mutex> l(send_mu_);
-  const int64_t now = NowNs();
+  const int64_t now = Now();
   auto rules = [&](Attr& dir, Attr& child, bool child_empty) -> Status {
     // As FileSystem::RemoveEntry decides it.
     RETURN_IF_ERROR(Permission(c, dir, kMayExec));
@@ -194,7 +188,7 @@ std::optional<Status> FsClient::RenameLocally(InodeId parent, const std::string&
                                               InodeId new_parent, const std::string& new_name,
                                               uint32_t flags, const Caller& c) {
   std::lock_guard<std::mutex> l(send_mu_);
-  const int64_t now = NowNs();
+  const int64_t now = Now();
   InodeId moved, victim;
   auto rules = [&](ObjectCache::RenameAttrs& r) -> Status {
     moved = r.moved.ino;
@@ -223,7 +217,7 @@ std::optional<Status> FsClient::RenameLocally(InodeId parent, const std::string&
 std::optional<Result<Attr>> FsClient::LinkLocally(InodeId ino, InodeId new_parent,
                                                   const std::string& new_name, const Caller& c) {
   std::lock_guard<std::mutex> l(send_mu_);
-  const int64_t now = NowNs();
+  const int64_t now = Now();
   auto rules = [&](Attr& dir, Attr& child) -> Status {
     // As FileSystem::Link decides it.
     RETURN_IF_ERROR(Permission(c, dir, kMayExec));
@@ -262,7 +256,7 @@ std::optional<Status> FsClient::SetXattrLocally(InodeId ino, const std::string& 
   auto ns = ParseXattrName(name);
   if (!ns.ok()) return ns.status();
   std::lock_guard<std::mutex> l(send_mu_);
-  const int64_t now = NowNs();
+  const int64_t now = Now();
   auto st = cache_.UpdateXattrs(ino, log_.last_seq() + 1,
                                 [&](Attr& a, ObjectCache::Xattrs& x) -> Status {
     RETURN_IF_ERROR(XattrPermission(c, a, *ns, /*write=*/true));
@@ -293,7 +287,7 @@ std::optional<Status> FsClient::RemoveXattrLocally(InodeId ino, const std::strin
   auto ns = ParseXattrName(name);  // as FileSystem::RemoveXattr decides it
   if (!ns.ok()) return ns.status();
   std::lock_guard<std::mutex> l(send_mu_);
-  const int64_t now = NowNs();
+  const int64_t now = Now();
   auto st = cache_.UpdateXattrs(ino, log_.last_seq() + 1,
                                 [&](Attr& a, ObjectCache::Xattrs& x) -> Status {
     RETURN_IF_ERROR(XattrPermission(c, a, *ns, /*write=*/true));

@@ -59,7 +59,13 @@ std::optional<Result<Attr>> ObjectCache::UpdateAttr(InodeId ino, uint64_t seq,
 void ObjectCache::SetLock(InodeId ino, LockMode lock, uint64_t request_id) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(ino);
-  if (it != nodes_.end()) it->second.lock = EffectiveGrantLocked(ino, lock, request_id);
+  if (it == nodes_.end()) return;
+  Node& n = it->second;
+  LockMode granted = EffectiveGrantLocked(ino, lock, request_id);
+  // A grant that came without attributes does not vouch for attributes kept
+  // from before it: nothing kept them from changing while no lock was held.
+  if (n.lock == LockMode::kNone && granted != LockMode::kNone) n.has_attr = false;
+  n.lock = granted;
 }
 
 std::vector<std::string> ObjectCache::Revoke(InodeId ino, LockMode keep, uint64_t last_request_id) {
@@ -109,6 +115,12 @@ std::optional<Attr> ObjectCache::GetAttr(InodeId ino) const {
   }
   Touch(it->second);
   return it->second.attr;
+}
+
+void ObjectCache::NoteLocalChange(InodeId ino, uint64_t seq) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end() && it->second.has_attr) it->second.local_seq = seq;
 }
 
 void ObjectCache::NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq) {

@@ -112,6 +112,9 @@ class ObjectCache {
   bool OwnsDirectory(InodeId dir) const;
   // A write answered from memory: size and times move as the server would move them.
   void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq);
+  // Written-behind data of `ino` leaves as local change `seq`: replies to
+  // requests sent before it do not describe it.
+  void NoteLocalChange(InodeId ino, uint64_t seq);
   LockMode lock(InodeId ino) const;
 
   // Name lookups answered from a complete directory.
@@ -121,7 +124,8 @@ class ObjectCache {
   // after the request left).
   void SetDirectory(InodeId dir, const std::vector<DirEntry>& entries, ReplyOrder order);
   // Records the lock a reply granted on `ino`, capped at what was given back
-  // after the request left.
+  // after the request left. A lock regained this way (the reply carried no
+  // attributes) drops the attributes kept from before: they may be stale.
   void SetLock(InodeId ino, LockMode lock, uint64_t request_id);
   void AddName(InodeId dir, const std::string& name, InodeId child);
   void RemoveName(InodeId dir, const std::string& name);

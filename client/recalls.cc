@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "client/fs_client.h"
+#include "common/check.h"
 #include "common/log.h"
 
 namespace cohfs {
@@ -42,18 +43,40 @@ void FsClient::TaskLoop() {
       t = tasks_.front();
       tasks_.pop_front();
     }
-    switch (t.kind) {
-      case Task::Kind::kRecall:
-        HandleRecall(t.ino, t.keep);
-        break;
-      case Task::Kind::kInvalidate:
-        InvalidateKernel(t.ino, std::move(t.names));
-        break;
-      case Task::Kind::kFlushOldData:
-        write_behind_.FlushOlderThan(WriteBehind::NowNs() - kDataDelayNs);
-        break;
-    }
+    RunTask(t);
   }
+}
+
+void FsClient::RunTask(const Task& t) {
+  switch (t.kind) {
+    case Task::Kind::kRecall:
+      HandleRecall(t.ino, t.keep);
+      break;
+    case Task::Kind::kInvalidate:
+      InvalidateKernel(t.ino, t.names);
+      break;
+    case Task::Kind::kFlushOldData:
+      write_behind_.FlushOlderThan(MonoNow() - kDataDelayNs);
+      break;
+  }
+}
+
+bool FsClient::RunPendingTask() {
+  CHECK(!options_.own_threads);
+  Task t;
+  {
+    std::lock_guard<std::mutex> l(tasks_mu_);
+    if (tasks_.empty()) return false;
+    t = tasks_.front();
+    if (t.kind == Task::Kind::kRecall) {
+      std::lock_guard<std::mutex> g(gate_mu_);
+      auto it = gates_.find(t.ino);
+      if (it != gates_.end() && it->second.reads > 0) return false;  // WaitForReads would block
+    }
+    tasks_.pop_front();
+  }
+  RunTask(t);
+  return true;
 }
 
 void FsClient::HandleRecall(InodeId ino, LockMode keep) {
@@ -117,12 +140,16 @@ void FsClient::SendRelease(InodeId ino, LockMode keep) {
 }
 
 void FsClient::InvalidateKernel(InodeId ino, std::vector<std::string> names) {
-  auto done = std::make_shared<bool>(false);  // guarded by gate_mu_
-  std::thread t([this, ino, names = std::move(names), done] {
+  auto invalidate = [this, ino, names = std::move(names)] {
     if (KernelCache* k = kernel_.load()) {
       k->InvalInode(ino);
       for (const std::string& name : names) k->InvalEntry(ino, name);
     }
+  };
+  if (!options_.own_threads) return invalidate();  // no kernel waits on this thread
+  auto done = std::make_shared<bool>(false);       // guarded by gate_mu_
+  std::thread t([this, invalidate = std::move(invalidate), done] {
+    invalidate();
     {
       std::lock_guard<std::mutex> g(gate_mu_);
       *done = true;

@@ -60,12 +60,6 @@ Result<InFrame> RecvFrame(int fd, FrameReader& reader, int64_t deadline_ms) {
   }
 }
 
-Status ReplyStatus(wire::Reply::Reader r) {
-  if (r.getErrno() == 0) return Status::Ok();
-  if (r.getErrno() < 0 || r.getErrno() > 4095) return Status::Error(EIO, "bad errno in reply");
-  return Status::Error(r.getErrno(), r.getMessage().cStr());
-}
-
 }  // namespace
 
 Result<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& host_port,
@@ -170,11 +164,11 @@ Result<RpcReply> RpcClient::Call(capnp::MallocMessageBuilder& request, std::stri
   return Wait(Send(request, std::move(bulk)));
 }
 
-RpcClient::Ticket RpcClient::Send(capnp::MallocMessageBuilder& request, std::string bulk) {
+RpcClient::Ticket RpcClient::DoSend(capnp::MallocMessageBuilder& request, std::string bulk) {
   return Enqueue(request, std::move(bulk), true);
 }
 
-Result<RpcReply> RpcClient::Wait(const Ticket& p, int timeout_ms) {
+Result<RpcReply> RpcClient::DoWait(const Ticket& p, int timeout_ms) {
   stats_.round_trips++;
   std::unique_lock<std::mutex> l(p->mu);
   if (timeout_ms < 0) {
@@ -192,8 +186,8 @@ Result<RpcReply> RpcClient::Wait(const Ticket& p, int timeout_ms) {
   return RpcReply(std::move(p->reply));
 }
 
-void RpcClient::Post(capnp::MallocMessageBuilder& request, ReplyHandler on_reply,
-                     std::string bulk) {
+void RpcClient::DoPost(capnp::MallocMessageBuilder& request, ReplyHandler on_reply,
+                       std::string bulk) {
   bool want_reply = static_cast<bool>(on_reply);
   Enqueue(request, std::move(bulk), want_reply, std::move(on_reply));
 }

@@ -7,8 +7,8 @@
 
 namespace cohfs {
 
-WriteBehind::WriteBehind(Sender send, size_t max_bytes_per_inode)
-    : send_(std::move(send)), max_bytes_(max_bytes_per_inode) {}
+WriteBehind::WriteBehind(Sender send, size_t max_bytes_per_inode, std::function<int64_t()> clock_ns)
+    : send_(std::move(send)), max_bytes_(max_bytes_per_inode), clock_ns_(std::move(clock_ns)) {}
 
 std::shared_ptr<WriteBehind::Buffer> WriteBehind::Get(InodeId ino) {
   std::lock_guard<std::mutex> l(mu_);
@@ -21,6 +21,7 @@ Status WriteBehind::SendPending(InodeId ino, Buffer& b) {
   if (b.data.empty()) return Status::Ok();
   std::string data;
   data.swap(b.data);
+  b.holding = false;
   Status st = send_(ino, b.caller, b.offset, std::move(data));
   if (!st.ok() && b.error.ok()) b.error = st;
   return st;
@@ -53,9 +54,10 @@ Result<bool> WriteBehind::Write(InodeId ino, const Caller& caller, std::string_v
     if (b->data.empty()) {
       b->offset = offset;
       b->caller = caller;
-      b->since_ns = NowNs();
+      b->since_ns = clock_ns_ ? clock_ns_() : NowNs();
     }
     b->data.append(data);
+    b->holding = true;
     return true;
   }
 }
@@ -104,6 +106,12 @@ void WriteBehind::FlushOlderThan(int64_t before_ns) {
     std::lock_guard<std::mutex> l(b->mu);
     if (!b->data.empty() && b->since_ns < before_ns) (void)SendPending(ino, *b);
   }
+}
+
+bool WriteBehind::Holds(InodeId ino) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = buffers_.find(ino);
+  return it != buffers_.end() && it->second->holding;
 }
 
 size_t WriteBehind::buffered_inodes() const {

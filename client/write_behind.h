@@ -16,6 +16,7 @@
 // in order. No other lock is taken under them.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -34,7 +35,8 @@ class WriteBehind {
  public:
   using Sender =
       std::function<Status(InodeId ino, const Caller& caller, uint64_t offset, std::string data)>;
-  WriteBehind(Sender send, size_t max_bytes_per_inode);
+  // `clock_ns`: now for data ages (empty: NowNs; a simulation's clock).
+  WriteBehind(Sender send, size_t max_bytes_per_inode, std::function<int64_t()> clock_ns = {});
 
   // Where a write goes while the inode is owned, asked under the buffer's
   // lock (nullopt: not owned any more; the caller writes through).
@@ -48,6 +50,9 @@ class WriteBehind {
   // Flush, then forget the buffer (last close of the file).
   Status FlushAndDrop(InodeId ino);
   size_t buffered_inodes() const;
+  // Whether data of `ino` is held here, not sent yet (the server's
+  // attributes of it are then older than this client's).
+  bool Holds(InodeId ino) const;
   // Sends every buffer holding data written before `before_ns` (a file kept
   // open does not hold its data back for long); errors stay for the next flush.
   void FlushOlderThan(int64_t before_ns);
@@ -62,12 +67,14 @@ class WriteBehind {
     Status error;
     bool dropped = false;  // removed from the map: holders must look again
     int64_t since_ns = 0;  // when the oldest buffered byte was written
+    std::atomic<bool> holding{false};  // !data.empty(), readable without `mu`
   };
   std::shared_ptr<Buffer> Get(InodeId ino);
   Status SendPending(InodeId ino, Buffer& b);
 
   Sender send_;
   size_t max_bytes_;
+  std::function<int64_t()> clock_ns_;
   mutable std::mutex mu_;
   std::unordered_map<InodeId, std::shared_ptr<Buffer>> buffers_;
 };

@@ -38,6 +38,22 @@ TEST(ObjectCacheCoherency, AGrantInAReplyThatCrossedARecallIsNotBelieved) {
 // Found by the simulation (seed 1773): a release voided the grant in the
 // reply to request 14; a later recall to SHARED (watermark 15) must not lift
 // that cap, or the client believes in SHARED the release gave back.
+// Found by the simulation (tests/sim): a read's grant came back after a
+// recall, and a stat then answered with the mode from before another client's chmod.
+TEST(ObjectCacheCoherency, AGrantWithoutAttributesDoesNotRevalidateStaleOnes) {
+  ObjectCache cache;
+  cache.PutAttr(Node(5), LockMode::kShared, ObjectCache::ReplyOrder(0, 10));
+  cache.Revoke(InodeId(5), LockMode::kNone, /*last_request_id=*/10);
+  cache.SetLock(InodeId(5), LockMode::kShared, /*request_id=*/11);  // a read's grant
+  EXPECT_EQ(cache.lock(InodeId(5)), LockMode::kShared);
+  EXPECT_FALSE(cache.GetAttr(InodeId(5)).has_value());  // the server must be asked
+  cache.PutAttr(Node(5, S_IFREG | 0600), LockMode::kShared, ObjectCache::ReplyOrder(0, 12));
+  ASSERT_TRUE(cache.GetAttr(InodeId(5)).has_value());
+  EXPECT_EQ(cache.GetAttr(InodeId(5))->mode, S_IFREG | 0600u);
+  cache.SetLock(InodeId(5), LockMode::kShared, 13);  // held all along: the attributes stay
+  EXPECT_TRUE(cache.GetAttr(InodeId(5)).has_value());
+}
+
 TEST(ObjectCacheCoherency, ALaterRecallToSharedDoesNotLiftAnEarlierReleasesCap) {
   ObjectCache cache;
   cache.PutAttr(Node(4), LockMode::kShared, ObjectCache::ReplyOrder(0, 10));

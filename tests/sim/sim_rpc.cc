@@ -1,0 +1,103 @@
+#include "tests/sim/sim_rpc.h"
+
+#include <cstring>
+#include <vector>
+
+#include "common/check.h"
+
+namespace cohfs::sim {
+
+InFrame ThroughWire(const OutFrame& f) {
+  std::vector<iovec> iov;
+  f.AppendIovecs(0, &iov);
+  FrameReader reader;
+  for (const iovec& v : iov) {
+    size_t avail = 0;
+    std::memcpy(reader.WritableTail(v.iov_len, &avail), v.iov_base, v.iov_len);
+    reader.CommitReceived(v.iov_len);
+  }
+  auto next = reader.Next();
+  CHECK(next.ok() && next->has_value());
+  return std::move(**next);
+}
+
+OutFrame SimRpc::TakeToServer() {
+  OutFrame f = std::move(to_server_.front());
+  to_server_.pop_front();
+  return f;
+}
+
+uint64_t SimRpc::oldest_unanswered_id() {
+  return pending_.empty() ? next_id_ : pending_.begin()->first;
+}
+
+SimRpc::Ticket SimRpc::Enqueue(capnp::MallocMessageBuilder& request, std::string bulk,
+                               bool want_reply, ReplyHandler on_reply) {
+  const uint64_t id = next_id_++;
+  auto root = request.getRoot<wire::Request>();
+  if (on_send_) on_send_(id, root.asReader(), bulk);
+  kinds_[id] = root.which();
+  if (root.isCommit()) commits_unanswered_++;
+  Ticket p = want_reply ? std::make_shared<Pending>() : nullptr;
+  if (p) {
+    p->on_reply = std::move(on_reply);
+    pending_[id] = p;
+  }
+  to_server_.push_back(EncodeFrame(FrameKind::kRequest, RequestId(id), request, std::move(bulk)));
+  return p;
+}
+
+SimRpc::Ticket SimRpc::DoSend(capnp::MallocMessageBuilder& request, std::string bulk) {
+  return Enqueue(request, std::move(bulk), true, {});
+}
+
+void SimRpc::DoPost(capnp::MallocMessageBuilder& request, ReplyHandler on_reply, std::string bulk) {
+  bool want_reply = static_cast<bool>(on_reply);
+  Enqueue(request, std::move(bulk), want_reply, std::move(on_reply));
+}
+
+// As RpcClient's Wait, except that an unanswered ticket moves the simulation
+// (only the final unmount waits; every other request completes in a step).
+Result<RpcReply> SimRpc::DoWait(const Ticket& p, int) {
+  while (!p->done && pump_ && pump_()) {
+  }
+  if (!p->done) return Status::Error(EIO, "the simulation cannot answer this request");
+  if (!p->error.ok()) return p->error;
+  Status st = GuardDecode([&] { return ReplyStatus(p->reply->root()); });
+  if (!st.ok()) return st;
+  return RpcReply(std::move(p->reply));
+}
+
+void SimRpc::DeliverToClient() {
+  InFrame frame = ThroughWire(to_client_.front());
+  to_client_.pop_front();
+  if (frame.header.kind == FrameKind::kRecall) {
+    auto recall = DecodedRecall::Decode(std::move(frame));
+    CHECK(recall.ok());
+    auto r = (*recall)->root();
+    if (recall_handler_) recall_handler_(InodeId(r.getIno()), FromWire(r.getMode()));
+    return;
+  }
+  CHECK(frame.header.kind == FrameKind::kReply);
+  const uint64_t id = frame.header.request_id.value;
+  auto kind = kinds_.find(id);
+  CHECK_MSG(kind != kinds_.end(), "a reply to no request");
+  auto decoded = DecodedReply::Decode(std::move(frame));
+  CHECK(decoded.ok());
+  if (kind->second == wire::Request::COMMIT) commits_unanswered_--;
+  if (on_reply_) on_reply_(id, kind->second, (*decoded)->root());
+  kinds_.erase(kind);
+  auto it = pending_.find(id);
+  if (it == pending_.end()) return;  // a Post without a handler
+  Ticket p = it->second;
+  pending_.erase(it);
+  if (p->on_reply) {
+    Status st = GuardDecode([&] { return ReplyStatus((*decoded)->root()); });
+    if (!st.ok()) return p->on_reply(st);
+    return p->on_reply(RpcReply(std::move(decoded).value()));
+  }
+  p->reply = std::move(decoded).value();
+  p->done = true;
+}
+
+}  // namespace cohfs::sim
