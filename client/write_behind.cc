@@ -82,9 +82,11 @@ Status WriteBehind::FlushAndDrop(InodeId ino) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = buffers_.find(ino);
   if (it == buffers_.end()) return st;
-  std::lock_guard<std::mutex> bl(it->second->mu);
-  if (it->second->data.empty() && it->second->error.ok()) {
-    it->second->dropped = true;
+  // Our own reference: erasing the map's must not free the mutex we hold.
+  std::shared_ptr<Buffer> b = it->second;
+  std::lock_guard<std::mutex> bl(b->mu);
+  if (b->data.empty() && b->error.ok()) {
+    b->dropped = true;
     buffers_.erase(it);
   }
   return st;
