@@ -368,6 +368,12 @@ Result<uint64_t> FsClient::NewInode(const Caller& c) {
   }
 }
 
+void FsClient::NoteRenamedName(InodeId dir, const std::string& name) {
+  if (!cache_.NoteKernelNameIfHeld(dir, name)) {
+    Post(Task{dir, LockMode::kNone, Task::Kind::kInvalidate, {name}});
+  }
+}
+
 // ---- releases, ticks, unmount
 
 void FsClient::QueueRelease(const std::vector<uint64_t>& inos) {

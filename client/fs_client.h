@@ -219,6 +219,11 @@ class FsClient {
     FsClient& c_;
   };
 
+  // After a rename the kernel keeps the moved dentry under its new name as
+  // long as it was told to keep the old one: the name is noted under the
+  // directory's lock (a recall drops it) or, with no lock, dropped at once
+  // (from the core's thread). Call with a ReplyPin on `dir` held.
+  void NoteRenamedName(InodeId dir, const std::string& name);
   // Inodes the kernel forgot: their locks go back in batches.
   void QueueRelease(const std::vector<uint64_t>& inos);
   // Network thread hook: ships the log and queued releases once they waited enough.

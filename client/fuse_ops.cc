@@ -327,6 +327,16 @@ struct NameOps {
     RemoveName(req, parent, name, true);
   }
 
+  // The kernel moved its dentries itself (found by the model check: a name
+  // a rename made was never dropped by a later recall).
+  static void ReplyRenamed(FuseOps* s, fuse_req_t req, InodeId parent, const char* name,
+                           InodeId new_parent, const char* new_name, unsigned int flags) {
+    FsClient::ReplyPin pin(s->core(), parent, new_parent);
+    s->core().NoteRenamedName(new_parent, new_name);
+    if (flags & kRenameExchange) s->core().NoteRenamedName(parent, name);
+    fuse_reply_err(req, 0);
+  }
+
   static void Rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t new_parent,
                      const char* new_name, unsigned int flags) {
     FuseOps* s = Self(req);
@@ -346,8 +356,9 @@ struct NameOps {
       local = rename_locally();
     }
     if (local) {
-      if (local->ok()) s->core().WaitForSendWindow();
-      return ReplyErr(req, *local);
+      if (!local->ok()) return ReplyErr(req, *local);
+      s->core().WaitForSendWindow();
+      return ReplyRenamed(s, req, InodeId(parent), name, InodeId(new_parent), new_name, flags);
     }
     Attr moved{}, victim{};
     bool know_moved = s->core().cache().Lookup(InodeId(parent), name, &moved) ==
@@ -379,7 +390,7 @@ struct NameOps {
       s->core().cache().ForgetDirectory(InodeId(parent));
       s->core().cache().ForgetDirectory(InodeId(new_parent));
     }
-    fuse_reply_err(req, 0);
+    ReplyRenamed(s, req, InodeId(parent), name, InodeId(new_parent), new_name, flags);
   }
 };
 

@@ -71,6 +71,19 @@ Status RenameRules(const Caller& c, ObjectCache::RenameAttrs& r, bool exchange, 
   return Status::Ok();
 }
 
+// A logged change of `ino` by `c` at `now`; `touched`: the inodes whose
+// cached state it changed (to re-learn if the server refuses it).
+WritebackLog::Op NewOp(WritebackLog::Op::Kind kind, InodeId ino, const Caller& c, int64_t now,
+                       std::vector<InodeId> touched) {
+  WritebackLog::Op op;
+  op.kind = kind;
+  op.ino = ino;
+  op.caller = c;
+  op.now_ns = now;
+  op.touched = std::move(touched);
+  return op;
+}
+
 }  // namespace
 
 void FsClient::AppendLocked(WritebackLog::Op op) {
@@ -97,12 +110,8 @@ std::optional<Result<Attr>> FsClient::SetAttrLocally(InodeId ino, const Caller& 
     return Status::Ok();
   });
   if (!result || !result->ok()) return result;
-  WritebackLog::Op op;
-  op.ino = ino;
-  op.caller = c;
-  op.now_ns = req.now_ns;
+  WritebackLog::Op op = NewOp(WritebackLog::Op::Kind::kSetAttr, ino, c, req.now_ns, {ino});
   op.setattr = req;
-  op.touched = {ino};
   AppendLocked(std::move(op));
   return result;
 }
@@ -136,16 +145,11 @@ std::optional<Result<Attr>> FsClient::MakeLocally(InodeId parent, const std::str
   };
   auto result = cache_.CreateLocally(parent, name, log_.last_seq() + 1, make, node.target);
   if (!result || !result->ok()) return result;
-  WritebackLog::Op op;
-  op.kind = WritebackLog::Op::Kind::kCreate;
-  op.ino = ino;
-  op.caller = c;
-  op.now_ns = now;
+  WritebackLog::Op op = NewOp(WritebackLog::Op::Kind::kCreate, ino, c, now, {ino, parent});
   op.parent = parent;
   op.name = name;
   op.mode = (*result)->mode;  // the server's InitNewOwner may add S_ISGID to a directory
   op.target = node.target;
-  op.touched = {ino, parent};
   AppendLocked(std::move(op));
   return result;
 }
@@ -172,14 +176,12 @@ std::optional<Status> FsClient::RemoveLocally(InodeId parent, const std::string&
   auto result = cache_.RemoveLocally(parent, name, log_.last_seq() + 1, rules);
   if (!result) return std::nullopt;
   if (!result->ok()) return result->status();
-  WritebackLog::Op op;
-  op.kind = want_dir ? WritebackLog::Op::Kind::kRmdir : WritebackLog::Op::Kind::kUnlink;
-  op.ino = (*result)->ino;
-  op.caller = c;
-  op.now_ns = now;
+  const InodeId child = (*result)->ino;
+  WritebackLog::Op op =
+      NewOp(want_dir ? WritebackLog::Op::Kind::kRmdir : WritebackLog::Op::Kind::kUnlink, child, c,
+            now, {parent, child});
   op.parent = parent;
   op.name = name;
-  op.touched = {parent, op.ino};
   AppendLocked(std::move(op));
   return Status::Ok();
 }
@@ -198,17 +200,13 @@ std::optional<Status> FsClient::RenameLocally(InodeId parent, const std::string&
   auto st = cache_.RenameLocally(parent, name, new_parent, new_name, flags, log_.last_seq() + 1,
                                  rules);
   if (!st || !st->ok() || !moved.valid()) return st;  // (no inode: a rename onto itself)
-  WritebackLog::Op op;
-  op.kind = WritebackLog::Op::Kind::kRename;
-  op.ino = moved;
-  op.caller = c;
-  op.now_ns = now;
+  WritebackLog::Op op =
+      NewOp(WritebackLog::Op::Kind::kRename, moved, c, now, {moved, parent, new_parent});
   op.parent = parent;
   op.name = name;
   op.new_parent = new_parent;
   op.new_name = new_name;
   op.flags = flags;
-  op.touched = {moved, parent, new_parent};
   if (victim.valid()) op.touched.push_back(victim);
   AppendLocked(std::move(op));
   return st;
@@ -234,14 +232,9 @@ std::optional<Result<Attr>> FsClient::LinkLocally(InodeId ino, InodeId new_paren
   };
   auto result = cache_.LinkLocally(ino, new_parent, new_name, log_.last_seq() + 1, rules);
   if (!result || !result->ok()) return result;
-  WritebackLog::Op op;
-  op.kind = WritebackLog::Op::Kind::kLink;
-  op.ino = ino;
-  op.caller = c;
-  op.now_ns = now;
+  WritebackLog::Op op = NewOp(WritebackLog::Op::Kind::kLink, ino, c, now, {ino, new_parent});
   op.new_parent = new_parent;
   op.new_name = new_name;
-  op.touched = {ino, new_parent};
   AppendLocked(std::move(op));
   return result;
 }
@@ -269,15 +262,10 @@ std::optional<Status> FsClient::SetXattrLocally(InodeId ino, const std::string& 
     return Status::Ok();
   });
   if (!st || !st->ok()) return st;
-  WritebackLog::Op op;
-  op.kind = WritebackLog::Op::Kind::kSetXattr;
-  op.ino = ino;
-  op.caller = c;
-  op.now_ns = now;
+  WritebackLog::Op op = NewOp(WritebackLog::Op::Kind::kSetXattr, ino, c, now, {ino});
   op.xattr = name;
   op.target = value;
   op.flags = static_cast<uint32_t>(flags);
-  op.touched = {ino};
   AppendLocked(std::move(op));
   return st;
 }
@@ -297,13 +285,8 @@ std::optional<Status> FsClient::RemoveXattrLocally(InodeId ino, const std::strin
     return Status::Ok();
   });
   if (!st || !st->ok()) return st;
-  WritebackLog::Op op;
-  op.kind = WritebackLog::Op::Kind::kRemoveXattr;
-  op.ino = ino;
-  op.caller = c;
-  op.now_ns = now;
+  WritebackLog::Op op = NewOp(WritebackLog::Op::Kind::kRemoveXattr, ino, c, now, {ino});
   op.xattr = name;
-  op.touched = {ino};
   AppendLocked(std::move(op));
   return st;
 }

@@ -99,6 +99,14 @@ void ObjectCache::NoteKernelName(InodeId dir, const std::string& name) {
   nodes_[dir].kernel_names.insert(name);
 }
 
+bool ObjectCache::NoteKernelNameIfHeld(InodeId dir, const std::string& name) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(dir);
+  if (it == nodes_.end() || it->second.lock == LockMode::kNone) return false;
+  it->second.kernel_names.insert(name);
+  return true;
+}
+
 bool ObjectCache::RevokeIfForgotten(InodeId ino, uint64_t last_request_id) {
   std::lock_guard<std::mutex> l(mu_);
   if (auto it = nodes_.find(ino); it != nodes_.end() && it->second.nlookup > 0) return false;
@@ -187,9 +195,8 @@ std::vector<std::string> ObjectCache::ForgetDirectory(InodeId dir) {
   if (it == nodes_.end()) return {};
   it->second.complete = false;
   it->second.names.clear();
-  std::vector<std::string> names(it->second.kernel_names.begin(), it->second.kernel_names.end());
-  it->second.kernel_names.clear();
-  return names;
+  return std::vector<std::string>(it->second.kernel_names.begin(),
+                                  it->second.kernel_names.end());
 }
 
 void ObjectCache::AddLookup(InodeId ino, uint64_t n) {

@@ -55,6 +55,8 @@ class ObjectCache {
   void PruneRevocations(uint64_t oldest_unanswered_id);
   // The kernel caches `name` in `dir` (positive or negative) while `dir` is held.
   void NoteKernelName(InodeId dir, const std::string& name);
+  // As NoteKernelName, only while `dir` is held; false (nothing noted) else.
+  bool NoteKernelNameIfHeld(InodeId dir, const std::string& name);
   // A local change: runs `change` on a copy of the inode's attributes and keeps
   // the result when it returns Ok, marking it as local change `seq`. nullopt
   // when the inode is not cached under EXCLUSIVE (the server must decide).
@@ -129,7 +131,8 @@ class ObjectCache {
   void SetLock(InodeId ino, LockMode lock, uint64_t request_id);
   void AddName(InodeId dir, const std::string& name, InodeId child);
   void RemoveName(InodeId dir, const std::string& name);
-  // Forgets the listing; returns the names the kernel was told about in it.
+  // Forgets the listing (the names the kernel was told about stay noted:
+  // a recall must still drop them); returns those names.
   std::vector<std::string> ForgetDirectory(InodeId dir);
 
   // Kernel reference counting (FUSE lookup count).

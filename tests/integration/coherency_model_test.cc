@@ -272,7 +272,7 @@ TEST_F(Coherency, RandomOperationsMatchAModel) {
     Op op = RandomOp(r, model);
     size_t on = r.Below(3), other = (on + 1 + r.Below(2)) % 3;
     recent.push_back("#" + std::to_string(i) + " " + ToString(op) + " through " + mounts[on]);
-    if (recent.size() > 12) recent.pop_front();
+    if (recent.size() > 40) recent.pop_front();
     Outcome expected = Predict(model, op, umask_bits);
     Outcome got = Perform(mounts[on], op);
     std::string problem;

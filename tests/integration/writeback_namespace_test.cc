@@ -278,5 +278,28 @@ TEST(WritebackNamespace, ADirectoryAnotherMountHoldsIsTakenAndItSeesTheChanges) 
   EXPECT_EQ(std::count(on_a.begin(), on_a.end(), "from-b"), 0);
 }
 
+// The kernel keeps a renamed dentry under its new name; a later recall of
+// the directory must drop that name too (found by the model check: the
+// renamer kept showing a file another mount had unlinked).
+TEST(WritebackNamespace, ANameARenameMadeIsDroppedByALaterRecall) {
+  Cluster c;
+  std::string b = c.dir() + "/mnt2";
+  c.Mount(b);
+  ASSERT_EQ(mkdir(c.Path("d").c_str(), 0755), 0);
+  ASSERT_EQ(mkdir(c.Path("e").c_str(), 0755), 0);
+  WriteAll(c.Path("d/f"), "data");
+  WriteAll(c.Path("d/x"), "x");
+  ASSERT_EQ(rename(c.Path("d/f").c_str(), c.Path("d/g").c_str()), 0);   // local, one directory
+  ASSERT_EQ(rename(c.Path("d/x").c_str(), c.Path("e/y").c_str()), 0);   // local, across two
+  struct stat st;
+  ASSERT_EQ(lstat(c.Path("d/g").c_str(), &st), 0);  // the kernel caches the new names
+  ASSERT_EQ(lstat(c.Path("e/y").c_str(), &st), 0);
+  ASSERT_EQ(unlink((b + "/d/g").c_str()), 0);  // B takes d (and e) from A
+  ASSERT_EQ(unlink((b + "/e/y").c_str()), 0);
+  EXPECT_EQ(Result(lstat(c.Path("d/g").c_str(), &st)), "ENOENT");
+  EXPECT_EQ(Result(lstat(c.Path("e/y").c_str(), &st)), "ENOENT");
+  EXPECT_EQ(List(c.Path("d")), std::vector<std::string>{});
+}
+
 }  // namespace
 }  // namespace cohfs::test
