@@ -1,4 +1,4 @@
-// A random model check of coherency: operations on a few files and two directories, each
+// A random model check of coherency: 1,000 operations on a few files and two directories, each
 // through a randomly chosen one of three mounts, compared with an in-memory model; right after
 // each one, what it touched is also checked through another mount. COHFS_SEED=N repeats a run.
 #include <fcntl.h>
@@ -23,7 +23,7 @@
 namespace cohfs::test {
 namespace {
 
-constexpr int kOps = 500;
+constexpr int kOps = 1000;
 
 struct Node {
   bool dir = false;
