@@ -168,6 +168,30 @@ std::vector<DirEntry> FsClient::AbsorbEntries(const RpcReply& reply) {
   return entries;
 }
 
+// A logged create: mkdir, symlink or mknod by the new inode's type.
+static void EncodeCreate(const WritebackLog::Op& op, wire::Request::Builder out) {
+  auto common = [&](auto m) {
+    m.setParent(op.parent.value);
+    m.setName(AsData(op.name));
+    m.setNowNs(op.now_ns);
+    m.setNewIno(op.ino.value);
+  };
+  if (S_ISDIR(op.mode)) {
+    auto m = out.initMkdir();
+    common(m);
+    m.setMode(op.mode);
+  } else if (S_ISLNK(op.mode)) {
+    auto m = out.initSymlink();
+    common(m);
+    m.setTarget(AsData(op.target));
+  } else {
+    auto m = out.initMknod();
+    common(m);
+    m.setMode(op.mode);
+    m.setRdev(op.rdev);
+  }
+}
+
 // One logged change as the server applies it from a commit.
 static void EncodeChange(const WritebackLog::Op& op, wire::Request::Builder out) {
   using Kind = WritebackLog::Op::Kind;
@@ -183,23 +207,7 @@ static void EncodeChange(const WritebackLog::Op& op, wire::Request::Builder out)
       ToWire(op.ino, op.setattr, out.initSetAttr());
       break;
     case Kind::kCreate:
-      if (S_ISDIR(op.mode)) {
-        auto m = out.initMkdir();
-        names(m);
-        m.setMode(op.mode);
-        m.setNewIno(op.ino.value);
-      } else if (S_ISLNK(op.mode)) {
-        auto m = out.initSymlink();
-        names(m);
-        m.setTarget(AsData(op.target));
-        m.setNewIno(op.ino.value);
-      } else {
-        auto m = out.initMknod();
-        names(m);
-        m.setMode(op.mode);
-        m.setRdev(op.rdev);
-        m.setNewIno(op.ino.value);
-      }
+      EncodeCreate(op, out);
       break;
     case Kind::kLink: {
       auto m = out.initLink();
