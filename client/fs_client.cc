@@ -489,7 +489,8 @@ Status FsClient::Fsync(uint64_t file, InodeId ino) {
 }
 
 // Sends one range of file data behind the log without waiting (the
-// WriteBehind sender); a failure is reported by the next flush of the inode.
+// WriteBehind sender), charged `grant_bytes` of the space grant; a failure is
+// reported as a deferred error (errors_).
 Status FsClient::PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::string data,
                            uint64_t grant_bytes) {
   const size_t n = data.size();
