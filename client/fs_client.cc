@@ -18,16 +18,19 @@ int64_t NowNs() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-
 // A write of file data (the data travels as the frame's bulk payload).
+// `grant_bytes`: what it takes out of this client's space grant (written
+// behind); `want_grant`: the grant to be topped up to in the reply.
 void BuildWrite(capnp::MallocMessageBuilder& m, InodeId ino, const Caller& c, uint64_t offset,
-                bool append) {
+                bool append, uint64_t grant_bytes, uint64_t want_grant) {
   auto root = m.initRoot<wire::Request>();
   ToWire(c, root.initCaller());
   auto w = root.initWrite();
   w.setIno(ino.value);
   w.setOffset(offset);
   w.setAppend(append);
+  w.setGrantBytes(grant_bytes);
+  w.setWantGrant(want_grant);
 }
 
 // A request with no caller of its own (the client's bookkeeping).
@@ -62,12 +65,16 @@ FsClient::FsClient(Rpc& rpc, ClientStats& stats, size_t max_locked_inodes, FsCli
       stats_(stats),
       max_locked_inodes_(max_locked_inodes),
       options_(std::move(options)),
-      write_behind_([this](InodeId ino, const Caller& c, uint64_t off,
-                           std::string data) { return PostWrite(ino, c, off, std::move(data)); },
-                    kMaxIoBytes, options_.clock_ns),
+      write_behind_(
+          [this](InodeId ino, const Caller& c, uint64_t off, std::string data, uint64_t grant) {
+            return PostWrite(ino, c, off, std::move(data), grant);
+          },
+          kMaxIoBytes, options_.clock_ns, &grant_),
       next_ino_(rpc.welcome().inodes_first),
       end_ino_(rpc.welcome().inodes_first + rpc.welcome().inodes_count) {
   cache_.AddLookup(kRootInode, 1);  // the kernel never forgets the root
+  grant_.Add(rpc.welcome().grant_bytes);
+  stats_.space_grant_bytes = grant_.granted();
 }
 
 FsClient::~FsClient() { Stop(); }
@@ -301,7 +308,7 @@ void FsClient::OnCommitted(const std::vector<std::vector<InodeId>>& touched, uin
     for (InodeId ino : touched[index]) {
       LOG(Warn) << "server refused a change of inode " << ino.value
                 << " made locally: " << st.ToString();
-      log_.RecordFailure(ino, st);
+      errors_.Record(ino, st);
       Post(Task{ino, LockMode::kNone, Task::Kind::kInvalidate, cache_.ForgetDirectory(ino)});
     }
   }
@@ -467,35 +474,54 @@ Status FsClient::Write(InodeId ino, const Caller& c, uint64_t offset, std::strin
   return Status::Ok();
 }
 
+// Also the way of a write to an owned inode past the space grant: it gets
+// ENOSPC here, and its reply may bring the grant that lets the next ones go
+// behind again.
 Status FsClient::WriteThrough(InodeId ino, const Caller& c, uint64_t offset, std::string_view data,
                               bool append) {
   RETURN_IF_ERROR(FlushData(ino));
   capnp::MallocMessageBuilder m;
-  BuildWrite(m, ino, c, offset, append);
+  const bool owned = cache_.lock(ino) == LockMode::kExclusive;
+  BuildWrite(m, ino, c, offset, append, 0, owned ? SpaceGrant::kWantBytes : 0);
+  stats_.writes_through++;
   ASSIGN_OR_RETURN(RpcReply reply, Call(m, std::string(data)));
+  grant_.Add(reply.root().getGrantAdded());
+  stats_.space_grant_bytes = grant_.granted();
   LockMode lock;
   AbsorbAttr(reply, &lock);
   return Status::Ok();
 }
 
+Status FsClient::Fsync(uint64_t file, InodeId ino) {
+  RETURN_IF_ERROR(FlushData(ino));
+  OwnRequest r;
+  r.root.setFsync(ino.value);
+  auto reply = Call(r.message);
+  // Every write and commit sent before the fsync has been answered by now.
+  if (!reply.ok()) return reply.status();
+  return errors_.TakeForFsync(file, ino);
+}
+
 // Sends one range of file data behind the log without waiting (the
-// WriteBehind sender); a failure is reported by the next flush of the inode.
-Status FsClient::PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::string data) {
+// WriteBehind sender), charged `grant_bytes` of the space grant; a failure is
+// reported as a deferred error (errors_).
+Status FsClient::PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::string data,
+                           uint64_t grant_bytes) {
   const size_t n = data.size();
   {
     std::lock_guard<std::mutex> l(flight_mu_);
     bytes_in_flight_ += n;
   }
   capnp::MallocMessageBuilder m;
-  BuildWrite(m, ino, c, offset, /*append=*/false);
+  BuildWrite(m, ino, c, offset, /*append=*/false, grant_bytes, SpaceGrant::kWantBytes);
   {
     std::lock_guard<std::mutex> l(send_mu_);
     cache_.NoteLocalChange(ino, log_.NoteLocalChange());  // replies sent before lack this data
     uint64_t seq = ShipLogLocked();
     rpc_.Post(
         m,
-        [this, ino, n, seq](Result<RpcReply> reply) {
-          OnWritten(ino, seq, std::move(reply));
+        [this, ino, n, seq, grant_bytes](Result<RpcReply> reply) {
+          OnWritten(ino, seq, grant_bytes, std::move(reply));
           {
             std::lock_guard<std::mutex> fl(flight_mu_);
             bytes_in_flight_ -= n;
@@ -509,13 +535,16 @@ Status FsClient::PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::s
 }
 
 // Network thread (or a sender, when the connection is gone).
-void FsClient::OnWritten(InodeId ino, uint64_t seq, Result<RpcReply> reply) {
+void FsClient::OnWritten(InodeId ino, uint64_t seq, uint64_t grant_bytes, Result<RpcReply> reply) {
+  grant_.Settle(grant_bytes);  // the server took it out of the grant, stored or not
   if (!reply.ok()) {
     LOG(Warn) << "deferred write of inode " << ino.value
               << " failed: " << reply.status().ToString();
-    log_.RecordFailure(ino, reply.status());
+    errors_.Record(ino, reply.status());
     return;
   }
+  grant_.Add(reply->root().getGrantAdded());
+  stats_.space_grant_bytes = grant_.granted();
   reply->set_log_seq(seq);
   LockMode lock;
   AbsorbAttr(*reply, &lock);

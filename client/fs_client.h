@@ -20,7 +20,12 @@
 //
 // Mutex ranks (outer first): pin stripes, a WriteBehind buffer's lock,
 // send_mu_, inval_mu_, then the leaves (the cache's, gate_mu_, flight_mu_,
-// release_mu_, ino_mu_, tasks_mu_, the Rpc's). None is held across a
+// release_mu_, ino_mu_, tasks_mu_, the Rpc's, grant_'s, errors_').
+//
+// Space grants and deferred errors: written-behind data is acknowledged only
+// within grant_ (client/space_grant.h), and what the server refuses later is
+// reported through errors_ (client/error_seq.h: every open file's fsync once,
+// the next write or close once). None is held across a
 // wait for the server (a send may wait for the window, holding a buffer lock).
 #pragma once
 
@@ -37,8 +42,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "client/error_seq.h"
 #include "client/object_cache.h"
 #include "client/rpc.h"
+#include "client/space_grant.h"
 #include "client/stats.h"
 #include "client/write_behind.h"
 #include "client/writeback_log.h"
@@ -156,8 +163,19 @@ class FsClient {
   // The server must have this inode's buffered data before it answers about it.
   Status FlushData(InodeId ino) { return write_behind_.Flush(ino); }
   Status FlushAndDropData(InodeId ino) { return write_behind_.FlushAndDrop(ino); }
-  // A deferred write or logged change the server refused, reported once.
-  Status TakeDeferredError(InodeId ino) { return log_.TakeFailure(ino); }
+  // Deferred errors (a written-behind write or a logged change the server
+  // refused), reported as Linux reports writeback errors (client/error_seq.h).
+  // An open file (FUSE file handle) of `ino`: its fsyncs report each failure once.
+  uint64_t OpenFile(InodeId ino) { return errors_.Open(ino); }
+  void CloseFile(uint64_t file) { errors_.Close(file); }
+  // fsync of open file `file`: flushes `ino`'s data, waits until the server
+  // has made everything sent before durable, then reports a failure this
+  // open file has not reported (0: a failure no close has).
+  Status Fsync(uint64_t file, InodeId ino);
+  // write() and close(): a failure neither has reported, once.
+  Status TakeDeferredError(InodeId ino) { return errors_.TakeForClose(ino); }
+  // The grant the server gave this client for data written behind.
+  const SpaceGrant& space_grant() const { return grant_; }
 
   // Reads of an inode's data: a recall waits for those in flight and holds
   // new ones back until its release is out.
@@ -271,8 +289,9 @@ class FsClient {
   // `touched`: per change of the commit, the inodes whose cache a refusal voids.
   void OnCommitted(const std::vector<std::vector<InodeId>>& touched, uint64_t seq,
                    Result<RpcReply> reply);
-  Status PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::string data);
-  void OnWritten(InodeId ino, uint64_t seq, Result<RpcReply> reply);
+  Status PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::string data,
+                   uint64_t grant_bytes);
+  void OnWritten(InodeId ino, uint64_t seq, uint64_t grant_bytes, Result<RpcReply> reply);
   Status WriteThrough(InodeId ino, const Caller& c, uint64_t offset, std::string_view data,
                       bool append);
   void SendReleases(int64_t min_age_ms);
@@ -285,7 +304,9 @@ class FsClient {
   size_t max_locked_inodes_;
   const FsClientOptions options_;
   ObjectCache cache_;
+  SpaceGrant grant_;  // what data written behind may take on the server
   WriteBehind write_behind_;
+  ErrorSeq errors_;
   std::atomic<KernelCache*> kernel_{nullptr};
 
   static constexpr size_t kPinStripes = 64;

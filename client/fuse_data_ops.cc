@@ -39,7 +39,8 @@ struct DataOps {
     // O_APPEND writes go where the daemon (or the server) finds the end, not
     // where the kernel's possibly stale size says: keep them out of the page cache.
     if (fi->flags & O_APPEND) fi->direct_io = 1;
-    fuse_reply_open(req, fi);
+    fi->fh = s->core().OpenFile(InodeId(ino));  // its fsyncs' view of deferred errors
+    if (fuse_reply_open(req, fi) != 0) s->core().CloseFile(fi->fh);
   }
 
   static void Read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
@@ -111,25 +112,14 @@ struct DataOps {
     }
     Status st = s->core().FlushAndDropData(InodeId(ino));
     if (!st.ok()) LOG(Warn) << "deferred write of inode " << ino << " lost: " << st.ToString();
+    s->core().CloseFile(fi->fh);
     fuse_reply_err(req, 0);
   }
 
-  static void SyncInode(fuse_req_t req, fuse_ino_t ino, int opcode) {
+  static void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
     FuseOps* s = Self(req);
-    Count(s, opcode);
-    if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
-    Request r(req);
-    r.root.setFsync(ino);
-    auto reply = s->core().Call(r.message);
-    // Every write and commit sent before the fsync has been answered by now.
-    Status st = reply.ok() ? s->core().TakeDeferredError(InodeId(ino)) : reply.status();
-    fuse_reply_err(req, st.errno_value());
-  }
-  static void Fsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
-    SyncInode(req, ino, FUSE_FSYNC);
-  }
-  static void FsyncDir(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
-    SyncInode(req, ino, FUSE_FSYNCDIR);
+    Count(s, FUSE_FSYNC);
+    ReplyErr(req, s->core().Fsync(fi ? fi->fh : 0, InodeId(ino)));
   }
 
   static void FillLock(wire::FileLock::Builder b, fuse_ino_t ino, uint64_t owner,
@@ -239,7 +229,6 @@ void AddDataOps(fuse_lowlevel_ops& o) {
   o.flush = DataOps::Flush;
   o.release = DataOps::Release;
   o.fsync = DataOps::Fsync;
-  o.fsyncdir = DataOps::FsyncDir;
   o.fallocate = DataOps::Fallocate;
   o.lseek = DataOps::Lseek;
   o.getlk = DataOps::GetLk;

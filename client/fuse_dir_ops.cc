@@ -24,21 +24,39 @@ struct DirHandle {
   std::vector<DirEntry> entries;  // a window of the directory, in cookie order
   uint64_t after = 0;             // `entries` are those with cookie > after
   bool eof = false;               // `entries` reach the end of the directory
+  uint64_t file = 0;              // the core's open file (its fsyncs' deferred errors)
 };
 
 struct DirOps {
   static void OpenDir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     FuseOps* s = Self(req);
     Count(s, FUSE_OPENDIR);
-    fi->fh = reinterpret_cast<uint64_t>(new DirHandle());  // owned by the kernel's handle
+    auto h = std::make_unique<DirHandle>();
+    h->file = s->core().OpenFile(InodeId(ino));
+    fi->fh = reinterpret_cast<uint64_t>(h.get());
     fi->keep_cache = 1;
-    fuse_reply_open(req, fi);
+    if (fuse_reply_open(req, fi) != 0) {
+      s->core().CloseFile(h->file);
+      return;
+    }
+    h.release();  // owned by the kernel's handle until releasedir
   }
 
   static void ReleaseDir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    Count(Self(req), FUSE_RELEASEDIR);
+    FuseOps* s = Self(req);
+    Count(s, FUSE_RELEASEDIR);
     std::unique_ptr<DirHandle> owned(reinterpret_cast<DirHandle*>(fi->fh));
+    s->core().CloseFile(owned->file);
     fuse_reply_err(req, 0);
+  }
+
+  // A refused local create, unlink or rename in the directory is reported
+  // here too (the directory is among the inodes such a change touched).
+  static void FsyncDir(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info* fi) {
+    FuseOps* s = Self(req);
+    Count(s, FUSE_FSYNCDIR);
+    uint64_t file = fi && fi->fh ? reinterpret_cast<DirHandle*>(fi->fh)->file : 0;
+    ReplyErr(req, s->core().Fsync(file, InodeId(ino)));
   }
 
   // Makes sure `h` holds the entries after `off` (fetching a batch if needed).
@@ -276,6 +294,7 @@ void AddDirOps(fuse_lowlevel_ops& o) {
   o.readdir = DirOps::ReadDir;
   o.readdirplus = DirOps::ReadDirPlus;
   o.releasedir = DirOps::ReleaseDir;
+  o.fsyncdir = DirOps::FsyncDir;
   o.statfs = DirOps::StatFs;
   o.setxattr = DirOps::SetXattr;
   o.getxattr = DirOps::GetXattr;

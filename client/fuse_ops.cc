@@ -258,7 +258,11 @@ struct NameOps {
     fi->keep_cache = s->core().cache().lock(attr->ino) != LockMode::kNone;
     if (fi->flags & O_APPEND) fi->direct_io = 1;  // see Open
     s->core().cache().AddLookup(attr->ino);
-    if (fuse_reply_create(req, &e, fi) != 0) s->core().cache().Forget(attr->ino, 1);
+    fi->fh = s->core().OpenFile(attr->ino);  // see Open
+    if (fuse_reply_create(req, &e, fi) != 0) {
+      s->core().cache().Forget(attr->ino, 1);
+      s->core().CloseFile(fi->fh);
+    }
   }
 
   static void Link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t new_parent, const char* new_name) {

@@ -94,7 +94,7 @@ void FsClient::HandleRecall(InodeId ino, LockMode keep) {
   }
   // Written-behind data (new writes go through the server now).
   Status st = write_behind_.Flush(ino);
-  if (!st.ok()) log_.RecordFailure(ino, st);  // still reported by the next fsync or close
+  if (!st.ok()) errors_.Record(ino, st);  // still reported by the next fsync or close
   WaitForReads(ino);
   if (keep == LockMode::kNone) InvalidateKernel(ino, std::move(names));
   SendRelease(ino, keep);

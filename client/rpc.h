@@ -33,6 +33,7 @@ struct Welcome {
   uint64_t inodes_first = 0;
   uint64_t inodes_count = 0;
   uint64_t server_generation = 0;  // the generation of inodes created now
+  uint64_t grant_bytes = 0;        // the first space grant (client/space_grant.h)
 };
 
 // A reply whose errno was 0; owns the decoded message and its bulk payload.

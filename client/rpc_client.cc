@@ -6,6 +6,7 @@
 
 #include <chrono>
 
+#include "client/space_grant.h"
 #include "common/log.h"
 
 namespace cohfs {
@@ -85,6 +86,7 @@ Status RpcClient::Handshake(const std::string& client_name, int64_t deadline_ms)
   h.setVersionMin(wire::PROTOCOL_VERSION);
   h.setVersionMax(wire::PROTOCOL_VERSION);
   h.setClientName(client_name);
+  h.setWantGrant(SpaceGrant::kWantBytes);
   RequestId id(next_id_++);
   RETURN_IF_ERROR(SendAll(fd_, EncodeFrame(FrameKind::kRequest, id, m), deadline_ms));
   stats_.rpcs[wire::Request::HELLO]++;
@@ -105,6 +107,7 @@ Status RpcClient::Handshake(const std::string& client_name, int64_t deadline_ms)
     welcome_.inodes_first = w.getInodes().getFirst();
     welcome_.inodes_count = w.getInodes().getCount();
     welcome_.server_generation = w.getServerGeneration();
+    welcome_.grant_bytes = w.getGrantBytes();
     return Status::Ok();
   });
 }

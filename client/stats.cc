@@ -55,6 +55,8 @@ std::string ClientStats::Format() const {
   line("rpc_errors", rpc_errors);
   line("recalls", recalls);
   line("lru_releases", lru_releases);
+  line("writes_through", writes_through);
+  line("space_grant_bytes", space_grant_bytes);
   return out;
 }
 

@@ -23,6 +23,9 @@ struct ClientStats {
   std::atomic<uint64_t> rpc_errors{0};         // transport failures (not errno replies)
   std::atomic<uint64_t> recalls{0};            // locks the server asked back
   std::atomic<uint64_t> lru_releases{0};       // locks given back to stay under the bound
+  std::atomic<uint64_t> writes_through{0};     // writes that waited for the server (not owned, or
+                                               // past the space grant)
+  std::atomic<uint64_t> space_grant_bytes{0};  // the space grant, as of the last write's reply
 
   // "name value" lines; rpc_total is the sum of all requests sent.
   std::string Format() const;

@@ -7,8 +7,14 @@
 
 namespace cohfs {
 
-WriteBehind::WriteBehind(Sender send, size_t max_bytes_per_inode, std::function<int64_t()> clock_ns)
-    : send_(std::move(send)), max_bytes_(max_bytes_per_inode), clock_ns_(std::move(clock_ns)) {}
+WriteBehind::WriteBehind(Sender send, size_t max_bytes_per_inode, std::function<int64_t()> clock_ns,
+                         SpaceGrant* grant)
+    : send_(std::move(send)),
+      max_bytes_(max_bytes_per_inode),
+      clock_ns_(std::move(clock_ns)),
+      grant_(grant) {}
+
+bool WriteBehind::Charge(uint64_t bytes) { return grant_ == nullptr || grant_->TryCharge(bytes); }
 
 std::shared_ptr<WriteBehind::Buffer> WriteBehind::Get(InodeId ino) {
   std::lock_guard<std::mutex> l(mu_);
@@ -22,7 +28,8 @@ Status WriteBehind::SendPending(InodeId ino, Buffer& b) {
   std::string data;
   data.swap(b.data);
   b.holding = false;
-  Status st = send_(ino, b.caller, b.offset, std::move(data));
+  uint64_t charge = std::exchange(b.charge, 0);
+  Status st = send_(ino, b.caller, b.offset, std::move(data), charge);
   if (!st.ok() && b.error.ok()) b.error = st;
   return st;
 }
@@ -47,11 +54,22 @@ Result<bool> WriteBehind::Write(InodeId ino, const Caller& caller, std::string_v
       RETURN_IF_ERROR(SendPending(ino, *b));
       b->error = Status::Ok();
     }
+    const bool fresh = b->data.empty();
     if (data.size() >= max_bytes_) {
-      RETURN_IF_ERROR(send_(ino, caller, offset, std::string(data)));
+      uint64_t charge = grant_ ? SpaceGrant::ChargeFor(offset, data.size()) : 0;
+      if (!Charge(charge)) return false;
+      RETURN_IF_ERROR(send_(ino, caller, offset, std::string(data), charge));
       return true;
     }
-    if (b->data.empty()) {
+    // The buffer's charge covers it whole (shared edge blocks counted once).
+    uint64_t charge = 0;
+    if (grant_) {
+      charge = fresh ? SpaceGrant::ChargeFor(offset, data.size())
+                     : SpaceGrant::ChargeFor(b->offset, b->data.size() + data.size());
+    }
+    if (!Charge(charge - b->charge)) return false;
+    b->charge = charge;
+    if (fresh) {
       b->offset = offset;
       b->caller = caller;
       b->since_ns = clock_ns_ ? clock_ns_() : NowNs();

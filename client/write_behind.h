@@ -6,8 +6,12 @@
 // the server, link, fallocate, lseek). FuseOps's Sender posts the Write behind
 // the writeback log without waiting for it (fsync waits: its request is
 // answered after every earlier one); a failure comes back later and is
-// reported by the next flush or fsync of that inode. An error the Sender
+// reported as a deferred error (FsClient, client/error_seq.h). An error the Sender
 // returns itself is reported by the next Write or Flush of that inode.
+//
+// Space grants: a write is taken only if the SpaceGrant can cover what it may
+// allocate on the server (SpaceGrant::ChargeFor); each buffer carries its
+// charge to the Sender, which settles it once the server has answered.
 //
 // Buffers older than about a second are sent by FlushOlderThan (the client's
 // own thread calls it), so data in a file kept open reaches the server soon.
@@ -25,6 +29,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "client/space_grant.h"
 #include "common/fs_types.h"
 #include "common/ids.h"
 #include "common/status.h"
@@ -33,16 +38,21 @@ namespace cohfs {
 
 class WriteBehind {
  public:
-  using Sender =
-      std::function<Status(InodeId ino, const Caller& caller, uint64_t offset, std::string data)>;
+  // `grant_bytes`: what the data was charged to the grant (0 without one).
+  using Sender = std::function<Status(InodeId ino, const Caller& caller, uint64_t offset,
+                                      std::string data, uint64_t grant_bytes)>;
   // `clock_ns`: now for data ages (empty: NowNs; a simulation's clock).
-  WriteBehind(Sender send, size_t max_bytes_per_inode, std::function<int64_t()> clock_ns = {});
+  // `grant`: what acknowledged data may take on the server (null: no limit).
+  WriteBehind(Sender send, size_t max_bytes_per_inode, std::function<int64_t()> clock_ns = {},
+              SpaceGrant* grant = nullptr);
 
   // Where a write goes while the inode is owned, asked under the buffer's
   // lock (nullopt: not owned any more; the caller writes through).
   using OwnedAt = std::function<std::optional<uint64_t>()>;
   // Buffers the write at the offset `owned_at` gives (or sends it at once when
-  // it is as large as a buffer); false when the inode is not owned.
+  // it is as large as a buffer); false when the inode is not owned or the
+  // grant cannot cover it (the caller writes through; what was buffered
+  // before stays, for the caller to flush first).
   Result<bool> Write(InodeId ino, const Caller& caller, std::string_view data,
                      const OwnedAt& owned_at);
   // Sends whatever is pending for `ino`; returns a deferred error, once.
@@ -64,6 +74,7 @@ class WriteBehind {
     uint64_t offset = 0;
     std::string data;
     Caller caller;  // who wrote the buffered bytes (the server clears setuid for non-root)
+    uint64_t charge = 0;  // of the grant: SpaceGrant::ChargeFor(offset, data.size())
     Status error;
     bool dropped = false;  // removed from the map: holders must look again
     int64_t since_ns = 0;  // when the oldest buffered byte was written
@@ -71,10 +82,12 @@ class WriteBehind {
   };
   std::shared_ptr<Buffer> Get(InodeId ino);
   Status SendPending(InodeId ino, Buffer& b);
+  bool Charge(uint64_t bytes);  // of the grant, if any
 
   Sender send_;
   size_t max_bytes_;
   std::function<int64_t()> clock_ns_;
+  SpaceGrant* grant_;
   mutable std::mutex mu_;
   std::unordered_map<InodeId, std::shared_ptr<Buffer>> buffers_;
 };

@@ -26,18 +26,4 @@ std::vector<WritebackLog::Op> WritebackLog::Drain() {
   return out;
 }
 
-void WritebackLog::RecordFailure(InodeId ino, const Status& st) {
-  std::lock_guard<std::mutex> l(failures_mu_);
-  failures_.emplace(ino, st);
-}
-
-Status WritebackLog::TakeFailure(InodeId ino) {
-  std::lock_guard<std::mutex> l(failures_mu_);
-  auto it = failures_.find(ino);
-  if (it == failures_.end()) return Status::Ok();
-  Status st = it->second;
-  failures_.erase(it);
-  return st;
-}
-
 }  // namespace cohfs

@@ -7,22 +7,18 @@
 // inodes as of change N. The cache uses this to keep a local change that a
 // reply predates (ObjectCache::PutAttr).
 //
-// A change the server refuses is reported, once, by the next flush of that
-// inode (close, fsync; as a deferred write error is, and as NFS reports one).
-// The change list is not thread-safe: FuseOps guards it with the mutex that
-// orders sends. The failure records have their own mutex (rank: leaf), as the
-// network thread records them.
+// A change the server refuses is reported as a deferred write error is
+// (ErrorSeq: each open file's next fsync, and the next write or close).
+// Not thread-safe: FsClient guards it with the mutex that orders sends.
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "common/fs_types.h"
-#include "common/limits.h"
 #include "common/ids.h"
+#include "common/limits.h"
 #include "common/status.h"
 
 namespace cohfs {
@@ -69,11 +65,6 @@ class WritebackLog {
   // When the oldest pending change was made.
   int64_t oldest_ns() const { return oldest_ns_; }
 
-  // The server refused a change of `ino` (the first error is kept).
-  void RecordFailure(InodeId ino, const Status& st);
-  // Returns and clears the refused change's error, if any.
-  Status TakeFailure(InodeId ino);
-
  private:
   static constexpr size_t kMaxGroupOps = 32;
   static_assert(kMaxGroupOps <= kMaxCommitGroupOps, "the server refuses longer groups");
@@ -82,8 +73,6 @@ class WritebackLog {
   size_t group_size_ = 0;  // changes in the open group
   uint64_t last_seq_ = 0;
   int64_t oldest_ns_ = 0;
-  std::mutex failures_mu_;
-  std::unordered_map<InodeId, Status> failures_;
 };
 
 }  // namespace cohfs

@@ -1,4 +1,4 @@
-# cohfs wire protocol, version 3 (docs/wire-protocol.md).
+# cohfs wire protocol, version 4 (docs/wire-protocol.md).
 # Every frame: a fixed 24-byte header (frame.h), one Request or Reply message,
 # then an optional bulk payload (file data for Write requests and Read replies).
 @0x833f476b7730c616;
@@ -7,8 +7,9 @@ using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("cohfs::wire");
 
 # 2: recalls, downgrade, file locks, append; 3: the whole namespace in a commit
-# (nowNs on every change, withNext groups)
-const protocolVersion :UInt32 = 3;
+# (nowNs on every change, withNext groups); 4: space grants (hello.wantGrant,
+# Welcome.grantBytes, write.grantBytes, write.wantGrant, Reply.grantAdded)
+const protocolVersion :UInt32 = 4;
 
 enum LockMode {
   none @0;
@@ -64,6 +65,7 @@ struct Request {
       versionMin @1 :UInt32;
       versionMax @2 :UInt32;
       clientName @3 :Text;
+      wantGrant @100 :UInt64;  # the space grant the client would like (Welcome.grantBytes)
     }
     lookup :group {
       parent @4 :UInt64;
@@ -144,6 +146,9 @@ struct Request {
       ino @49 :UInt64;
       offset @50 :UInt64;
       append @83 :Bool;      # O_APPEND: write at the end of the file (offset ignored)
+      grantBytes @98 :UInt64;  # of the client's space grant this write uses (0: none, a
+                               # write-through); taken from the grant whatever the outcome
+      wantGrant @99 :UInt64;   # the grant the client would like to hold (topped up in the reply)
     }
     fsync @51 :UInt64;       # ino; replies once everything is durable
     readDir :group {
@@ -235,6 +240,7 @@ struct Welcome {
   rootIno @3 :UInt64;
   inodes @4 :InodeRange;
   serverGeneration @5 :UInt64;
+  grantBytes @6 :UInt64;     # the client's first space grant (docs/wire-protocol.md)
 }
 
 struct FsStat {
@@ -277,4 +283,6 @@ struct Reply {
     lock @19 :FileLock;      # getLock
   }
   changed @17 :List(Attr);   # other inodes the request changed (parents, unlinked children)
+  grantAdded @20 :UInt64;    # write: bytes added to the client's space grant (never more
+                             # than the server has free and not granted)
 }

@@ -55,7 +55,7 @@ struct Dispatcher::Ctx {
 
 Dispatcher::Dispatcher(FileSystem& fs, LockManager& locks, const Volume& volume,
                        const ServerConfig& config)
-    : fs_(fs), locks_(locks), volume_(volume), config_(config) {}
+    : fs_(fs), locks_(locks), grants_(config.max_grant_bytes), volume_(volume), config_(config) {}
 
 OutFrame Dispatcher::ErrorReply(RequestId id, const Status& status) {
   capnp::MallocMessageBuilder m;
@@ -129,12 +129,16 @@ void Dispatcher::EndSession(Session& session) {
   std::vector<InodeId> held = locks_.ReleaseAll(session.client);
   for (InodeId ino : locks_.DropRefs(session.client)) held.push_back(ino);
   for (InodeId ino : held) MaybeReclaim(ino);
+  grants_.Drop(session.client);
 }
 
 Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request, int64_t now_ms) {
   RequestId id = request.frame().header.request_id;
   Ctx ctx(session, request.root(), request.frame().bulk);
   ctx.now_ms = now_ms;
+  // Nothing this request allocates may take space granted to any client;
+  // a granted write may use its own (Write raises the limit for it).
+  fs_.set_reserved_bytes(grants_.total());
   Status st = GuardDecode([&] { return Dispatch(ctx); });
   Outcome out;
   out.mutated = ctx.mutated;
@@ -232,6 +236,34 @@ Status Dispatcher::SetFileLock(Ctx& ctx) {
   return Status::Ok();
 }
 
+// Space grants (server/space_grants.h): the client acknowledged this data
+// under its grant, so the write may use that much of it and always takes it
+// out, stored or not (the client counts it gone once the reply comes).
+Status Dispatcher::Write(Ctx& ctx) {
+  auto w = ctx.req.getWrite();
+  const ClientId client = ctx.session.client;
+  const uint64_t own = std::min(w.getGrantBytes(), grants_.of(client));
+  fs_.set_reserved_bytes(grants_.ReservedAgainst(client, own));
+  auto write = [&]() -> Result<Attr> {
+    uint64_t offset = w.getOffset();
+    if (w.getAppend()) {  // O_APPEND: the end as this server sees it, atomically
+      ASSIGN_OR_RETURN(Attr a, fs_.GetAttr(InodeId(w.getIno())));
+      offset = a.size;
+    }
+    std::span<const char> data(ctx.request_bulk.data(), ctx.request_bulk.size());
+    return fs_.Write(ctx.caller, InodeId(w.getIno()), offset, data);
+  };
+  Result<Attr> r = write();
+  grants_.Consume(client, w.getGrantBytes());
+  fs_.set_reserved_bytes(grants_.total());
+  if (!r.ok()) return r.status();
+  ctx.mutated = true;
+  ToWire(*r, ctx.reply.initAttr());
+  Grant(ctx, r->ino, LockMode::kExclusive);
+  ctx.reply.setGrantAdded(grants_.TopUp(client, w.getWantGrant(), fs_.free_bytes()));
+  return Status::Ok();
+}
+
 Status Dispatcher::Dispatch(Ctx& ctx) {
   auto req = ctx.req;
   auto reply = ctx.reply;
@@ -274,6 +306,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       w.initInodes().setFirst(range.first);
       w.getInodes().setCount(range.count);
       w.setServerGeneration(volume_.super().generation);
+      w.setGrantBytes(grants_.TopUp(s.client, h.getWantGrant(), fs_.free_bytes()));
       LOG(Info) << "client " << s.client.value << " ('" << h.getClientName().cStr()
                 << "') welcomed, inodes [" << range.first << ", +" << range.count << ")";
       return Status::Ok();
@@ -414,16 +447,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       Grant(ctx, InodeId(r.getIno()), LockMode::kShared);  // the reader's page cache
       return Status::Ok();
     }
-    case wire::Request::WRITE: {
-      auto w = req.getWrite();
-      std::span<const char> data(ctx.request_bulk.data(), ctx.request_bulk.size());
-      uint64_t offset = w.getOffset();
-      if (w.getAppend()) {  // O_APPEND: the end as this server sees it, atomically
-        ASSIGN_OR_RETURN(Attr a, fs_.GetAttr(InodeId(w.getIno())));
-        offset = a.size;
-      }
-      return reply_attr(fs_.Write(c, InodeId(w.getIno()), offset, data), true);
-    }
+    case wire::Request::WRITE:
+      return Write(ctx);
     case wire::Request::FSYNC:
     case wire::Request::SYNC_FS:
       ctx.needs_sync = true;
@@ -443,6 +468,9 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     }
     case wire::Request::STAT_FS: {
       ASSIGN_OR_RETURN(FsStat st, fs_.StatFs());
+      // What this client can still write: free space less other clients' grants.
+      uint64_t others = grants_.ReservedAgainst(s.client, grants_.of(s.client)) / kBlockBytes;
+      st.free_blocks -= std::min(st.free_blocks, others);
       ToWire(st, reply.initFsStat());
       return Status::Ok();
     }

@@ -12,6 +12,7 @@
 #include "server/file_locks.h"
 #include "server/file_system.h"
 #include "server/lock_manager.h"
+#include "server/space_grants.h"
 
 namespace cohfs {
 
@@ -33,6 +34,7 @@ struct ServerConfig {
   size_t leaf_max_entries = 256;       // a directory this small comes whole with a lookup
   size_t acquire_max_entries = 16384;  // ... and this small with an acquire
   size_t max_locked_inodes = 1 << 20;  // past this, the oldest locks are recalled
+  uint64_t max_grant_bytes = 256ull << 20;  // a client's space grant never exceeds this
 };
 
 class Dispatcher {
@@ -60,13 +62,16 @@ class Dispatcher {
   static OutFrame SyncReply(RequestId id, const Status& status);
   static OutFrame ErrorReply(RequestId id, const Status& status);
 
-  // Session end: drop its locks and reclaim orphans nobody references.
+  // Session end: drop its locks and space grant, reclaim orphans nobody references.
   void EndSession(Session& session);
+  const SpaceGrants& space_grants() const { return grants_; }
 
  private:
   struct Ctx;
   Status Dispatch(Ctx& ctx);
   Status SetFileLock(Ctx& ctx);
+  // WRITE: within the client's space grant when it says so; tops the grant up.
+  Status Write(Ctx& ctx);
   Status AcquireDirectory(Ctx& ctx);
   // The COMMIT request (server/dispatch_commit.cc): applies `ops` group by
   // group, fills the reply's `failures` and lists in `changed` the inodes of
@@ -95,6 +100,7 @@ class Dispatcher {
   FileSystem& fs_;
   LockManager& locks_;
   FileLocks file_locks_;
+  SpaceGrants grants_;
   const Volume& volume_;
   ServerConfig config_;
 };

@@ -35,7 +35,8 @@ Result<std::vector<ExtentItem>> FileSystem::WriteExtents(Tx& tx, std::span<const
     auto piece = data.subspan(pos, std::min<size_t>(kMaxExtentBytes, data.size() - pos));
     auto written = volume_.extents().WriteNew(piece, tx.txn());
     if (!written.ok() && written.errno_value() == ENOSPC && !tx.freed_space() &&
-        volume_.allocator().free_bytes() > volume_.allocator().allocatable_bytes()) {
+        volume_.allocator().free_bytes() > volume_.allocator().allocatable_bytes() &&
+        volume_.allocator().unreserved_bytes() >= RoundUpBlock(piece.size())) {
       // Space freed by earlier commits waits for durability: make it durable
       // and retry. Not when this transaction freed space itself: releasing
       // that early would let it be overwritten while its old items still count.
@@ -192,7 +193,8 @@ Status FileSystem::Preallocate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t s
       uint64_t n = std::min<uint64_t>(to - from, kMaxExtentBytes);
       auto allocated = volume_.allocator().Allocate(n, tx.txn());
       if (!allocated.ok() && allocated.errno_value() == ENOSPC && !tx.freed_space() &&
-          volume_.allocator().free_bytes() > volume_.allocator().allocatable_bytes()) {
+          volume_.allocator().free_bytes() > volume_.allocator().allocatable_bytes() &&
+          volume_.allocator().unreserved_bytes() >= RoundUpBlock(n)) {
         RETURN_IF_ERROR(Sync());  // as in WriteExtents
         allocated = volume_.allocator().Allocate(n, tx.txn());
       }

@@ -50,6 +50,7 @@ class FileSystem {
   Result<uint64_t> Lseek(InodeId ino, uint64_t offset, int whence);
   Result<std::string> GetXattr(const Caller& c, InodeId ino, std::string_view name);
   Result<std::vector<std::string>> ListXattr(const Caller& c, InodeId ino);
+  // free_blocks: all free space, granted or not (the Dispatcher subtracts grants).
   Result<FsStat> StatFs();
   // Checks open(2) access for `flags` (O_ACCMODE, O_TRUNC) on an existing inode,
   // and truncates a regular file opened with O_TRUNC (FUSE atomic_o_trunc).
@@ -124,6 +125,11 @@ class FileSystem {
   // Hands out `count` never-used inode numbers (persisted in SUPER).
   Result<InodeRange> AllocateInodes(uint64_t count);
   Status Sync();
+  // Device space: free (allocatable or waiting for a sync), and the part of it
+  // allocations must leave alone (other clients' space grants; set before
+  // each request).
+  uint64_t free_bytes() const { return volume_.allocator().free_bytes(); }
+  void set_reserved_bytes(uint64_t bytes) { volume_.allocator().set_reserved_bytes(bytes); }
 
  private:
   class Tx;  // server/fs_tx.h

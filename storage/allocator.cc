@@ -116,6 +116,10 @@ void Allocator::InitFree(Txn& txn, DeviceRange data_area) {
 Result<std::vector<DeviceRange>> Allocator::Allocate(uint64_t bytes, Txn& txn) {
   bytes = (bytes + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
   if (bytes == 0) return std::vector<DeviceRange>();
+  if (unreserved_bytes() < bytes) {
+    return Status::Error(ENOSPC, "device full (free space not granted to clients: " +
+                                     std::to_string(unreserved_bytes()) + " bytes)");
+  }
   if (allocatable_bytes() < bytes) return Status::Error(ENOSPC, "device full");
   std::vector<DeviceRange> out;
   // First fit for the whole request; else the largest pieces first (fewest
@@ -172,5 +176,10 @@ void Allocator::ReleasePending() {
 
 uint64_t Allocator::free_bytes() const { return Sum(persisted_); }
 uint64_t Allocator::allocatable_bytes() const { return Sum(allocatable_); }
+
+uint64_t Allocator::unreserved_bytes() const {
+  uint64_t free = free_bytes();
+  return free > reserved_bytes_ ? free - reserved_bytes_ : 0;
+}
 
 }  // namespace cohfs

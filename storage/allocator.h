@@ -7,6 +7,9 @@
 // crash expose new data through an old, still-durable EXTENT item.
 // Changes are recorded in the caller's Txn; if the Txn is dropped uncommitted,
 // its abort hooks restore the in-memory state.
+// Reserved space (the server's space grants to clients) is free space that
+// Allocate leaves alone: an allocation succeeds only if free_bytes() stays at
+// least reserved_bytes() after it.
 // Thread: the storage executor only.
 #pragma once
 
@@ -34,7 +37,8 @@ class Allocator {
   static void InitFree(Txn& txn, DeviceRange data_area);
 
   // Allocates `bytes` (rounded up to blocks) as one or more ranges, preferring
-  // one contiguous range. ENOSPC when not enough allocatable space.
+  // one contiguous range. ENOSPC when not enough allocatable space, or when
+  // the allocation would eat into the reserved space.
   Result<std::vector<DeviceRange>> Allocate(uint64_t bytes, Txn& txn);
   // Frees a range (it becomes allocatable after ReleasePending).
   void Free(DeviceRange range, Txn& txn);
@@ -45,11 +49,17 @@ class Allocator {
 
   uint64_t free_bytes() const;  // allocatable + pending
   uint64_t allocatable_bytes() const;
+  // Space allocations must leave free (set before each request by the server).
+  void set_reserved_bytes(uint64_t bytes) { reserved_bytes_ = bytes; }
+  uint64_t reserved_bytes() const { return reserved_bytes_; }
+  // free_bytes() beyond the reservation (0 when the reservation covers it all).
+  uint64_t unreserved_bytes() const;
 
  private:
   std::map<uint64_t, uint64_t> allocatable_;  // offset -> length, coalesced
   std::map<uint64_t, uint64_t> pending_;      // offset -> length
   std::map<uint64_t, uint64_t> persisted_;    // mirror of FREE items, coalesced
+  uint64_t reserved_bytes_ = 0;
 };
 
 }  // namespace cohfs

@@ -215,14 +215,24 @@ TEST(Failure, FullDeviceGivesEnospc) {
   int fd = open(c.Path("filler").c_str(), O_CREAT | O_WRONLY, 0644);
   ASSERT_GE(fd, 0);
   int err = 0;
+  off_t acked = 0;
   for (int i = 0; i < 128; i++) {
-    if (write(fd, chunk.data(), chunk.size()) < 0) {
+    ssize_t n = write(fd, chunk.data(), chunk.size());
+    if (n < 0) {
       err = errno;
       break;
     }
+    acked += n;
   }
   EXPECT_EQ(err, ENOSPC);
-  close(fd);
+  // What write() acknowledged is stored (space grants): fsync and close have
+  // nothing to report, and the size is all of it (it once lost 1 MiB of 16).
+  EXPECT_EQ(fsync(fd), 0);
+  EXPECT_EQ(close(fd), 0);
+  struct stat st;
+  ASSERT_EQ(stat(c.Path("filler").c_str(), &st), 0);
+  EXPECT_EQ(st.st_size, acked);
+  EXPECT_GT(acked, 32 << 20);
   EXPECT_TRUE(MountWorks(c, "small"));  // metadata still works on a full device
   // Deleting frees the space again (once the kernel drops the inode).
   ASSERT_EQ(unlink(c.Path("filler").c_str()), 0);

@@ -55,6 +55,7 @@ void World::Connect(Client& c) {
   h.setVersionMin(wire::PROTOCOL_VERSION);
   h.setVersionMax(wire::PROTOCOL_VERSION);
   h.setClientName("sim");
+  h.setWantGrant(SpaceGrant::kWantBytes);
   auto hello =
       DecodedRequest::Decode(ThroughWire(EncodeFrame(FrameKind::kRequest, RequestId(1), m)));
   CHECK(hello.ok());
@@ -71,6 +72,7 @@ void World::Connect(Client& c) {
   welcome.inodes_first = w.getInodes().getFirst();
   welcome.inodes_count = w.getInodes().getCount();
   welcome.server_generation = w.getServerGeneration();
+  welcome.grant_bytes = w.getGrantBytes();
   c.rpc->set_welcome(welcome);
   c.rpc->set_observers([this, &c](uint64_t, wire::Request::Reader r,
                                   const std::string& bulk) { OnSend(c, r, bulk); },

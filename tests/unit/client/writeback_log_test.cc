@@ -35,15 +35,6 @@ TEST(WritebackLog, NumbersChangesAndDrainsThemInOrder) {
   EXPECT_EQ(log.oldest_ns(), 300);
 }
 
-TEST(WritebackLog, ReportsARefusedChangeOnceAndKeepsTheFirst) {
-  WritebackLog log;
-  log.RecordFailure(InodeId(5), Status::Error(EPERM));
-  log.RecordFailure(InodeId(5), Status::Error(EACCES));
-  EXPECT_TRUE(log.TakeFailure(InodeId(6)).ok());
-  EXPECT_EQ(log.TakeFailure(InodeId(5)).errno_value(), EPERM);
-  EXPECT_TRUE(log.TakeFailure(InodeId(5)).ok());
-}
-
 Attr File(uint64_t ino, uint32_t mode) {
   Attr a;
   a.ino = InodeId(ino);

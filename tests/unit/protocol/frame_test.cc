@@ -88,9 +88,10 @@ TEST(Frame, RecallGoldenVector) {
 
 // Version 3: a commit whose one change (an unlink) carries `nowNs` and
 // `withNext`. The whole frame, Cap'n Proto words included, as 64-bit words.
+// Version 4's fields took holes in Request's union: a commit is unchanged.
 TEST(Frame, CommitGoldenVectorVersion3) {
   static_assert(std::endian::native == std::endian::little, "the words below are little-endian");
-  EXPECT_EQ(wire::PROTOCOL_VERSION, 3u);
+  EXPECT_EQ(wire::PROTOCOL_VERSION, 4u);
   capnp::MallocMessageBuilder m;
   auto ops = m.initRoot<wire::Request>().initCommit(1);
   ops[0].setWithNext(true);
@@ -112,6 +113,32 @@ TEST(Frame, CommitGoldenVectorVersion3) {
   ASSERT_EQ(bytes.size(), sizeof(header) + sizeof(words));
   EXPECT_EQ(std::memcmp(bytes.data(), header, sizeof(header)), 0);
   EXPECT_EQ(std::memcmp(bytes.data() + sizeof(header), words, sizeof(words)), 0);
+}
+
+// Version 4: a written-behind write carries the grant it uses and the grant
+// the client wants; its data is the bulk payload.
+TEST(Frame, GrantedWriteGoldenVectorVersion4) {
+  capnp::MallocMessageBuilder m;
+  auto w = m.initRoot<wire::Request>().initWrite();
+  w.setIno(5);
+  w.setOffset(8192);
+  w.setGrantBytes(3 * 4096);
+  w.setWantGrant(128ull << 20);
+  std::string bytes = Flatten(EncodeFrame(FrameKind::kRequest, RequestId(9), m, "data"));
+  const unsigned char header[] = {'C', 'H', 'F', 'S', 1,   0, 0, 0, 9, 0, 0, 0,
+                                  0,   0,   0,   0,   112, 0, 0, 0, 4, 0, 0, 0};
+  uint64_t words[14] = {};
+  words[0] = 13ull << 32;                  // segment table: 1 segment of 13 words
+  words[1] = (9ull << 32) | (3ull << 48);  // root: struct of 9 data words, 3 pointers
+  words[2] = 5;                            // write.ino
+  words[3] = 14;                           // union discriminant: write
+  words[4] = 8192;                         // write.offset
+  words[6] = 3 * 4096;                     // write.grantBytes
+  words[7] = 128ull << 20;                 // write.wantGrant
+  ASSERT_EQ(bytes.size(), sizeof(header) + sizeof(words) + 4);
+  EXPECT_EQ(std::memcmp(bytes.data(), header, sizeof(header)), 0);
+  EXPECT_EQ(std::memcmp(bytes.data() + sizeof(header), words, sizeof(words)), 0);
+  EXPECT_EQ(bytes.substr(sizeof(header) + sizeof(words)), "data");  // the bulk payload
 }
 
 TEST(Frame, RoundTripThroughReaderByteByByte) {

@@ -44,6 +44,29 @@ void FreeCommitted(Volume& v, const std::vector<DeviceRange>& ranges) {
   ASSERT_TRUE(v.items().Commit(*txn, false).ok());
 }
 
+// Reserved space (clients' space grants) is free space no allocation takes;
+// space freed and waiting for a sync counts as free for it.
+TEST(Allocator, AllocationsLeaveTheReservedSpaceFree) {
+  TempVolume tv;
+  Volume& v = tv.volume();
+  Allocator& a = v.allocator();
+  a.set_reserved_bytes(kTotal - 4 * kBlockBytes);
+  EXPECT_EQ(a.unreserved_bytes(), 4 * kBlockBytes);
+  auto too_much = AllocateCommitted(v, 5 * kBlockBytes);
+  EXPECT_EQ(too_much.errno_value(), ENOSPC);
+  auto got = AllocateCommitted(v, 4 * kBlockBytes);
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(a.unreserved_bytes(), 0u);
+  EXPECT_EQ(AllocateCommitted(v, 1).errno_value(), ENOSPC);
+  FreeCommitted(v, *got);  // pending until a sync, but free
+  EXPECT_EQ(a.unreserved_bytes(), 4 * kBlockBytes);
+  a.set_reserved_bytes(kTotal + kBlockBytes);  // more than there is: nothing to allocate
+  EXPECT_EQ(a.unreserved_bytes(), 0u);
+  a.set_reserved_bytes(0);
+  a.ReleasePending();
+  EXPECT_TRUE(AllocateCommitted(v, kTotal).ok());
+}
+
 TEST(Allocator, AllocateFreePendingAndAbort) {
   TempVolume tv;
   Volume& v = tv.volume();
