@@ -18,7 +18,12 @@
 // Assumed, as the core assumes it: an application takes its reply within
 // kMaxAbsorbNs of its arrival (revocations are pruned a second later).
 // Not modelled: more than one operation at a time per client, KernelHold
-// (invalidations run inline), lost connections and restarts.
+// (invalidations run inline), lost connections and restarts, open files
+// (a looked-up inode the server holds no reference for may be reclaimed
+// after its last name goes: ENOENT is then accepted), symlinks, xattrs,
+// permissions (every caller is root), and the kernel's dentries after a
+// rename of its own (d_move keeps the old dentry's timeout; the simulated
+// kernel forgets both names).
 //
 // Operations: stat, chmod, truncate, write, read, lookup, forget, and the
 // namespace (create, mkdir, unlink, rmdir, rename with its flags, link), each
