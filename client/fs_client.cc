@@ -118,9 +118,8 @@ Rpc::Ticket FsClient::SendInOrder(capnp::MallocMessageBuilder& m, std::string bu
 }
 
 Attr FsClient::PutReplyAttr(const Attr& attr, LockMode lock, const RpcReply& reply) {
-  ObjectCache::ReplyOrder order = OrderOf(reply);
-  if (write_behind_.Holds(attr.ino)) order.log_seq = 0;  // the server lacks data held here
-  return cache_.PutAttr(attr, lock, order);
+  // The server lacks data held here: the reply is older than its size and times.
+  return cache_.PutAttr(attr, lock, OrderOf(reply), write_behind_.Holds(attr.ino));
 }
 
 // The attributes of the other inodes a reply describes, under its grants.
@@ -322,15 +321,25 @@ void FsClient::WaitForSendWindow() {
 }
 
 bool FsClient::AcquireDirectory(InodeId dir, const Caller& c) {
-  if (cache_.OwnsDirectory(dir)) return true;
+  Acquiring sent = SendAcquire(dir, c);
+  if (!sent.ticket) return sent.owned;
+  return AbsorbAcquire(dir, sent, rpc_.Wait(sent.ticket));
+}
+
+FsClient::Acquiring FsClient::SendAcquire(InodeId dir, const Caller& c) {
+  Acquiring sent;
+  if (cache_.OwnsDirectory(dir)) {
+    sent.owned = true;
+    return sent;
+  }
   if (auto a = cache_.GetAttr(dir); a && (!S_ISDIR(a->mode) || a->size > kAcquireMaxEntries)) {
-    return false;
+    return sent;
   }
   const int64_t now = Now();
   {
     std::lock_guard<std::mutex> l(acquire_mu_);
     auto it = refused_ns_.find(dir);
-    if (it != refused_ns_.end() && now - it->second < kAcquireRetryNs) return false;
+    if (it != refused_ns_.end() && now - it->second < kAcquireRetryNs) return sent;
     if (refused_ns_.size() > 4096) {
       std::erase_if(refused_ns_, [&](const auto& r) { return now - r.second >= kAcquireRetryNs; });
     }
@@ -339,8 +348,14 @@ bool FsClient::AcquireDirectory(InodeId dir, const Caller& c) {
   auto root = m.initRoot<wire::Request>();
   ToWire(c, root.initCaller());
   root.setAcquire(dir.value);
-  auto reply = Call(m);
+  sent.sent_ns = now;
+  sent.ticket = SendInOrder(m, {}, &sent.log_seq);
+  return sent;
+}
+
+bool FsClient::AbsorbAcquire(InodeId dir, const Acquiring& sent, Result<RpcReply> reply) {
   if (reply.ok()) {
+    reply->set_log_seq(sent.log_seq);
     LockMode lock;
     AbsorbAttr(*reply, &lock);
     Grants grants(reply->root());
@@ -356,7 +371,7 @@ bool FsClient::AcquireDirectory(InodeId dir, const Caller& c) {
   }
   if (cache_.OwnsDirectory(dir)) return true;
   std::lock_guard<std::mutex> l(acquire_mu_);
-  refused_ns_[dir] = now;
+  refused_ns_[dir] = sent.sent_ns;
   return false;
 }
 

@@ -122,6 +122,19 @@ class FsClient {
   // Returns whether it owns `dir` now. Not asked again for a second after a
   // refusal (the directory is contended: its changes go to the server).
   bool AcquireDirectory(InodeId dir, const Caller& c);
+  // AcquireDirectory's two halves, for a caller that must not block (the
+  // simulation); AcquireDirectory is exactly SendAcquire, the Rpc's Wait and
+  // AbsorbAcquire. SendAcquire returns no ticket when it need not ask (then
+  // `owned` is the answer).
+  struct Acquiring {
+    bool owned = false;
+    Rpc::Ticket ticket;    // the acquire sent, if any
+    uint64_t log_seq = 0;  // as SendInOrder gives it
+    int64_t sent_ns = 0;
+  };
+  Acquiring SendAcquire(InodeId dir, const Caller& c);
+  // Takes the acquire's reply (a failure included); returns whether `dir` is owned now.
+  bool AbsorbAcquire(InodeId dir, const Acquiring& sent, Result<RpcReply> reply);
 
   // Local changes (client/local_ops.cc): applied to the cache under
   // EXCLUSIVE locks and logged; nullopt when the server must do it.

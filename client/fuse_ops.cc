@@ -383,17 +383,9 @@ struct NameOps {
     auto reply = s->core().Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     s->core().Absorb(*reply);
-    bool exchange = flags & kRenameExchange;
-    bool know_victim = victim_state != ObjectCache::LookupResult::kUnknown;
-    if (know_moved && (!exchange || know_victim)) {
-      s->core().cache().RemoveName(InodeId(parent), name);
-      s->core().cache().RemoveName(InodeId(new_parent), new_name);
-      s->core().cache().AddName(InodeId(new_parent), new_name, moved.ino);
-      if (exchange) s->core().cache().AddName(InodeId(parent), name, victim.ino);
-    } else {
-      s->core().cache().ForgetDirectory(InodeId(parent));
-      s->core().cache().ForgetDirectory(InodeId(new_parent));
-    }
+    s->core().cache().NoteRenamed(InodeId(parent), name, InodeId(new_parent), new_name,
+                                  flags & kRenameExchange, know_moved ? &moved : nullptr,
+                                  victim_state, victim);
     ReplyRenamed(s, req, InodeId(parent), name, InodeId(new_parent), new_name, flags);
   }
 };

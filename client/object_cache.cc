@@ -27,7 +27,7 @@ void ObjectCache::AddRevocationLocked(InodeId ino, Revocation r) {
   list.push_back(r);
 }
 
-Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, ReplyOrder order) {
+Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, ReplyOrder order, bool data_held) {
   std::lock_guard<std::mutex> l(mu_);
   Node& n = nodes_[attr.ino];
   lock = EffectiveGrantLocked(attr.ino, lock, order.request_id);
@@ -35,7 +35,17 @@ Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, ReplyOrder order) {
   Touch(n);
   if (n.has_attr && n.local_seq > order.log_seq)
     return n.attr;  // the reply predates a local change
+  Attr kept = n.attr;
+  bool keep_data = n.has_attr && (data_held || n.data_seq > order.log_seq);
   n.attr = attr;
+  if (keep_data) {
+    // The reply lacks data written here; an unlink's link count it has (a
+    // stale link count after an unlink was found by the simulation).
+    n.attr.size = kept.size;
+    n.attr.blocks = kept.blocks;
+    n.attr.mtime_ns = kept.mtime_ns;
+    n.attr.ctime_ns = std::max(kept.ctime_ns, attr.ctime_ns);
+  }
   n.has_attr = true;
   n.xattrs.reset();  // the server's word now: its flag tells whether any exist
   return n.attr;
@@ -128,14 +138,14 @@ std::optional<Attr> ObjectCache::GetAttr(InodeId ino) const {
 void ObjectCache::NoteLocalChange(InodeId ino, uint64_t seq) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(ino);
-  if (it != nodes_.end() && it->second.has_attr) it->second.local_seq = seq;
+  if (it != nodes_.end() && it->second.has_attr) it->second.data_seq = seq;
 }
 
 void ObjectCache::NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || !it->second.has_attr) return;
-  it->second.local_seq = seq;
+  it->second.data_seq = seq;
   Attr& a = it->second.attr;
   a.size = std::max(a.size, end);
   a.mtime_ns = a.ctime_ns = now_ns;
@@ -164,6 +174,16 @@ ObjectCache::LookupResult ObjectCache::Lookup(InodeId parent, const std::string&
   Touch(p->second);
   Touch(c->second);
   return LookupResult::kFound;
+}
+
+std::optional<InodeId> ObjectCache::PeekName(InodeId dir, const std::string& name) const {
+  std::lock_guard<std::mutex> l(mu_);
+  auto p = nodes_.find(dir);
+  if (p == nodes_.end() || p->second.lock == LockMode::kNone) return std::nullopt;
+  auto e = p->second.names.find(name);
+  if (e != p->second.names.end()) return e->second;
+  if (p->second.complete) return InodeId();
+  return std::nullopt;
 }
 
 void ObjectCache::SetDirectory(InodeId dir, const std::vector<DirEntry>& entries,

@@ -42,9 +42,11 @@ class ObjectCache {
   };
 
   // Records attributes from a reply, and the lock that came with them.
-  // Attributes the reply predates (a later local change) are kept. Returns
+  // Attributes the reply predates (a later local change) are kept; with
+  // `data_held` (file data written here that the server lacks) the size and
+  // times are kept too, the rest (link count, mode) is the reply's. Returns
   // the attributes the cache now holds.
-  Attr PutAttr(const Attr& attr, LockMode lock, ReplyOrder order);
+  Attr PutAttr(const Attr& attr, LockMode lock, ReplyOrder order, bool data_held = false);
 
   // A recall or a release: the lock drops to `keep`; grants in replies to
   // requests up to `last_request_id` are capped at `keep`. Dropping to NONE
@@ -81,8 +83,8 @@ class ObjectCache {
   using RemoveRules = std::function<Status(Attr& dir, Attr& child, bool child_empty)>;
   std::optional<Result<Attr>> RemoveLocally(InodeId dir, const std::string& name, uint64_t seq,
                                             const RemoveRules& rules);
-  // A rename within one directory or, for a non-directory, across two
-  // (moving a directory elsewhere needs the server's loop check). `to_dir`
+  // A rename within one directory or, when neither the moved inode nor the
+  // victim is a directory, across two (the server's loop check decides those). `to_dir`
   // aliases `from_dir` when they are one directory.
   struct RenameAttrs {
     Attr& from_dir;
@@ -94,6 +96,13 @@ class ObjectCache {
   std::optional<Status> RenameLocally(InodeId from_dir, const std::string& name, InodeId to_dir,
                                       const std::string& new_name, uint32_t flags, uint64_t seq,
                                       const std::function<Status(RenameAttrs&)>& rules);
+  // After a rename the server made: what Lookup said before it was sent of
+  // the moved inode (null: not found) and of the victim moves the names, or,
+  // when that cannot tell what changed, the listings are forgotten. The
+  // victim may be the moved inode under another name: then nothing changed.
+  void NoteRenamed(InodeId dir, const std::string& name, InodeId new_dir,
+                   const std::string& new_name, bool exchange, const Attr* moved,
+                   LookupResult victim_state, const Attr& victim);
   // A new name `name` in `dir` for `ino`. EEXIST. Returns the inode's attributes.
   std::optional<Result<Attr>> LinkLocally(InodeId ino, InodeId dir, const std::string& name,
                                           uint64_t seq,
@@ -115,12 +124,17 @@ class ObjectCache {
   // A write answered from memory: size and times move as the server would move them.
   void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq);
   // Written-behind data of `ino` leaves as local change `seq`: replies to
-  // requests sent before it do not describe it.
+  // requests sent before it do not describe its size and times (the rest,
+  // such as an unlink's link count, they do).
   void NoteLocalChange(InodeId ino, uint64_t seq);
   LockMode lock(InodeId ino) const;
 
   // Name lookups answered from a complete directory.
   LookupResult Lookup(InodeId parent, const std::string& name, Attr* attr) const;
+  // What the cache believes `name` in `dir` names while it holds `dir`:
+  // nullopt when it does not know, an invalid id when it knows there is none.
+  // For checks: unlike Lookup it leaves the LRU order alone.
+  std::optional<InodeId> PeekName(InodeId dir, const std::string& name) const;
   // The whole listing, from a reply (ignored when a local create in the
   // directory is newer than the reply, or the directory's lock was given back
   // after the request left).
@@ -157,6 +171,7 @@ class ObjectCache {
     bool has_attr = false;
     LockMode lock = LockMode::kNone;
     uint64_t local_seq = 0;  // WritebackLog sequence of the last local change
+    uint64_t data_seq = 0;   // ... of the last data written or sent behind (size, times)
     uint64_t nlookup = 0;
     bool complete = false;  // `names` is the whole directory
     std::unordered_map<std::string, InodeId> names;

@@ -87,9 +87,11 @@ std::optional<Status> ObjectCache::RenameLocally(InodeId from_dir, const std::st
   if (dst.valid() && (flags & kRenameNoReplace)) return Status::Error(EEXIST);
   Node* vn = dst.valid() ? OwnedLocked(dst) : nullptr;
   if (dst.valid() && !vn) return std::nullopt;
-  const bool moves_dir =
-      S_ISDIR(sn->attr.mode) || (exchange && vn != nullptr && S_ISDIR(vn->attr.mode));
-  if (moves_dir && from_dir != to_dir) return std::nullopt;  // the server checks for loops
+  // A directory moved or replaced across parents: the server checks for
+  // loops (a victim that is an ancestor of the source gives ENOTEMPTY, not
+  // EISDIR: found by the simulation).
+  const bool dir_involved = S_ISDIR(sn->attr.mode) || (vn != nullptr && S_ISDIR(vn->attr.mode));
+  if (dir_involved && from_dir != to_dir) return std::nullopt;
   if (vn && S_ISDIR(vn->attr.mode) && !vn->complete) return std::nullopt;
   if (dst == src) return Status::Ok();  // one inode under both names: nothing to do
 
@@ -110,6 +112,27 @@ std::optional<Status> ObjectCache::RenameLocally(InodeId from_dir, const std::st
   td->names[new_name] = src;
   if (exchange) fd->names[name] = dst;
   return Status::Ok();
+}
+
+// Found by the simulation: a rename of one of an inode's names onto another
+// leaves both, so an unknown victim of an inode with several names moves nothing
+// for sure; and forgetting a listing keeps the names the kernel caches in it
+// (its recall must still drop them).
+void ObjectCache::NoteRenamed(InodeId dir, const std::string& name, InodeId new_dir,
+                              const std::string& new_name, bool exchange, const Attr* moved,
+                              LookupResult victim_state, const Attr& victim) {
+  const bool know_victim = victim_state != LookupResult::kUnknown;
+  const bool maybe_same = moved && (know_victim ? victim.ino == moved->ino : moved->nlink > 1);
+  if (moved && know_victim && maybe_same) return;  // two names of one inode: both stay
+  if (moved && !maybe_same && (!exchange || know_victim)) {
+    RemoveName(dir, name);
+    RemoveName(new_dir, new_name);
+    AddName(new_dir, new_name, moved->ino);
+    if (exchange) AddName(dir, name, victim.ino);
+    return;
+  }
+  ForgetDirectory(dir);  // the kernel's names stay noted for the recall
+  ForgetDirectory(new_dir);
 }
 
 std::optional<Result<Attr>> ObjectCache::LinkLocally(

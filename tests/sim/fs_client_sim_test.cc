@@ -1,7 +1,7 @@
 // Runs the simulation of the real client core against the real server (see
 // sim_world.h) for many seeds. Seeds run in blocks of kSeedsPerVolume, one
 // after another on one fresh volume per block (a fresh volume costs ~100 ms
-// of syncs, a seed a few ms; a volume that lives much longer slows down).
+// of syncs, a seed a few ms; a volume slows down as seeds churn its namespace).
 // A failure names its seed. COHFS_SIM_SEEDS=N sets how many run;
 // COHFS_SIM_SEED=N replays seed N exactly as the batch ran it: its block's
 // seeds up to N again, on a fresh volume (the volume's history, inode
@@ -24,20 +24,13 @@ namespace {
 
 constexpr int kSteps = 1000;
 constexpr uint64_t kDefaultSeeds = 4000;
-constexpr uint64_t kSeedsPerVolume = 500;
+constexpr uint64_t kSeedsPerVolume = 100;
 
 // One volume and the files every seed on it starts from.
 class SeedVolume {
  public:
   SeedVolume() : tv_(64ull << 20), fs_(std::make_unique<FileSystem>(tv_.volume())) {
-    auto range = fs_->AllocateInodes(kFixedFiles);
-    EXPECT_TRUE(range.ok());
-    for (int i = 0; i < kFixedFiles; i++) {
-      auto f = fs_->Mknod(Caller{}, kRootInode, "f" + std::to_string(i), S_IFREG, 0,
-                          InodeId(range->first + i));
-      EXPECT_TRUE(f.ok());
-      files_.push_back(f->ino);
-    }
+    MakeFixedFiles();
   }
   ~SeedVolume() {
     fs_.reset();
@@ -66,22 +59,36 @@ class SeedVolume {
   }
 
  private:
-  // Back to the state every seed starts from: the fixed files empty with
-  // mode 0, and nothing else in the root.
+  // Back to the state every seed starts from: nothing in the root but three
+  // new empty files (a seed may have renamed, linked or removed the old ones).
   void Reset() {
-    for (const char* name : {"d0", "d1", "d2"}) {
-      auto dir = fs_->Lookup(Caller{}, kRootInode, name);
-      if (!dir.ok()) continue;
-      for (const char* child : {"a", "b", "c"}) (void)fs_->Unlink(Caller{}, dir->ino, child);
-      EXPECT_TRUE(fs_->Rmdir(Caller{}, kRootInode, name).ok());
+    RemoveTree(kRootInode);
+    EXPECT_TRUE(fs_->ReclaimAllOrphans().ok());  // as a restarted server would
+    MakeFixedFiles();
+  }
+
+  void RemoveTree(InodeId dir) {
+    auto entries = fs_->ReadDir(Caller{}, dir, 0, 1000);
+    ASSERT_TRUE(entries.ok());
+    for (const DirEntry& e : *entries) {
+      if (S_ISDIR(e.attr.mode)) {
+        RemoveTree(e.attr.ino);
+        EXPECT_TRUE(fs_->Rmdir(Caller{}, dir, e.name).ok());
+      } else {
+        EXPECT_TRUE(fs_->Unlink(Caller{}, dir, e.name).ok());
+      }
     }
-    for (const char* name : {"a", "b", "c"}) (void)fs_->Unlink(Caller{}, kRootInode, name);
-    for (InodeId f : files_) {
-      SetAttrRequest zero;
-      zero.mask = kSetMode | kSetSize;
-      zero.mode = S_IFREG;
-      zero.size = 0;
-      EXPECT_TRUE(fs_->SetAttr(Caller{}, f, zero).ok());
+  }
+
+  void MakeFixedFiles() {
+    files_.clear();
+    auto range = fs_->AllocateInodes(kFixedFiles);
+    ASSERT_TRUE(range.ok());
+    for (int i = 0; i < kFixedFiles; i++) {
+      auto f = fs_->Mknod(Caller{}, kRootInode, "f" + std::to_string(i), S_IFREG, 0,
+                          InodeId(range->first + i));
+      ASSERT_TRUE(f.ok());
+      files_.push_back(f->ino);
     }
   }
 

@@ -1,7 +1,7 @@
 // The simulation's applications and the FUSE adapter they go through: what
 // client/fuse_ops.cc does around the core for getattr, setattr (chmod),
-// write, read, lookup, create, mkdir and forget, with the kernel's caches in
-// SimKernel. A request is sent in one step (FsClient::SendInOrder) and its
+// write, read, lookup and forget, with the kernel's caches in SimKernel (the
+// namespace is in sim_ns_ops.cc). A request is sent in one step (FsClient::SendInOrder) and its
 // reply absorbed in a later one (FinishOp), as a FUSE thread wakes up later
 // than the network thread that received the reply.
 #include <sys/stat.h>
@@ -19,36 +19,48 @@ struct Request {
   Request() : root(message.initRoot<wire::Request>()) { ToWire(Caller{}, root.initCaller()); }
 };
 
-const char* const kNames[] = {"a", "b", "c"};
-
 }  // namespace
 
-// The files processes on `c` may use: those its kernel has looked up.
-std::vector<InodeId> World::FilesOf(const Client& c) const {
+// The inodes processes on `c` may use: those its kernel has looked up
+// (directories or the others).
+std::vector<InodeId> World::FilesOf(const Client& c, bool dirs) const {
   std::vector<InodeId> out;
-  for (InodeId f : files_) {
-    auto it = c.kernel.nlookup.find(f);
-    if (it != c.kernel.nlookup.end() && it->second > 0) out.push_back(f);
+  for (const auto& [ino, obj] : model_.objs()) {
+    auto it = c.kernel.nlookup.find(ino);
+    if (obj.dir == dirs && it != c.kernel.nlookup.end() && it->second > 0) out.push_back(ino);
   }
   return out;
 }
 
-InodeId World::PickDir() { return dirs_[Pick(static_cast<int>(dirs_.size()))]; }
+// A directory the kernel of `c` can name: the root or one it looked up.
+InodeId World::PickDir(const Client& c) {
+  std::vector<InodeId> dirs = FilesOf(c, /*dirs=*/true);
+  if (std::find(dirs.begin(), dirs.end(), kRootInode) == dirs.end()) dirs.push_back(kRootInode);
+  return dirs[Pick(static_cast<int>(dirs.size()))];
+}
 
+// Half the time a name that exists (removals and renames then do something).
 std::string World::PickName(InodeId dir) {
-  int i = Pick(dir == kRootInode ? 6 : 3);
-  if (i < 3) return kNames[i];
-  return (Pick(2) ? "f" : "d") + std::to_string(i - 3);
+  const std::vector<std::string>& names = Model::NamesIn(dir);
+  std::vector<const std::string*> present;
+  for (const std::string& n : names) {
+    if (model_.Name(dir, n).valid()) present.push_back(&n);
+  }
+  if (!present.empty() && Pick(2)) return *present[Pick(static_cast<int>(present.size()))];
+  return names[Pick(static_cast<int>(names.size()))];
 }
 
 void World::StartOp(Client& c) {
   std::vector<InodeId> files = FilesOf(c);
   if (files.empty()) return StartLookup(c, kRootInode, "f" + std::to_string(Pick(kFixedFiles)));
   InodeId f = files[Pick(static_cast<int>(files.size()))];
-  switch (Pick(10)) {
+  switch (int which = Pick(18)) {
     case 0:
-    case 1:
       return StartStat(c, f);
+    case 1: {
+      std::vector<InodeId> dirs = FilesOf(c, /*dirs=*/true);
+      return StartStat(c, dirs.empty() ? f : dirs[Pick(static_cast<int>(dirs.size()))]);
+    }
     case 2:
       return StartChmod(c, f);
     case 3:
@@ -56,19 +68,15 @@ void World::StartOp(Client& c) {
       return StartWrite(c, f);
     case 5:
       return StartRead(c, f);
-    case 6: {
-      InodeId d = PickDir();
+    case 6:
+    case 7: {
+      InodeId d = PickDir(c);
       return StartLookup(c, d, PickName(d));
     }
-    case 7: {
-      InodeId d = PickDir();
-      return StartCreate(c, d, kNames[Pick(3)]);
-    }
     case 8:
-      if (!c.dir.valid()) return StartMkdir(c);
       return Forget(c, f);
     default:
-      return Forget(c, f);
+      return StartNamespaceOp(c, which - 9, files);
   }
 }
 
@@ -76,14 +84,19 @@ void World::Send(Client& c, Op op, capnp::MallocMessageBuilder& m, std::string b
   c.sending_own = true;
   op.ticket = c.core->SendInOrder(m, std::move(bulk), &op.log_seq);
   c.sending_own = false;
-  Trace("c" + std::to_string(c.index) + " sends #" + std::to_string(c.rpc->last_request_id()) +
-        " for op " + std::to_string(static_cast<int>(op.kind)) + " on " +
-        std::to_string(op.ino.value) + (op.mode ? " mode " + std::to_string(op.mode) : ""));
+  op.request_id = c.rpc->last_request_id();
+  op.answered_ns = 0;
+  Trace("c" + std::to_string(c.index) + " sends #" + std::to_string(op.request_id) + " for op " +
+        std::to_string(static_cast<int>(op.kind)) + " on " + std::to_string(op.ino.value) + " " +
+        op.name + (op.mode ? " mode " + std::to_string(op.mode) : ""));
   c.op = std::move(op);
 }
 
 void World::FinishOp(Client& c) {
   Result<RpcReply> reply = c.rpc->Wait(c.op->ticket);
+  if (c.op->stage == Op::Stage::kAcquireFirst || c.op->stage == Op::Stage::kAcquireSecond) {
+    return TookAcquire(c, std::move(reply));
+  }
   if (reply.ok()) reply->set_log_seq(c.op->log_seq);
   Complete(c, std::move(reply));
   c.op.reset();
@@ -125,8 +138,10 @@ void World::ReplyNegative(Client& c, InodeId dir, const std::string& name) {
 
 void World::StartStat(Client& c, InodeId f) {
   Op op(Op::Kind::kStat, f);
-  op.mark = modes_[f].size() - 1;
-  op.size_floor = size_floor_[f];
+  const ModelObj& o = model_.Obj(f);
+  op.mode_mark = o.modes.size() - 1;
+  op.size_mark = o.sizes.size() - 1;
+  op.nlink_mark = o.nlinks.size() - 1;
   if (auto it = c.kernel.attrs.find(f); it != c.kernel.attrs.end()) {
     Trace("c" + std::to_string(c.index) + " stat from the kernel's cache");
     return SawAttr(c, op, it->second);
@@ -152,13 +167,14 @@ void World::StartChmod(Client& c, InodeId f) {
   if (auto local = c.core->SetAttrLocally(f, Caller{}, req)) {
     if (!local->ok()) return Fail("local chmod failed: " + local->status().ToString());
     Trace("c" + std::to_string(c.index) + " chmods " + std::to_string(f.value) + " locally");
-    c.unsent_changes[f]++;
-    modes_[f].push_back(op.mode);  // it takes effect now
+    Logged(c, wire::Request::SET_ATTR, {f});
+    model_.Chmod(f, op.mode);  // it takes effect now
     c.core->WaitForSendWindow();
     return ReplyAttr(c, **local);
   }
   Request r;
   ToWire(f, req, r.root.initSetAttr());
+  op.changes = true;
   Send(c, std::move(op), r.message);
 }
 
@@ -173,8 +189,7 @@ void World::StartWrite(Client& c, InodeId f) {
     if (!st.ok()) return Fail("write behind failed: " + st.ToString());
     Trace("c" + std::to_string(c.index) + " writes " + std::to_string(f.value) + " behind");
     c.unsent_bytes[f] += kStampBytes;
-    blocks_[{f, op.block}].push_back(op.data);
-    size_floor_[f] = std::max(size_floor_[f], offset + kStampBytes);
+    model_.Write(f, op.block, op.data);
     return WroteLocally(c, op);
   }
   if (!c.core->FlushData(f).ok()) return Fail("flush before a write through failed");
@@ -183,6 +198,7 @@ void World::StartWrite(Client& c, InodeId f) {
   w.setIno(f.value);
   w.setOffset(offset);
   std::string bulk = op.data;
+  op.changes = true;
   Send(c, std::move(op), r.message, std::move(bulk));
 }
 
@@ -198,8 +214,9 @@ void World::WroteLocally(Client& c, const Op& op) {
 
 void World::StartRead(Client& c, InodeId f) {
   Op op(Op::Kind::kRead, f);
-  op.size_floor = size_floor_[f];
-  for (int b = 0; b < kBlocks; b++) op.block_marks.push_back(blocks_[{f, b}].size() - 1);
+  const ModelObj& o = model_.Obj(f);
+  op.size_mark = o.sizes.size() - 1;
+  for (int b = 0; b < kBlocks; b++) op.block_marks.push_back(o.blocks.at(b).size() - 1);
   if (auto it = c.kernel.pages.find(f); it != c.kernel.pages.end()) {
     return SawData(c, op, it->second);  // keep_cache: the page cache answers
   }
@@ -215,18 +232,18 @@ void World::StartRead(Client& c, InodeId f) {
 
 void World::StartLookup(Client& c, InodeId dir, const std::string& name) {
   Op op(Op::Kind::kLookup, dir, name);
-  op.mark = names_[{dir, name}];
+  op.mark = model_.History(dir, name).size() - 1;
   if (auto it = c.kernel.entries.find({dir, name}); it != c.kernel.entries.end()) {
-    return SawName(c, op, it->second.valid());
+    return SawName(c, op, it->second);
   }
   Attr cached;
   switch (c.core->cache().Lookup(dir, name, &cached)) {
     case ObjectCache::LookupResult::kFound:
       ReplyEntry(c, dir, name, cached);
-      return SawName(c, op, true);
+      return SawName(c, op, cached.ino);
     case ObjectCache::LookupResult::kNegative:
       ReplyNegative(c, dir, name);
-      return SawName(c, op, false);
+      return SawName(c, op, InodeId());
     case ObjectCache::LookupResult::kUnknown:
       break;
   }
@@ -235,53 +252,6 @@ void World::StartLookup(Client& c, InodeId dir, const std::string& name) {
   l.setParent(dir.value);
   l.setName(AsData(name));
   l.setWantLeaf(true);
-  Send(c, std::move(op), r.message);
-}
-
-void World::StartCreate(Client& c, InodeId dir, const std::string& name) {
-  Op op(Op::Kind::kCreate, dir, name);
-  auto ino = c.core->NewInode(Caller{});
-  if (!ino.ok()) return Fail("no inode number: " + ino.status().ToString());
-  op.new_ino = InodeId(*ino);
-  if (auto local = c.core->MakeLocally(dir, name, Caller{}, FsClient::NewNode{S_IFREG, {}}, op.new_ino)) {
-    if (!local->ok()) {
-      if (local->errno_value() != EEXIST)
-        return Fail("local create: " + local->status().ToString());
-      return SawName(c, op, true);
-    }
-    Trace("c" + std::to_string(c.index) + " creates " + name + " in " + std::to_string(dir.value) +
-          " locally");
-    c.unsent_changes[dir]++;
-    c.unsent_changes[op.new_ino]++;
-    names_[{dir, name}] = true;  // it takes effect now
-    files_.push_back(op.new_ino);
-    c.born.insert(op.new_ino);
-    modes_[op.new_ino] = {0};
-    for (int b = 0; b < kBlocks; b++) blocks_[{op.new_ino, b}] = {std::string(kStampBytes, '\0')};
-    c.core->WaitForSendWindow();
-    return ReplyEntry(c, dir, name, **local);
-  }
-  Request r;
-  auto m = r.root.initMknod();
-  m.setParent(dir.value);
-  m.setName(AsData(name));
-  m.setMode(S_IFREG);
-  m.setNewIno(op.new_ino.value);
-  Send(c, std::move(op), r.message);
-}
-
-void World::StartMkdir(Client& c) {
-  Op op(Op::Kind::kMkdir, kRootInode, "d" + std::to_string(c.index));
-  auto ino = c.core->NewInode(Caller{});
-  if (!ino.ok()) return Fail("no inode number: " + ino.status().ToString());
-  op.new_ino = InodeId(*ino);
-  c.dir = op.new_ino;  // one mkdir per client
-  Request r;
-  auto m = r.root.initMkdir();
-  m.setParent(kRootInode.value);
-  m.setName(AsData(op.name));
-  m.setMode(0755);
-  m.setNewIno(op.new_ino.value);
   Send(c, std::move(op), r.message);
 }
 
@@ -302,9 +272,16 @@ void World::Complete(Client& c, Result<RpcReply> reply) {
         std::to_string(static_cast<int>(op.kind)));
   const std::string who = "client " + std::to_string(c.index);
   if (op.gated) c.core->EndRead(op.ino);
+  if (op.changes && !op.applied) return Fail(who + ": a change answered but never applied");
+  if (op.changes && op.kind != Op::Kind::kChmod && op.kind != Op::Kind::kWrite) {
+    return CompleteChange(c, op, reply);
+  }
   if (!reply.ok()) {
-    if (op.kind == Op::Kind::kLookup && reply.errno_value() == ENOENT) return SawName(c, op, false);
-    if (op.kind == Op::Kind::kCreate && reply.errno_value() == EEXIST) return SawName(c, op, true);
+    if (op.kind == Op::Kind::kLookup && reply.errno_value() == ENOENT) {
+      return SawName(c, op, InodeId());
+    }
+    // The last name went, and with it (nobody holding it) the inode.
+    if (reply.errno_value() == ENOENT && Gone(op.ino)) return;
     return Fail(who + ": request failed: " + reply.status().ToString());
   }
   LockMode lock;
@@ -329,40 +306,41 @@ void World::Complete(Client& c, Result<RpcReply> reply) {
       c.core->AbsorbLookup(op.ino, *reply);
       if (!reply->root().isAttr()) {
         ReplyNegative(c, op.ino, op.name);
-        return SawName(c, op, false);
+        return SawName(c, op, InodeId());
       }
-      ReplyEntry(c, op.ino, op.name, c.core->AbsorbAttr(*reply, &lock));
-      return SawName(c, op, true);
-    }
-    case Op::Kind::kCreate:
-    case Op::Kind::kMkdir: {
       Attr a = c.core->AbsorbAttr(*reply, &lock);
-      c.core->cache().AddName(op.ino, op.name, a.ino);
-      // Empty from birth, unless a recall took it before this reply was
-      // taken (FuseOps::Mkdir passes no request id here: a bug this found).
-      if (op.kind == Op::Kind::kMkdir) {
-        c.core->cache().SetDirectory(a.ino, {},
-                                     ObjectCache::ReplyOrder(UINT64_MAX, reply->request_id()));
-      }
-      return ReplyEntry(c, op.ino, op.name, a);
+      ReplyEntry(c, op.ino, op.name, a);
+      return SawName(c, op, a.ino);
     }
+    default:
+      return Fail(who + ": no reply expected");
   }
 }
 
+// `h` from `mark` holds `v`: what was read is the newest value when the
+// read began, or a newer one.
+template <typename T>
+static bool Seen(const std::vector<T>& h, size_t mark, const T& v) {
+  return std::find(h.begin() + static_cast<ptrdiff_t>(mark), h.end(), v) != h.end();
+}
+
 void World::SawAttr(Client& c, const Op& op, const Attr& attr) {
-  const std::vector<uint32_t>& h = modes_[op.ino];
+  const ModelObj& o = model_.Obj(op.ino);
   const uint32_t mode = attr.mode & 07777;
   Trace("c" + std::to_string(c.index) + " stat " + std::to_string(op.ino.value) + ": mode " +
-        std::to_string(mode) + " size " + std::to_string(attr.size));
-  if (std::find(h.begin() + static_cast<ptrdiff_t>(op.mark), h.end(), mode) == h.end()) {
-    Fail("client " + std::to_string(c.index) + " saw mode " + std::to_string(mode) + " of inode " +
-         std::to_string(op.ino.value) + "; the newest before it looked was " +
-         std::to_string(h[op.mark]));
-  }
-  if (attr.size < op.size_floor) {
-    Fail("client " + std::to_string(c.index) + " saw size " + std::to_string(attr.size) +
-         " of inode " + std::to_string(op.ino.value) + ", written up to " +
-         std::to_string(op.size_floor) + " before it looked");
+        std::to_string(mode) + " size " + std::to_string(attr.size) + " nlink " +
+        std::to_string(attr.nlink));
+  const std::string who =
+      "client " + std::to_string(c.index) + " saw inode " + std::to_string(op.ino.value) + " with ";
+  if (!o.dir && !Seen(o.modes, op.mode_mark, mode)) {
+    Fail(who + "mode " + std::to_string(mode) + "; the newest before it looked was " +
+         std::to_string(o.modes[op.mode_mark]));
+  } else if (!Seen(o.sizes, op.size_mark, attr.size)) {
+    Fail(who + "size " + std::to_string(attr.size) + "; the newest before it looked was " +
+         std::to_string(o.sizes[op.size_mark]));
+  } else if (!Seen(o.nlinks, op.nlink_mark, attr.nlink)) {
+    Fail(who + std::to_string(attr.nlink) + " links; the newest before it looked was " +
+         std::to_string(o.nlinks[op.nlink_mark]));
   }
 }
 
@@ -371,27 +349,28 @@ void World::SawData(Client& c, const Op& op, const std::string& data) {
         std::to_string(data.size()) + " bytes");
   const std::string who =
       "client " + std::to_string(c.index) + " read inode " + std::to_string(op.ino.value);
-  if (data.size() < op.size_floor) {
-    return Fail(who + ": " + std::to_string(data.size()) + " bytes, written up to " +
-                std::to_string(op.size_floor) + " before it read");
+  const ModelObj& o = model_.Obj(op.ino);
+  if (!Seen(o.sizes, op.size_mark, static_cast<uint64_t>(data.size()))) {
+    return Fail(who + ": " + std::to_string(data.size()) +
+                " bytes; the newest size before it read was " +
+                std::to_string(o.sizes[op.size_mark]));
   }
   for (int b = 0; b < kBlocks && (b + 1) * kStampBytes <= data.size(); b++) {
-    const std::vector<std::string>& h = blocks_[{op.ino, b}];
-    std::string block = data.substr(b * kStampBytes, kStampBytes);
-    auto from = h.begin() + static_cast<ptrdiff_t>(op.block_marks[b]);
-    if (std::find(from, h.end(), block) == h.end()) {
+    if (!Seen(o.blocks.at(b), op.block_marks[b], data.substr(b * kStampBytes, kStampBytes))) {
       return Fail(who + ": block " + std::to_string(b) + " is stale");
     }
   }
 }
 
-void World::SawName(Client& c, const Op& op, bool found) {
+void World::SawName(Client& c, const Op& op, InodeId found) {
   Trace("c" + std::to_string(c.index) + " lookup " + op.name + " in " +
-        std::to_string(op.ino.value) + (found ? ": found" : ": absent"));
-  const std::string what = "client " + std::to_string(c.index) + " looked up '" + op.name +
-                           "' in " + std::to_string(op.ino.value);
-  if (found && !names_[{op.ino, op.name}]) Fail(what + " and found a name never created");
-  if (!found && op.mark) Fail(what + " and missed a name created before it looked");
+        std::to_string(op.ino.value) + ": " + std::to_string(found.value));
+  const std::vector<InodeId>& h = model_.History(op.ino, op.name);
+  if (!Seen(h, op.mark, found)) {
+    Fail("client " + std::to_string(c.index) + " looked up '" + op.name + "' in " +
+         std::to_string(op.ino.value) + " and found inode " + std::to_string(found.value) +
+         "; the newest before it looked was " + std::to_string(h[op.mark].value));
+  }
 }
 
 }  // namespace cohfs::sim

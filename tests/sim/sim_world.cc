@@ -27,18 +27,18 @@ World::World(FileSystem& fs, const Volume& volume, const std::vector<InodeId>& f
     : fs_(fs),
       dispatcher_(fs, locks_, volume, SimServerConfig()),
       scheduler_(dispatcher_),
-      rng_(seed),
-      fixed_files_(fixed_files),
-      files_(fixed_files) {
-  dirs_.push_back(kRootInode);
-  for (const char* name : {"a", "b", "c"}) names_[{kRootInode, name}] = false;
-  for (int i = 0; i < kClients; i++) names_[{kRootInode, "d" + std::to_string(i)}] = false;
-  files_.clear();
-  for (int i = 0; i < kFixedFiles; i++) {
-    names_[{kRootInode, "f" + std::to_string(i)}] = true;
-    AddObject(*fs_.GetAttr(fixed_files_[i]));
+      rng_(seed) {
+  // The model starts from the server: the root and the fixed files in it.
+  auto root = fs_.GetAttr(kRootInode);
+  CHECK(root.ok());
+  model_.AddObject(*root, kRootInode);
+  for (const std::string& name : Model::NamesIn(kRootInode)) {
+    auto child = fs_.Lookup(Caller{}, kRootInode, name);
+    model_.AddName(kRootInode, name, child.ok() ? child->ino : InodeId());
+    if (child.ok()) model_.AddObject(*child, kRootInode);
   }
-  for (int i = 0; i < kClients; i++) Connect(clients_[i]);
+  for (InodeId f : fixed_files) CHECK(model_.Has(f));
+  for (int i = 0; i < kClients; i++) Connect(clients_[i], fixed_files);
   for (Client& c : clients_) c.core->Start();
 }
 
@@ -47,7 +47,7 @@ World::~World() {
 }
 
 // The Hello goes through the real server at once: the core starts from its Welcome.
-void World::Connect(Client& c) {
+void World::Connect(Client& c, const std::vector<InodeId>& fixed_files) {
   c.index = static_cast<int>(&c - clients_);
   c.rpc = std::make_unique<SimRpc>(static_cast<ConnectionId>(c.index + 1));
   capnp::MallocMessageBuilder m;
@@ -76,8 +76,8 @@ void World::Connect(Client& c) {
   c.rpc->set_welcome(welcome);
   c.rpc->set_observers([this, &c](uint64_t, wire::Request::Reader r,
                                   const std::string& bulk) { OnSend(c, r, bulk); },
-                       [this, &c](uint64_t, wire::Request::Which kind, wire::Reply::Reader r) {
-                         OnReply(c, kind, r);
+                       [this, &c](uint64_t id, wire::Request::Which kind, wire::Reply::Reader r) {
+                         OnReply(c, id, kind, r);
                        });
   c.rpc->set_pump([this] { return DrainRound(); });
   FsClientOptions options;
@@ -85,7 +85,7 @@ void World::Connect(Client& c) {
   options.clock_ns = [this] { return now_ns_; };
   c.core = std::make_unique<FsClient>(*c.rpc, c.stats, kClientMaxLocks, options);
   c.core->set_kernel(&c.kernel);
-  for (InodeId f : fixed_files_) {  // looked up before the seed began (no lock yet)
+  for (InodeId f : fixed_files) {  // looked up before the seed began (no lock yet)
     c.core->cache().AddLookup(f);
     c.kernel.nlookup[f] = 1;
   }
@@ -153,10 +153,20 @@ void World::Route(Scheduler::Out& out) {
     out.frames.push_back(OutgoingReply{conn, Dispatcher::SyncReply(id, Status::Ok())});
   }
   for (auto& f : out.frames) {
-    if (!f.is_reply) Trace("server recalls from c" + std::to_string(f.conn - 1));
-    clients_[f.conn - 1].rpc->PushToClient(std::move(f.frame));
+    Client& c = clients_[f.conn - 1];
+    if (!f.is_reply) Trace("server recalls from c" + std::to_string(c.index));
+    // A change through the server takes effect when the server answers it.
+    if (f.is_reply && c.op && c.op->changes && !c.op->applied) {
+      FrameHeader h;
+      CHECK(DecodeFrameHeader(f.frame.header, &h).ok());
+      if (h.request_id.value == c.op->request_id) {
+        auto reply = DecodedReply::Decode(ThroughWire(f.frame));
+        CHECK(reply.ok());
+        Applied(c, (*reply)->root().getErrno());
+      }
+    }
+    c.rpc->PushToClient(std::move(f.frame));
   }
-  if (out.mutated) ScanServer();
 }
 
 void World::ToClient(Client& c) {
@@ -173,13 +183,7 @@ void World::RunTask(Client& c) {
 void World::OnSend(Client& c, wire::Request::Reader r, const std::string& bulk) {
   switch (r.which()) {
     case wire::Request::COMMIT:
-      for (auto op : r.getCommit()) {
-        if (op.isSetAttr()) c.unsent_changes[InodeId(op.getSetAttr().getIno())]--;
-        if (op.isMknod()) {
-          c.unsent_changes[InodeId(op.getMknod().getNewIno())]--;
-          c.unsent_changes[InodeId(op.getMknod().getParent())]--;
-        }
-      }
+      OnCommit(c, r.getCommit());
       break;
     case wire::Request::WRITE:
       if (!c.sending_own) {
@@ -202,6 +206,17 @@ void World::OnSend(Client& c, wire::Request::Reader r, const std::string& bulk) 
   }
 }
 
+// The log leaves in the order its changes were made, each change as made.
+void World::OnCommit(Client& c, capnp::List<wire::Request>::Reader changes) {
+  for (auto op : changes) {
+    if (c.unsent_log.empty()) return Fail("the core committed a change it never acknowledged");
+    auto& [kind, inos] = c.unsent_log.front();
+    if (op.which() != kind) return Fail("the core committed its changes out of order");
+    for (InodeId ino : inos) c.unsent_changes[ino]--;
+    c.unsent_log.pop_front();
+  }
+}
+
 void World::CheckRelease(Client& c, InodeId ino, bool keeps_shared) {
   Trace("c" + std::to_string(c.index) + (keeps_shared ? " downgrades " : " releases ") +
         std::to_string(ino.value));
@@ -215,71 +230,34 @@ void World::CheckRelease(Client& c, InodeId ino, bool keeps_shared) {
 }
 
 // Every change a core acknowledged must be taken by the server.
-void World::OnReply(Client& c, wire::Request::Which kind, wire::Reply::Reader r) {
+void World::OnReply(Client& c, uint64_t id, wire::Request::Which kind, wire::Reply::Reader r) {
+  const bool own = c.op && c.op->request_id == id;  // the application's, not written behind
   if (kind == wire::Request::COMMIT && r.isFailures() && r.getFailures().size() > 0) {
     Fail("client " + std::to_string(c.index) +
          ": an acknowledged change was refused: " + r.getFailures()[0].getMessage().cStr());
   }
-  if (kind == wire::Request::WRITE && !c.sending_own && r.getErrno() != 0) {
+  if (kind == wire::Request::WRITE && !own && r.getErrno() != 0) {
     Fail("client " + std::to_string(c.index) +
          ": written-behind data was refused: " + r.getMessage().cStr());
   }
 }
 
-// A change through the server takes effect where the server applies it.
-void World::ScanServer() {
-  for (InodeId f : files_) {
-    auto attr = fs_.GetAttr(f);
-    if (!attr.ok()) continue;  // created locally, not shipped yet
-    std::vector<uint32_t>& h = modes_[f];
-    if (std::find(h.begin(), h.end(), attr->mode & 07777) == h.end())
-      h.push_back(attr->mode & 07777);
-    size_floor_[f] = std::max(size_floor_[f], attr->size);
-    auto data = fs_.Read(f, 0, kBlocks * kStampBytes);
-    CHECK(data.ok());
-    for (int b = 0; b * kStampBytes < data->size(); b++) {
-      std::string block = data->substr(b * kStampBytes, kStampBytes);
-      std::vector<std::string>& bh = blocks_[{f, b}];
-      if (std::find(bh.begin(), bh.end(), block) == bh.end()) bh.push_back(block);
-    }
-  }
-  std::vector<Attr> born;
-  for (auto& [key, present] : names_) {
-    if (present) continue;
-    auto child = fs_.Lookup(Caller{}, key.first, key.second);
-    present = child.ok();
-    if (present) born.push_back(*child);
-  }
-  for (const Attr& a : born) AddObject(a);
-}
-
-// A new object, as the server made it (a local create adds its own).
-void World::AddObject(const Attr& a) {
-  if (S_ISDIR(a.mode)) {
-    if (std::find(dirs_.begin(), dirs_.end(), a.ino) != dirs_.end()) return;
-    dirs_.push_back(a.ino);
-    for (const char* name : {"a", "b", "c"}) names_[{a.ino, name}] = false;
-    return;
-  }
-  if (std::find(files_.begin(), files_.end(), a.ino) != files_.end()) return;
-  files_.push_back(a.ino);
-  modes_[a.ino] = {a.mode & 07777};
-  for (int b = 0; b < kBlocks; b++) blocks_[{a.ino, b}] = {std::string(kStampBytes, '\0')};
-}
-
 void World::CheckInvariants() {
-  std::vector<InodeId> all = files_;
-  all.insert(all.end(), dirs_.begin(), dirs_.end());
-  for (InodeId ino : all) {
+  CheckLocks();
+  if (!failed_) CheckNames();
+}
+
+void World::CheckLocks() {
+  for (const auto& [ino, obj] : model_.objs()) {
     int exclusive = 0, holders = 0;
     for (Client& c : clients_) {
       LockMode server = locks_.HeldBy(scheduler_.ClientOf(c.rpc->conn()), ino);
       holders += server != LockMode::kNone;
       exclusive += server == LockMode::kExclusive;
-      // A file created locally is born EXCLUSIVE here; the server learns of
+      // An inode created locally is born EXCLUSIVE here; the server learns of
       // it (and of the lock) from the commit.
-      bool unborn = c.born.count(ino) && !fs_.GetAttr(ino).ok();
-      if (c.core->cache().lock(ino) > server && !unborn) {
+      LockMode cached = c.core->cache().lock(ino);
+      if (cached > server && !(c.born.count(ino) && !fs_.GetAttr(ino).ok())) {
         return Fail("client " + std::to_string(c.index) + " believes in a lock on inode " +
                     std::to_string(ino.value) + " the server does not give it");
       }
@@ -287,6 +265,34 @@ void World::CheckInvariants() {
     if (exclusive > 0 && holders > 1) {
       return Fail("inode " + std::to_string(ino.value) + ": EXCLUSIVE held with another lock");
     }
+  }
+}
+
+// What a client believes of a name (its cache, while it holds the directory,
+// and its kernel) is what the name maps to now: two clients never disagree.
+// The directories of a change of its own in flight through the server are
+// the exception: the kernel holds them locked until the reply is taken.
+void World::CheckNames() {
+  for (Client& c : clients_) {
+    auto busy = [&](InodeId dir) {
+      return c.op && c.op->changes && (c.op->ino == dir || c.op->dir2 == dir);
+    };
+    auto check = [&](InodeId dir, const std::string& name, InodeId believed, const char* who) {
+      InodeId now = model_.Name(dir, name);
+      if (believed == now || busy(dir)) return;
+      Fail("client " + std::to_string(c.index) + "'s " + who + " believes '" + name + "' in " +
+           std::to_string(dir.value) + " is inode " + std::to_string(believed.value) + "; it is " +
+           std::to_string(now.value));
+    };
+    for (const auto& [key, ino] : c.kernel.entries) check(key.first, key.second, ino, "kernel");
+    for (const auto& [dir, obj] : model_.objs()) {
+      if (!obj.dir || c.core->cache().lock(dir) == LockMode::kNone) continue;
+      for (const std::string& name : Model::NamesIn(dir)) {
+        if (auto believed = c.core->cache().PeekName(dir, name))
+          check(dir, name, *believed, "cache");
+      }
+    }
+    if (failed_) return;
   }
 }
 
@@ -310,7 +316,9 @@ void World::Drain() {
   }
   for (Client& c : clients_) {
     if (failed_) return;
-    for (InodeId f : files_) (void)c.core->FlushAndDropData(f);  // every file is closed
+    for (const auto& [ino, obj] : model_.objs()) {
+      if (!obj.dir) (void)c.core->FlushAndDropData(ino);  // every file is closed
+    }
     c.core->Unmount();  // sends queued releases and syncs, pumping the world
   }
   for (int round = 0; round < 1000 && !failed_ && DrainRound(); round++) {
@@ -326,26 +334,50 @@ void World::Drain() {
   CheckFinalState();
 }
 
-// Nothing acknowledged was lost: the server holds each object's last state.
+// Nothing acknowledged was lost: the server holds every name and object as
+// the model last had it.
 void World::CheckFinalState() {
-  ScanServer();
-  for (InodeId f : files_) {
-    auto attr = fs_.GetAttr(f);
-    if (!attr.ok()) return Fail("file " + std::to_string(f.value) + " never reached the server");
-    if ((attr->mode & 07777) != modes_[f].back()) {
-      Fail("file " + std::to_string(f.value) + " ends with mode " +
-           std::to_string(attr->mode & 07777) + ", not the last one set, " +
-           std::to_string(modes_[f].back()));
+  for (const auto& [key, history] : model_.names()) {
+    auto child = fs_.Lookup(Caller{}, key.first, key.second);
+    InodeId got = child.ok() ? child->ino : InodeId();
+    if (got != history.back()) {
+      return Fail("'" + key.second + "' in " + std::to_string(key.first.value) + " ends as inode " +
+                  std::to_string(got.value) + ", not " + std::to_string(history.back().value));
     }
-    auto data = fs_.Read(f, 0, kBlocks * kStampBytes);
-    for (int b = 0; b < kBlocks; b++) {
-      std::string block = b * kStampBytes < data->size()
-                              ? data->substr(b * kStampBytes, kStampBytes)
-                              : std::string(kStampBytes, '\0');
-      if (block != blocks_[{f, b}].back()) {
-        Fail("file " + std::to_string(f.value) + " block " + std::to_string(b) +
-             " lost its last write");
-      }
+  }
+  for (const auto& [ino, obj] : model_.objs()) {
+    if (obj.nlinks.back() > 0) CheckFinalObject(ino, obj);
+  }
+}
+
+void World::CheckFinalObject(InodeId ino, const ModelObj& o) {
+  const std::string what = "inode " + std::to_string(ino.value);
+  auto attr = fs_.GetAttr(ino);
+  if (!attr.ok()) return Fail(what + " never reached the server");
+  if (attr->nlink != o.nlinks.back() || attr->size != o.sizes.back()) {
+    return Fail(what + " ends with " + std::to_string(attr->nlink) + " links and size " +
+                std::to_string(attr->size) + ", not " + std::to_string(o.nlinks.back()) + " and " +
+                std::to_string(o.sizes.back()));
+  }
+  if (o.dir) {
+    auto entries = fs_.ReadDir(Caller{}, ino, 0, 100);
+    CHECK(entries.ok());
+    for (const DirEntry& e : *entries) {
+      if (model_.Name(ino, e.name) != e.attr.ino) return Fail(what + " holds '" + e.name + "'");
+    }
+    return;
+  }
+  if ((attr->mode & 07777) != o.modes.back()) {
+    return Fail(what + " ends with mode " + std::to_string(attr->mode & 07777) +
+                ", not the last one set, " + std::to_string(o.modes.back()));
+  }
+  auto data = fs_.Read(ino, 0, kBlocks * kStampBytes);
+  CHECK(data.ok());
+  for (int b = 0; b < kBlocks; b++) {
+    std::string block = b * kStampBytes < data->size() ? data->substr(b * kStampBytes, kStampBytes)
+                                                       : std::string(kStampBytes, '\0');
+    if (block != o.blocks.at(b).back()) {
+      return Fail(what + " block " + std::to_string(b) + " lost its last write");
     }
   }
 }

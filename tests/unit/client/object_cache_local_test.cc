@@ -126,6 +126,15 @@ TEST_F(LocalNamespace, ADirectoryMovingToAnotherParentGoesToTheServer) {
   EXPECT_EQ(Find(kDir, "sub2"), ObjectCache::LookupResult::kFound);
 }
 
+// rename("d/f", "d") must fail with ENOTEMPTY (the victim is the source's
+// parent), which only the server's loop check sees (simulation seed 1279).
+TEST_F(LocalNamespace, AFileReplacingADirectoryInAnotherParentGoesToTheServer) {
+  Make(kDir, "f", 20);
+  Make(kOther, "sub", 21, S_IFDIR | 0755);
+  EXPECT_FALSE(Rename(kDir, "f", kOther, "sub").has_value());
+  EXPECT_FALSE(Rename(kDir, "f", kOther, "sub", kRenameExchange).has_value());
+}
+
 TEST_F(LocalNamespace, NothingIsLocalInADirectoryThatIsNotCompleteOrNotExclusive) {
   Attr d;
   d.ino = InodeId(40);
@@ -158,6 +167,38 @@ TEST_F(LocalNamespace, LinkAddsANameForTheSameInode) {
   EXPECT_EQ(found, f);
   auto dup = cache_.LinkLocally(f, kOther, "g", ++seq_, [](Attr&, Attr&) { return Status::Ok(); });
   EXPECT_EQ(dup->status().errno_value(), EEXIST);
+}
+
+// After a rename through the server (FuseOps::Rename). Simulation seeds
+// showed both holes: a rename between two names of one inode changes
+// nothing, and a listing forgotten keeps the names the kernel caches.
+TEST_F(LocalNamespace, ARenameBetweenTwoNamesOfOneInodeLeavesBoth) {
+  Attr f;
+  f.ino = InodeId(20);
+  f.mode = S_IFREG | 0644;
+  f.nlink = 2;
+  cache_.SetDirectory(kDir, {DirEntry{"a", 3, f}, DirEntry{"b", 4, f}}, {0, 2});
+  cache_.PutAttr(f, LockMode::kShared, {0, 2});
+  cache_.NoteRenamed(kDir, "a", kDir, "b", false, &f, ObjectCache::LookupResult::kFound, f);
+  EXPECT_EQ(Find(kDir, "a"), ObjectCache::LookupResult::kFound);
+  EXPECT_EQ(Find(kDir, "b"), ObjectCache::LookupResult::kFound);
+  // The victim unknown: it may be the same inode, so nothing is believed.
+  cache_.NoteKernelName(kOther, "x");
+  cache_.NoteRenamed(kDir, "a", kOther, "b", false, &f, ObjectCache::LookupResult::kUnknown, {});
+  EXPECT_EQ(Find(kDir, "a"), ObjectCache::LookupResult::kUnknown);
+  EXPECT_EQ(Find(kOther, "b"), ObjectCache::LookupResult::kUnknown);
+  EXPECT_EQ(cache_.Revoke(kOther, LockMode::kNone, 9), std::vector<std::string>{"x"});
+}
+
+TEST_F(LocalNamespace, ARenameOfAnInodeWithOneNameMovesIt) {
+  InodeId f = Make(kDir, "a", 20);
+  Attr moved = *cache_.GetAttr(f);
+  cache_.NoteRenamed(kDir, "a", kOther, "b", false, &moved, ObjectCache::LookupResult::kUnknown,
+                     {});
+  EXPECT_EQ(Find(kDir, "a"), ObjectCache::LookupResult::kNegative);
+  InodeId found;
+  EXPECT_EQ(Find(kOther, "b", &found), ObjectCache::LookupResult::kFound);
+  EXPECT_EQ(found, f);
 }
 
 }  // namespace

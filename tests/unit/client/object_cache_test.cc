@@ -86,6 +86,29 @@ TEST(ObjectCacheCoherency, ARecallToNoneForgetsADirectorysNamesAndReturnsTheKern
   EXPECT_EQ(cache.Lookup(dir, "b", &found), ObjectCache::LookupResult::kUnknown);
 }
 
+// Data written here and not yet sent: a reply (an unlink's) is older than
+// its size and times, not than its link count (simulation seed 2566).
+TEST(ObjectCacheCoherency, ARepliesLinkCountCountsWhileDataIsHeldBack) {
+  ObjectCache cache;
+  cache.PutAttr(Node(5), LockMode::kExclusive, ObjectCache::ReplyOrder(0, 10));
+  cache.NoteLocalWrite(InodeId(5), 64, /*now_ns=*/1000, /*seq=*/3);
+  Attr unlinked = Node(5);
+  unlinked.nlink = 0;
+  unlinked.ctime_ns = 2000;
+  Attr a = cache.PutAttr(unlinked, LockMode::kExclusive, ObjectCache::ReplyOrder(3, 11),
+                         /*data_held=*/true);
+  EXPECT_EQ(a.nlink, 0u);
+  EXPECT_EQ(a.size, 64u);
+  EXPECT_EQ(a.mtime_ns, 1000);
+  EXPECT_EQ(a.ctime_ns, 2000);
+  // Data sent behind after the request left: still only its size and times.
+  cache.NoteLocalChange(InodeId(5), 4);
+  unlinked.nlink = 3;
+  a = cache.PutAttr(unlinked, LockMode::kExclusive, ObjectCache::ReplyOrder(3, 12), false);
+  EXPECT_EQ(a.nlink, 3u);
+  EXPECT_EQ(a.size, 64u);
+}
+
 TEST(ObjectCacheCoherency, LocksOverTheBoundAreTheLeastRecentlyUsed) {
   ObjectCache cache;
   for (uint64_t ino = 10; ino < 42; ino++) cache.PutAttr(Node(ino), LockMode::kShared, 0);
