@@ -14,12 +14,6 @@
 namespace cohfs::sim {
 namespace {
 
-struct Request {
-  capnp::MallocMessageBuilder message;
-  wire::Request::Builder root;
-  Request() : root(message.initRoot<wire::Request>()) { ToWire(Caller{}, root.initCaller()); }
-};
-
 // Where FuseOps goes after an acquire: a rename needs both directories.
 void NextAfterAcquire(Op& op, bool owned) {
   if (!owned) {

@@ -11,15 +11,6 @@
 #include "tests/sim/sim_world.h"
 
 namespace cohfs::sim {
-namespace {
-
-struct Request {
-  capnp::MallocMessageBuilder message;
-  wire::Request::Builder root;
-  Request() : root(message.initRoot<wire::Request>()) { ToWire(Caller{}, root.initCaller()); }
-};
-
-}  // namespace
 
 // The inodes processes on `c` may use: those its kernel has looked up
 // (directories or the others).

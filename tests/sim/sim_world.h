@@ -70,6 +70,13 @@
 
 namespace cohfs::sim {
 
+// A request an operation sends, stamped with root's identity.
+struct Request {
+  capnp::MallocMessageBuilder message;
+  wire::Request::Builder root;
+  Request() : root(message.initRoot<wire::Request>()) { ToWire(Caller{}, root.initCaller()); }
+};
+
 constexpr int kClients = 3;
 constexpr int kFixedFiles = 3;
 // An application takes its reply this soon (sim time) after it arrived.
