@@ -54,18 +54,29 @@ bool MountWorks(Cluster& c, const std::string& name) {
   return ok && stat(p.c_str(), &st) == 0 && st.st_size == 2;
 }
 
-TEST(Failure, MountOfUnreachableServerFailsAtOnce) {
-  char tmpl[] = "/var/tmp/cohfs-mnt-XXXXXX";
-  ASSERT_NE(mkdtemp(tmpl), nullptr);
-  // A port nobody listens on: bind one, close it.
+// A TCP socket bound to an ephemeral loopback port (-1 on failure).
+int BindLoopback(int* port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
   socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+TEST(Failure, MountOfUnreachableServerFailsAtOnce) {
+  char tmpl[] = "/var/tmp/cohfs-mnt-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  // A port nobody listens on: bind one, close it.
+  int port = 0;
+  int fd = BindLoopback(&port);
+  ASSERT_GE(fd, 0);
   close(fd);
   std::string out;
   int rc =
@@ -80,15 +91,10 @@ TEST(Failure, MountOfSilentPeerFailsWithinItsTimeout) {
   char tmpl[] = "/var/tmp/cohfs-mnt-XXXXXX";
   ASSERT_NE(mkdtemp(tmpl), nullptr);
   // Accepts the TCP connection (the kernel does, from the backlog) and never answers.
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  int port = 0;
+  int fd = BindLoopback(&port);
+  ASSERT_GE(fd, 0);
   ASSERT_EQ(listen(fd, 4), 0);
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  int port = ntohs(a.sin_port);
   std::string out;
   auto start = std::chrono::steady_clock::now();
   // `timeout` only keeps a regression from hanging the suite.
