@@ -79,8 +79,39 @@ FsClient::FsClient(Rpc& rpc, ClientStats& stats, size_t max_locked_inodes, FsCli
 
 FsClient::~FsClient() { Stop(); }
 
+// After a server restart (network thread, before any request is resent):
+// the locks this client holds, the inodes its kernel keeps, its grant.
+void FsClient::BuildReclaim(wire::Request::Builder request) {
+  std::vector<std::pair<InodeId, LockMode>> locks;
+  std::vector<InodeId> refs;
+  cache_.ReclaimState(&locks, &refs);
+  auto r = request.initReclaim();
+  auto l = r.initLocks(static_cast<unsigned>(locks.size()));
+  for (size_t i = 0; i < locks.size(); i++) {
+    l[i].setIno(locks[i].first.value);
+    l[i].setMode(ToWire(locks[i].second));
+  }
+  auto f = r.initRefs(static_cast<unsigned>(refs.size()));
+  for (size_t i = 0; i < refs.size(); i++) f.set(static_cast<unsigned>(i), refs[i].value);
+  r.setGrantBytes(grant_.granted());
+  reclaim_asked_ = locks.size();
+}
+
+void FsClient::OnReclaimed(wire::Reply::Reader reply) {
+  if (!grant_.Reset(reply.getGrantAdded())) {
+    LOG(Warn) << "the restarted server gave back less space than written-behind data needs";
+  }
+  stats_.space_grant_bytes = grant_.granted();
+  if (reply.getGrants().size() != reclaim_asked_) {
+    LOG(Warn) << "the restarted server gave back " << reply.getGrants().size() << " of "
+              << reclaim_asked_ << " locks";
+  }
+}
+
 void FsClient::Start() {
   rpc_.SetRecallHandler([this](InodeId ino, LockMode keep) { OnRecall(ino, keep); });
+  rpc_.SetReclaimer({[this](wire::Request::Builder r) { BuildReclaim(r); },
+                     [this](wire::Reply::Reader r) { OnReclaimed(r); }});
   if (options_.own_threads) thread_ = std::thread([this] { TaskLoop(); });
 }
 
@@ -574,6 +605,9 @@ void FsClient::TrimCache() {
 }
 
 void FsClient::Unmount() {
+  // A hard mount waits for the server; an unmount waits one lease (the time
+  // the server keeps the session for it) and then gives up, logging it.
+  rpc_.GiveUpAfter(std::max<int64_t>(rpc_.welcome().lease_ms, 1000));
   SendReleases(0);
   OwnRequest r;
   r.root.setSyncFs();

@@ -261,6 +261,8 @@ class FsClient {
   void Tick();
   // Network thread: a recall from the server (queued for the core's thread).
   void OnRecall(InodeId ino, LockMode keep);
+  void BuildReclaim(wire::Request::Builder request);  // client/fs_client.cc
+  void OnReclaimed(wire::Reply::Reader reply);
   // Unmount: everything logged reaches the server and is made durable.
   void Unmount();
 
@@ -318,6 +320,7 @@ class FsClient {
   const FsClientOptions options_;
   ObjectCache cache_;
   SpaceGrant grant_;  // what data written behind may take on the server
+  size_t reclaim_asked_ = 0;  // network thread: locks the last reclaim asked for
   WriteBehind write_behind_;
   ErrorSeq errors_;
   std::atomic<KernelCache*> kernel_{nullptr};

@@ -97,8 +97,9 @@ bool IsCohfsMount(const std::string& path) {
 }
 
 // Threads start here, after the fork that daemonizes (threads do not survive it).
-int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops) {
+int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops, int64_t soft_timeout_ms) {
   ops.Start();
+  rpc.GiveUpAfter(soft_timeout_ms);
   Status st = rpc.Start();
   if (!st.ok()) {
     LOG(Error) << "cannot start the network thread: " << st.ToString();
@@ -164,7 +165,7 @@ int RunMount(const MountOptions& options) {
   if (options.foreground) {
     ready.CloseRead();
     ready.CloseWrite();
-    rc = Serve(se, **rpc, ops);
+    rc = Serve(se, **rpc, ops, options.soft_timeout_ms);
   } else {
     pid_t pid = fork();
     if (pid < 0) {
@@ -187,7 +188,7 @@ int RunMount(const MountOptions& options) {
     setsid();
     if (chdir("/") != 0) LOG(Warn) << "chdir /: " << strerror(errno);
     RedirectStdio(options.log_file);
-    rc = Serve(se, **rpc, ops);
+    rc = Serve(se, **rpc, ops, options.soft_timeout_ms);
   }
   ops.set_session(nullptr);  // no kernel to invalidate any more
   fuse_session_unmount(se);

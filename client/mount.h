@@ -13,6 +13,7 @@ struct MountOptions {
   std::string log_file;        // daemon stderr goes here when set (else /dev/null when daemonized)
   size_t max_locks = 1 << 20;  // cached inodes at most; past it the LRU locks go back
   int timeout_ms = 30000;      // connecting and the handshake give up after this
+  int64_t soft_timeout_ms = 0;  // -o soft,timeo=N: EIO once the server is unreachable N s (0: hard)
 };
 
 // Refuses a mountpoint that already is a cohfs mount. Returns the process exit code. In the

@@ -259,6 +259,16 @@ bool ObjectCache::KernelHas(InodeId ino) const {
   return it != nodes_.end() && it->second.nlookup > 0;
 }
 
+void ObjectCache::ReclaimState(std::vector<std::pair<InodeId, LockMode>>* locks,
+                               std::vector<InodeId>* refs) const {
+  std::lock_guard<std::mutex> l(mu_);
+  for (const auto& [ino, n] : nodes_) {
+    if (n.lock != LockMode::kNone) locks->emplace_back(ino, n.lock);
+    bool known_linked = n.lock != LockMode::kNone && n.has_attr && n.attr.nlink > 0;
+    if (n.nlookup > 0 && !known_linked) refs->push_back(ino);
+  }
+}
+
 size_t ObjectCache::size() const {
   std::lock_guard<std::mutex> l(mu_);
   return nodes_.size();

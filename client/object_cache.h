@@ -159,6 +159,11 @@ class ObjectCache {
   bool RevokeIfForgotten(InodeId ino, uint64_t last_request_id);
 
   size_t size() const;
+  // What a restarted server is asked to give back (reclaim): every lock
+  // held, and the inodes the kernel references that may be unlinked (not
+  // known linked under a lock), so the server keeps them.
+  void ReclaimState(std::vector<std::pair<InodeId, LockMode>>* locks,
+                    std::vector<InodeId>* refs) const;
   bool KernelHas(InodeId ino) const;  // the kernel references it (nlookup > 0)
   // When more than `bound` inodes (never counting the root) are cached under a
   // lock: the least recently used of them, a sixteenth of the bound more than

@@ -28,6 +28,9 @@ namespace cohfs {
 struct Welcome {
   uint32_t version = 0;
   uint64_t session_id = 0;
+  uint64_t session_key = 0;  // with session_id, what a reconnect resumes with
+  bool resumed = false;      // a reconnect: the server still has the session ...
+  bool reclaim = false;      // ... but restarted: reclaim its locks first
   uint32_t lease_ms = 0;
   InodeId root;
   uint64_t inodes_first = 0;
@@ -98,6 +101,19 @@ class Rpc {
   }
   // Takes the server's recalls (must not block; set before traffic starts).
   virtual void SetRecallHandler(RecallHandler h) = 0;
+  // After a server restart the connection reclaims the session's locks
+  // before anything else: `build` fills the reclaim request, `done` takes
+  // the reply (set before traffic starts; a transport that never reconnects
+  // has no use for it).
+  struct Reclaimer {
+    std::function<void(wire::Request::Builder)> build;
+    std::function<void(wire::Reply::Reader)> done;
+  };
+  virtual void SetReclaimer(Reclaimer) {}
+  // From now on a call fails with EIO once the server has been unreachable
+  // for `ms` (a soft mount; and at unmount, so that a dead server cannot
+  // hold the daemon forever). 0: never (a hard mount).
+  virtual void GiveUpAfter(int64_t) {}
   // The id of the newest request handed to the connection (0: none yet).
   virtual uint64_t last_request_id() = 0;
   // The id of the oldest request still waiting for its reply (else the next id).

@@ -69,52 +69,84 @@ Result<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& host_po
   int64_t deadline_ms = SteadyNowMs() + timeout_ms;
   ASSIGN_OR_RETURN(int fd, ConnectTcp(host_port, timeout_ms));
   std::unique_ptr<RpcClient> c(new RpcClient(fd, stats));
-  Status st = c->Handshake(client_name, deadline_ms);
-  if (st.errno_value() == ETIMEDOUT) {
+  c->host_port_ = host_port;
+  c->client_name_ = client_name;
+  Result<Welcome> w = c->Handshake(deadline_ms, /*resume=*/false);
+  if (w.errno_value() == ETIMEDOUT) {
     return Status::Error(ETIMEDOUT, "connected, but no answer to the handshake within " +
                                         std::to_string(timeout_ms) +
                                         " ms (is it a cohfs server, and is it running?)");
   }
-  RETURN_IF_ERROR(st);
+  RETURN_IF_ERROR(w.status());
+  c->welcome_ = *w;
   return c;
 }
 
-Status RpcClient::Handshake(const std::string& client_name, int64_t deadline_ms) {
-  capnp::MallocMessageBuilder m;
-  auto req = m.initRoot<wire::Request>();
-  auto h = req.initHello();
-  h.setVersionMin(wire::PROTOCOL_VERSION);
-  h.setVersionMax(wire::PROTOCOL_VERSION);
-  h.setClientName(client_name);
-  h.setWantGrant(SpaceGrant::kWantBytes);
-  RequestId id(next_id_++);
+Result<std::unique_ptr<DecodedReply>> RpcClient::Exchange(capnp::MallocMessageBuilder& m,
+                                                          int64_t deadline_ms) {
+  RequestId id(0);  // handshake time: nothing else is in flight on this socket
   RETURN_IF_ERROR(SendAll(fd_, EncodeFrame(FrameKind::kRequest, id, m), deadline_ms));
-  stats_.rpcs[wire::Request::HELLO]++;
   ASSIGN_OR_RETURN(InFrame frame, RecvFrame(fd_, reader_, deadline_ms));
   if (frame.header.kind != FrameKind::kReply || frame.header.request_id != id) {
     return Status::Error(EPROTO, "unexpected frame during handshake");
   }
   ASSIGN_OR_RETURN(auto decoded, DecodedReply::Decode(std::move(frame)));
-  return GuardDecode([&]() -> Status {
+  RETURN_IF_ERROR(GuardDecode([&] { return ReplyStatus(decoded->root()); }));
+  return decoded;
+}
+
+Result<Welcome> RpcClient::Handshake(int64_t deadline_ms, bool resume) {
+  capnp::MallocMessageBuilder m;
+  auto req = m.initRoot<wire::Request>();
+  auto h = req.initHello();
+  h.setVersionMin(wire::PROTOCOL_VERSION);
+  h.setVersionMax(wire::PROTOCOL_VERSION);
+  h.setClientName(client_name_);
+  h.setWantGrant(SpaceGrant::kWantBytes);
+  if (resume) {
+    h.setResumeSession(welcome_.session_id);
+    h.setResumeKey(welcome_.session_key);
+  }
+  stats_.rpcs[wire::Request::HELLO]++;
+  ASSIGN_OR_RETURN(auto decoded, Exchange(m, deadline_ms));
+  Welcome out;
+  RETURN_IF_ERROR(GuardDecode([&]() -> Status {
     auto r = decoded->root();
-    RETURN_IF_ERROR(ReplyStatus(r));
     if (!r.isWelcome()) return Status::Error(EPROTO, "server did not answer Hello with Welcome");
     auto w = r.getWelcome();
-    welcome_.version = w.getVersion();
-    welcome_.session_id = w.getSessionId();
-    welcome_.lease_ms = w.getLeaseMs();
-    welcome_.root = InodeId(w.getRootIno());
-    welcome_.inodes_first = w.getInodes().getFirst();
-    welcome_.inodes_count = w.getInodes().getCount();
-    welcome_.server_generation = w.getServerGeneration();
-    welcome_.grant_bytes = w.getGrantBytes();
+    out.version = w.getVersion();
+    out.session_id = w.getSessionId();
+    out.session_key = w.getSessionKey();
+    out.resumed = w.getResumed();
+    out.reclaim = w.getReclaim();
+    out.lease_ms = w.getLeaseMs();
+    out.root = InodeId(w.getRootIno());
+    out.inodes_first = w.getInodes().getFirst();
+    out.inodes_count = w.getInodes().getCount();
+    out.server_generation = w.getServerGeneration();
+    out.grant_bytes = w.getGrantBytes();
+    return Status::Ok();
+  }));
+  return out;
+}
+
+// After a server restart: the locks come back before any request is resent.
+Status RpcClient::Reclaim(int64_t deadline_ms) {
+  capnp::MallocMessageBuilder m;
+  auto req = m.initRoot<wire::Request>();
+  req.initReclaim();
+  if (reclaimer_.build) reclaimer_.build(req);
+  stats_.rpcs[wire::Request::RECLAIM]++;
+  ASSIGN_OR_RETURN(auto decoded, Exchange(m, deadline_ms));
+  return GuardDecode([&] {
+    if (reclaimer_.done) reclaimer_.done(decoded->root());
     return Status::Ok();
   });
 }
 
 RpcClient::~RpcClient() {
   Shutdown();
-  close(fd_);
+  if (fd_ >= 0) close(fd_);
 }
 
 Status RpcClient::Start() {
@@ -127,13 +159,23 @@ Status RpcClient::Start() {
   return Status::Ok();
 }
 
+void RpcClient::SayGoodbye() {
+  if (!thread_.joinable() || !connected()) return;
+  capnp::MallocMessageBuilder m;
+  m.initRoot<wire::Request>().setGoodbye();
+  auto reply = Wait(Send(m), kGoodbyeWaitMs);
+  if (!reply.ok()) LOG(Info) << "goodbye to the server: " << reply.status().ToString();
+}
+
 void RpcClient::Shutdown() {
+  SayGoodbye();
   {
     std::lock_guard<std::mutex> l(mu_);
+    if (stop_) return;
     stop_ = true;
   }
   if (thread_.joinable()) {
-    shutdown(fd_, SHUT_RDWR);
+    if (fd_ >= 0) shutdown(fd_, SHUT_RDWR);
     wake_.Signal();
     thread_.join();
   }
@@ -153,10 +195,19 @@ RpcClient::Ticket RpcClient::Enqueue(capnp::MallocMessageBuilder& request, std::
       if (p) Deliver(p, Status::Error(ENOTCONN, "not connected to the server"));
       return p;
     }
+    if (GivenUp()) {
+      l.unlock();
+      if (p) Deliver(p, Status::Error(EIO, "the server is unreachable (soft mount)"));
+      return p;
+    }
     RequestId id(next_id_++);  // under mu_: ids follow the queue's order
-    OutFrame frame = EncodeFrame(FrameKind::kRequest, id, request, std::move(bulk));
-    stats_.bytes_sent += frame.total_bytes();
+    uint64_t below = unanswered_.empty() ? id.value : unanswered_.begin()->first;
+    request.getRoot<wire::Request>().setRepliedBelow(below);
+    auto frame = std::make_shared<const OutFrame>(
+        EncodeFrame(FrameKind::kRequest, id, request, std::move(bulk)));
+    stats_.bytes_sent += frame->total_bytes();
     if (p) pending_[id.value] = p;
+    unanswered_[id.value] = frame;
     queue_.push_back(std::move(frame));
   }
   wake_.Signal();
@@ -176,9 +227,14 @@ Result<RpcReply> RpcClient::DoWait(const Ticket& p, int timeout_ms) {
   std::unique_lock<std::mutex> l(p->mu);
   if (timeout_ms < 0) {
     p->cv.wait(l, [&] { return p->done; });
-  } else if (!p->cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return p->done; })) {
-    stats_.rpc_errors++;
-    return Status::Error(EIO, "server did not answer in time");
+  } else {
+    // A hard mount: while the connection is being mended the call waits on.
+    while (!p->cv.wait_for(l, std::chrono::milliseconds(timeout_ms), [&] { return p->done; })) {
+      if (connected() || broken_ || timeout_ms < kCallTimeoutMs) {
+        stats_.rpc_errors++;
+        return Status::Error(EIO, "server did not answer in time");
+      }
+    }
   }
   if (!p->error.ok()) {
     stats_.rpc_errors++;
@@ -229,17 +285,109 @@ void RpcClient::NetLoop() {
     }
     if (periodic_hook_) periodic_hook_();
     KeepLease();
+    MaybeReconnect();
+    FailIfUnreachable();
   }
+}
+
+void RpcClient::GiveUpAfter(int64_t ms) {
+  int64_t now = give_up_ms_;
+  if (now == 0 || (ms > 0 && ms < now)) give_up_ms_ = ms;
+}
+
+bool RpcClient::GivenUp() const {
+  int64_t limit = give_up_ms_;
+  return !connected_ && limit > 0 && SteadyNowMs() - disconnected_ms_ >= limit;
+}
+
+void RpcClient::FailIfUnreachable() {
+  if (broken_ || !GivenUp()) return;
+  std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (unanswered_.empty() && pending_.empty()) return;
+    pending.swap(pending_);
+    unanswered_.clear();  // not sent again: their callers are told they failed
+    queue_.clear();
+  }
+  LOG(Error) << "the server has been unreachable for " << give_up_ms_.load()
+             << " ms: " << pending.size() << " calls fail with EIO";
+  for (auto& [id, p] : pending) {
+    Deliver(p, Status::Error(EIO, "the server is unreachable (soft mount)"));
+  }
+}
+
+void RpcClient::OnBroken(const Status& why) {
+  bool stopping;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping = stop_;
+  }
+  if (stopping || broken_) return FailAll(why);
+  if (!connected_) return;
+  connected_ = false;
+  disconnected_ms_ = SteadyNowMs();
+  LOG(Warn) << "connection to the server lost (" << why.ToString()
+            << "): reconnecting; requests wait";
+  shutdown(fd_, SHUT_RDWR);  // ends the other ring operation on it
+  next_attempt_ms_ = SteadyNowMs();
+  backoff_ms_ = 50;
+}
+
+// Network thread: once the old socket's operations are over, tries again
+// with backoff (50 ms doubling to 2 s).
+void RpcClient::MaybeReconnect() {
+  if (connected_ || broken_ || recv_inflight_ || send_inflight_) return;
+  if (SteadyNowMs() < next_attempt_ms_) return;
+  Status st = Reconnect();
+  if (st.ok()) return;
+  if (broken_) return;
+  LOG(Info) << "reconnect failed: " << st.ToString() << "; again in " << backoff_ms_ << " ms";
+  next_attempt_ms_ = SteadyNowMs() + backoff_ms_;
+  backoff_ms_ = std::min(backoff_ms_ * 2, kMaxBackoffMs);
+}
+
+Status RpcClient::Reconnect() {
+  if (fd_ >= 0) close(fd_);
+  fd_ = -1;
+  sending_.clear();
+  reader_ = FrameReader();
+  int64_t deadline_ms = SteadyNowMs() + kReconnectTimeoutMs;
+  ASSIGN_OR_RETURN(fd_, ConnectTcp(host_port_, kReconnectTimeoutMs));
+  ASSIGN_OR_RETURN(Welcome w, Handshake(deadline_ms, /*resume=*/true));
+  if (!w.resumed) {
+    FailAll(Status::Error(EIO, "the server ended this client's session (it was away longer "
+                               "than its lease): what it had not shipped is lost; remount"));
+    return Status::Error(EIO, "session lost");
+  }
+  if (w.reclaim) RETURN_IF_ERROR(Reclaim(deadline_ms));
+  size_t resent = 0;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    queue_.clear();  // all of it is in unanswered_
+    for (auto& [id, frame] : unanswered_) sending_.push_back(frame);
+    resent = sending_.size();
+  }
+  front_sent_ = 0;
+  connected_ = true;
+  lease_->OnHeard(SteadyNowMs());
+  lease_->OnSent(SteadyNowMs());
+  LOG(Info) << "reconnected to the server" << (w.reclaim ? " (restarted; locks reclaimed)" : "")
+            << ": sending " << resent << " requests again";
+  ArmRecv();
+  ArmSend();
+  return Status::Ok();
 }
 
 // Network thread. The server renews the lease on anything this client sends.
 void RpcClient::KeepLease() {
-  if (broken_) return;
+  if (broken_ || !connected_) return;
   int64_t now_ms = SteadyNowMs();
   LeaseKeeper::Step step = lease_->Tick(now_ms);
   if (step.silent) {
     LOG(Warn) << "nothing heard from the server for " << step.silent_ms << " ms (lease "
               << welcome_.lease_ms << " ms): it may have declared this client dead";
+    return OnBroken(Status::Error(ETIMEDOUT, "the server is silent past the lease"));
   }
   if (step.back) LOG(Info) << "the server answers again";
   if (step.renew) {
@@ -251,7 +399,7 @@ void RpcClient::KeepLease() {
 }
 
 void RpcClient::ArmRecv() {
-  if (broken_ || recv_inflight_) return;
+  if (broken_ || !connected_ || recv_inflight_) return;
   size_t avail = 0;
   char* tail = reader_.WritableTail(256 * 1024, &avail);
   recv_inflight_ = true;
@@ -260,10 +408,10 @@ void RpcClient::ArmRecv() {
 
 void RpcClient::OnRecv(int res) {
   recv_inflight_ = false;
+  if (!connected_) return;  // the socket is being replaced
   if (res <= 0) {
-    FailAll(Status::Error(ENOTCONN, res == 0 ? "server closed the connection"
-                                             : std::string("recv: ") + strerror(-res)));
-    return;
+    return OnBroken(Status::Error(ENOTCONN, res == 0 ? "server closed the connection"
+                                                     : std::string("recv: ") + strerror(-res)));
   }
   stats_.bytes_received += static_cast<uint64_t>(res);
   lease_->OnHeard(SteadyNowMs());
@@ -271,8 +419,7 @@ void RpcClient::OnRecv(int res) {
   while (true) {
     auto next = reader_.Next();
     if (!next.ok()) {
-      FailAll(Status::Error(EPROTO, "bad frame from server: " + next.status().ToString()));
-      return;
+      return OnBroken(Status::Error(EPROTO, "bad frame from server: " + next.status().ToString()));
     }
     if (!next->has_value()) break;
     InFrame frame = std::move(**next);
@@ -281,13 +428,13 @@ void RpcClient::OnRecv(int res) {
       continue;
     }
     if (frame.header.kind != FrameKind::kReply) {
-      FailAll(Status::Error(EPROTO, "unexpected frame kind from the server"));
-      return;
+      return OnBroken(Status::Error(EPROTO, "unexpected frame kind from the server"));
     }
     uint64_t id = frame.header.request_id.value;
     std::shared_ptr<Pending> p;
     {
       std::lock_guard<std::mutex> l(mu_);
+      unanswered_.erase(id);
       auto it = pending_.find(id);
       if (it != pending_.end()) {
         p = it->second;
@@ -320,18 +467,16 @@ uint64_t RpcClient::last_request_id() {
 
 uint64_t RpcClient::oldest_unanswered_id() {
   std::lock_guard<std::mutex> l(mu_);
-  uint64_t oldest = next_id_;
-  for (const auto& [id, p] : pending_) oldest = std::min(oldest, id);
-  return oldest;
+  return unanswered_.empty() ? next_id_ : unanswered_.begin()->first;
 }
 
 void RpcClient::ArmSend() {
-  if (broken_ || send_inflight_ || sending_.empty()) return;
+  if (broken_ || !connected_ || send_inflight_ || sending_.empty()) return;
   iov_.clear();
   size_t skip = front_sent_;
   for (auto& f : sending_) {
     if (iov_.size() + 3 > 256) break;
-    f.AppendIovecs(skip, &iov_);
+    f->AppendIovecs(skip, &iov_);
     skip = 0;
   }
   msg_ = msghdr{};
@@ -343,17 +488,14 @@ void RpcClient::ArmSend() {
 
 void RpcClient::OnSend(int res) {
   send_inflight_ = false;
-  if (broken_) {
+  if (broken_ || !connected_) {
     sending_.clear();  // nothing in flight references these frames any more
     return;
   }
-  if (res < 0) {
-    FailAll(Status::Error(ENOTCONN, std::string("send: ") + strerror(-res)));
-    return;
-  }
+  if (res < 0) return OnBroken(Status::Error(ENOTCONN, std::string("send: ") + strerror(-res)));
   size_t sent = static_cast<size_t>(res) + front_sent_;
-  while (!sending_.empty() && sent >= sending_.front().total_bytes()) {
-    sent -= sending_.front().total_bytes();
+  while (!sending_.empty() && sent >= sending_.front()->total_bytes()) {
+    sent -= sending_.front()->total_bytes();
     sending_.pop_front();
   }
   front_sent_ = sent;
@@ -367,6 +509,7 @@ void RpcClient::ArmWake() {
 void RpcClient::OnWake() {
   {
     std::lock_guard<std::mutex> l(mu_);
+    if (!connected_) queue_.clear();  // unanswered_ has them for the reconnect
     if (!queue_.empty()) lease_->OnSent(SteadyNowMs());
     while (!queue_.empty()) {
       sending_.push_back(std::move(queue_.front()));
@@ -385,6 +528,7 @@ void RpcClient::FailAll(const Status& why) {
     broken_ = true;
     pending.swap(pending_);
     queue_.clear();
+    unanswered_.clear();
   }
   // sending_ is freed by OnSend: a send in flight may still read it.
   for (auto& [id, p] : pending) Deliver(p, Status::Error(ENOTCONN, why.message()));

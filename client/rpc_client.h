@@ -6,10 +6,20 @@
 // socket; any thread may then Call(), which queues the frame, wakes the network
 // thread through an eventfd and waits for the reply (or a deadline).
 // Requests carry ids; many are in flight at once and replies match by id.
-// When the connection breaks every waiter and every later call gets ENOTCONN.
 // The server may also send recalls; they go to the recall handler.
 // Connecting and the handshake together take at most timeout_ms (ETIMEDOUT).
 // The network thread keeps the session's lease (client/lease_keeper.h).
+//
+// A broken connection is mended (DESIGN §7, docs/failure.md): every request
+// stays kept until its reply comes, so when the connection breaks (or the
+// server is silent for a lease) the network thread reconnects with backoff,
+// resumes the session (hello with its id and key), reclaims its locks if the
+// server restarted (the Reclaimer), and sends again, in id order, every
+// request without a reply; the server answers those it applied already from
+// its stored replies. Callers see a delay, not an error (a hard mount). If
+// the server no longer has the session (the client was away longer than its
+// lease) every waiter and later call fails with EIO: what this client had not
+// shipped is lost, and the mount must be made again.
 #pragma once
 
 #include <capnp/message.h>
@@ -17,6 +27,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <map>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -45,17 +56,24 @@ class RpcClient : public Rpc {
 
   // Send, then Wait.
   Result<RpcReply> Call(capnp::MallocMessageBuilder& request, std::string bulk = {});
+  // Says goodbye (so the server ends the session at once instead of keeping
+  // it a lease for a reconnect), then stops.
   void Shutdown();
   // Runs on the network thread at least every kHookIntervalMs (set before Start).
   void SetPeriodicHook(std::function<void()> hook) { periodic_hook_ = std::move(hook); }
   // Recalls arrive on the network thread (set before Start).
   void SetRecallHandler(RecallHandler h) override { recall_handler_ = std::move(h); }
+  void SetReclaimer(Reclaimer r) override { reclaimer_ = std::move(r); }
+  void GiveUpAfter(int64_t ms) override;
   uint64_t last_request_id() override;
   uint64_t oldest_unanswered_id() override;
   const Welcome& welcome() const override { return welcome_; }
-  bool connected() const { return !broken_; }
+  bool connected() const { return connected_ && !broken_; }
 
   static constexpr int kConnectTimeoutMs = 30000;  // TCP connect and handshake
+  static constexpr int kReconnectTimeoutMs = 5000;  // one reconnect attempt
+  static constexpr int64_t kMaxBackoffMs = 2000;
+  static constexpr int kGoodbyeWaitMs = 2000;
   static constexpr int kHookIntervalMs = 20;  // the log's ~100 ms ship deadline needs finer ticks
 
  protected:
@@ -67,7 +85,20 @@ class RpcClient : public Rpc {
 
  private:
   RpcClient(int fd, ClientStats& stats) : fd_(fd), stats_(stats) {}
-  Status Handshake(const std::string& client_name, int64_t deadline_ms);
+  // Hello (resuming welcome_'s session when `resume`), Welcome.
+  Result<Welcome> Handshake(int64_t deadline_ms, bool resume);
+  // One request and its reply on the blocking socket (handshake time, id 0).
+  Result<std::unique_ptr<DecodedReply>> Exchange(capnp::MallocMessageBuilder& m,
+                                                 int64_t deadline_ms);
+  Status Reclaim(int64_t deadline_ms);
+  // Network thread: the connection broke; reconnect (or, stopping, fail all).
+  void OnBroken(const Status& why);
+  void MaybeReconnect();
+  // Soft: fails every waiting call once the server is unreachable too long.
+  void FailIfUnreachable();
+  bool GivenUp() const;
+  Status Reconnect();
+  void SayGoodbye();
   Ticket Enqueue(capnp::MallocMessageBuilder& request, std::string bulk, bool want_reply,
                  ReplyHandler on_reply = {});
   void Deliver(const Ticket& p, Result<std::unique_ptr<DecodedReply>> reply);
@@ -84,16 +115,25 @@ class RpcClient : public Rpc {
 
   int fd_;
   ClientStats& stats_;
+  std::string host_port_;
+  std::string client_name_;
   Welcome welcome_;
-  std::atomic<bool> broken_{false};
+  std::atomic<bool> broken_{false};     // for good: every call fails
+  std::atomic<bool> connected_{true};   // false while the network thread reconnects
+  std::atomic<int64_t> disconnected_ms_{0};  // when the connection broke (steady clock)
+  std::atomic<int64_t> give_up_ms_{0};       // GiveUpAfter (0: a hard mount)
+  Reclaimer reclaimer_;
   uint64_t next_id_ = 1;  // guarded by mu_ (ids in queue order)
   std::thread thread_;
   std::function<void()> periodic_hook_;
   RecallHandler recall_handler_;
 
-  std::mutex mu_;  // guards queue_, pending_, stop_, next_id_ (rank: below Pending::mu)
-  std::deque<OutFrame> queue_;
+  using SharedFrame = std::shared_ptr<const OutFrame>;
+  // guards queue_, pending_, unanswered_, stop_, next_id_ (rank: below Pending::mu)
+  std::mutex mu_;
+  std::deque<SharedFrame> queue_;
   std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending_;
+  std::map<uint64_t, SharedFrame> unanswered_;  // every request without its reply yet
   bool stop_ = false;
 
   // Network thread only:
@@ -102,7 +142,9 @@ class RpcClient : public Rpc {
   uint64_t wake_value_ = 0;
   Completion recv_done_, send_done_, wake_done_;
   FrameReader reader_;
-  std::deque<OutFrame> sending_;
+  std::deque<SharedFrame> sending_;
+  int64_t next_attempt_ms_ = 0;  // while disconnected
+  int64_t backoff_ms_ = 0;
   size_t front_sent_ = 0;
   bool send_inflight_ = false;
   bool recv_inflight_ = false;

@@ -1,5 +1,7 @@
 #include "client/space_grant.h"
 
+#include <algorithm>
+
 #include "common/check.h"
 
 namespace cohfs {
@@ -21,6 +23,12 @@ void SpaceGrant::Settle(uint64_t bytes) {
 void SpaceGrant::Add(uint64_t bytes) {
   std::lock_guard<std::mutex> l(mu_);
   granted_ += bytes;
+}
+
+bool SpaceGrant::Reset(uint64_t bytes) {
+  std::lock_guard<std::mutex> l(mu_);
+  granted_ = std::max(bytes, charged_);
+  return bytes >= charged_;
 }
 
 uint64_t SpaceGrant::granted() const {

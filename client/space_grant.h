@@ -46,6 +46,9 @@ class SpaceGrant {
   void Settle(uint64_t bytes);
   // The server grew the grant (a write's reply).
   void Add(uint64_t bytes);
+  // After a server restart: the grant is what the server gave back (never
+  // less than what acknowledged data is charged; false when it gave less).
+  bool Reset(uint64_t bytes);
   uint64_t granted() const;
   uint64_t charged() const;
 

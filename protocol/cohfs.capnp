@@ -1,4 +1,4 @@
-# cohfs wire protocol, version 4 (docs/wire-protocol.md).
+# cohfs wire protocol, version 5 (docs/wire-protocol.md).
 # Every frame: a fixed 24-byte header (frame.h), one Request or Reply message,
 # then an optional bulk payload (file data for Write requests and Read replies).
 @0x833f476b7730c616;
@@ -8,8 +8,10 @@ $Cxx.namespace("cohfs::wire");
 
 # 2: recalls, downgrade, file locks, append; 3: the whole namespace in a commit
 # (nowNs on every change, withNext groups); 4: space grants (hello.wantGrant,
-# Welcome.grantBytes, write.grantBytes, write.wantGrant, Reply.grantAdded)
-const protocolVersion :UInt32 = 4;
+# Welcome.grantBytes, write.grantBytes, write.wantGrant, Reply.grantAdded); 5: sessions
+# that outlive connections and server restarts (hello.resume*, Request.repliedBelow,
+# reclaim, Welcome.sessionKey/resumed/reclaim)
+const protocolVersion :UInt32 = 5;
 
 enum LockMode {
   none @0;
@@ -60,12 +62,16 @@ struct Request {
   caller @0 :Caller;
   withNext @96 :Bool;  # in a commit: this change and the next are one group, applied in one
                        # WriteBatch, entirely or not at all
+  repliedBelow @101 :UInt64;  # the client has the replies to all its requests below this id
+                              # (the server may forget what it kept to repeat them)
   union {
     hello :group {
       versionMin @1 :UInt32;
       versionMax @2 :UInt32;
       clientName @3 :Text;
       wantGrant @100 :UInt64;  # the space grant the client would like (Welcome.grantBytes)
+      resumeSession @102 :UInt64;  # a session this client had (0: a new one) ...
+      resumeKey @103 :UInt64;      # ... and the key the server gave it with it
     }
     lookup :group {
       parent @4 :UInt64;
@@ -211,6 +217,11 @@ struct Request {
                                  # stays (an unlinked open file lives on) until `release`
     acquire @97 :UInt64;     # a directory: EXCLUSIVE on it, its whole listing (reply: attr,
                              # leaf, grants: EXCLUSIVE on every child nobody else holds)
+    reclaim :group {         # after a server restart (Welcome.reclaim), before anything else:
+      locks @104 :List(Grant);   # the locks the client held (reply: grants, those given back)
+      refs @105 :List(UInt64);   # inodes its kernel still references (open unlinked files)
+      grantBytes @106 :UInt64;   # the space grant its written-behind data still uses
+    }
   }
 }
 
@@ -241,6 +252,9 @@ struct Welcome {
   inodes @4 :InodeRange;
   serverGeneration @5 :UInt64;
   grantBytes @6 :UInt64;     # the client's first space grant (docs/wire-protocol.md)
+  sessionKey @7 :UInt64;     # with sessionId, what a reconnecting client resumes with
+  resumed @8 :Bool;          # hello.resumeSession is this session: its locks and state live on
+  reclaim @9 :Bool;          # ... but the server restarted: send `reclaim` before anything else
 }
 
 struct FsStat {

@@ -8,6 +8,7 @@
 
 #include "common/limits.h"
 #include "common/log.h"
+#include "server/dispatch_ctx.h"
 #include "server/lock_needs.h"
 
 namespace cohfs {
@@ -28,34 +29,9 @@ FileLock FromWire(ClientId client, wire::FileLock::Reader r) {
 
 }  // namespace
 
-bool Session::OwnsInode(InodeId ino) const {
-  for (const auto& r : inode_ranges) {
-    if (ino.value >= r.first && ino.value - r.first < r.count) return true;
-  }
-  return false;
-}
-
-struct Dispatcher::Ctx {
-  Session& session;
-  wire::Request::Reader req;
-  std::string& request_bulk;
-  capnp::MallocMessageBuilder message;
-  wire::Reply::Builder reply;
-  std::string reply_bulk;
-  std::vector<std::pair<InodeId, LockMode>> grants;
-  std::vector<InodeId> changed;  // attrs to attach besides the main one
-  bool needs_sync = false;
-  bool mutated = false;
-  Caller caller;
-  int64_t now_ms = 0;  // the lock manager's clock (contention)
-
-  Ctx(Session& s, wire::Request::Reader r, std::string& bulk)
-      : session(s), req(r), request_bulk(bulk), reply(message.initRoot<wire::Reply>()) {}
-};
-
 Dispatcher::Dispatcher(FileSystem& fs, LockManager& locks, const Volume& volume,
                        const ServerConfig& config)
-    : fs_(fs), locks_(locks), grants_(config.max_grant_bytes), volume_(volume), config_(config) {}
+    : fs_(fs), locks_(locks), grants_(config.max_grant_bytes), volume_(volume), config_(config), store_(fs.items()) {}
 
 OutFrame Dispatcher::ErrorReply(RequestId id, const Status& status) {
   capnp::MallocMessageBuilder m;
@@ -81,7 +57,12 @@ void Dispatcher::OwnParent(Ctx& ctx, InodeId parent) {
 }
 
 LockMode Dispatcher::Grant(Ctx& ctx, InodeId ino, LockMode mode) {
-  LockMode held = locks_.Grant(ctx.session.client, ino, mode, ctx.now_ms);
+  LockMode held = locks_.HeldBy(ctx.session.client, ino);
+  if (grace_) {
+    held = held >= mode ? held : LockMode::kNone;  // nothing new until all have reclaimed
+  } else {
+    held = locks_.Grant(ctx.session.client, ino, mode, ctx.now_ms);
+  }
   if (held != LockMode::kNone) ctx.grants.emplace_back(ino, held);
   return held;
 }
@@ -124,18 +105,34 @@ void Dispatcher::ReleaseAndReclaim(ClientId client, InodeId ino) {
   MaybeReclaim(ino);
 }
 
-void Dispatcher::EndSession(Session& session) {
+void Dispatcher::EndSession(Session& session, bool forget) {
   file_locks_.ReleaseClient(session.client);
   std::vector<InodeId> held = locks_.ReleaseAll(session.client);
   for (InodeId ino : locks_.DropRefs(session.client)) held.push_back(ino);
-  for (InodeId ino : held) MaybeReclaim(ino);
   grants_.Drop(session.client);
+  if (!forget) return;  // a server stop: the client reclaims after the restart
+  for (InodeId ino : held) MaybeReclaim(ino);
+  Status st = store_.Drop(session.client.value, session.replays);
+  if (!st.ok()) LOG(Warn) << "forgetting session " << session.client.value << ": " << st.ToString();
 }
 
 Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request, int64_t now_ms) {
   RequestId id = request.frame().header.request_id;
   Ctx ctx(session, request.root(), request.frame().bulk);
   ctx.now_ms = now_ms;
+  bool record = false;
+  Status decoded = GuardDecode([&] {
+    session.replied_below = std::max(session.replied_below, request.root().getRepliedBelow());
+    record = RecordsReply(request.root().which());
+    return Status::Ok();
+  });
+  if (decoded.ok() && record) BeginRecording(session, id.value);
+  Outcome out = Execute(ctx, request, id);
+  if (decoded.ok() && record) FinishRecording(session, out.reply);
+  return out;
+}
+
+Dispatcher::Outcome Dispatcher::Execute(Ctx& ctx, DecodedRequest& request, RequestId id) {
   // Nothing this request allocates may take space granted to any client;
   // a granted write may use its own (Write raises the limit for it).
   fs_.set_reserved_bytes(grants_.total());
@@ -270,7 +267,6 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
   ctx.caller = FromWire(req.getCaller());
   const Caller& c = ctx.caller;
   Session& s = ctx.session;
-  if (!s.welcomed && !req.isHello()) return Status::Error(EPROTO, "Hello must come first");
 
   // Replies carrying one inode's attributes, with a grant on it.
   auto reply_attr = [&](Result<Attr> r, bool mutated) -> Status {
@@ -287,30 +283,10 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
   };
 
   switch (req.which()) {
-    case wire::Request::HELLO: {
-      auto h = req.getHello();
-      uint32_t v = wire::PROTOCOL_VERSION;
-      if (s.welcomed) return Status::Error(EPROTO, "second Hello");
-      if (h.getVersionMin() > v || h.getVersionMax() < v) {
-        return Status::Error(EPROTONOSUPPORT,
-                             "server speaks protocol version " + std::to_string(v));
-      }
-      ASSIGN_OR_RETURN(InodeRange range, fs_.AllocateInodes(config_.inode_range_size));
-      s.inode_ranges.push_back(range);
-      s.welcomed = true;
-      auto w = reply.initWelcome();
-      w.setVersion(v);
-      w.setSessionId(s.client.value);
-      w.setLeaseMs(config_.lease_ms);
-      w.setRootIno(kRootInode.value);
-      w.initInodes().setFirst(range.first);
-      w.getInodes().setCount(range.count);
-      w.setServerGeneration(volume_.super().generation);
-      w.setGrantBytes(grants_.TopUp(s.client, h.getWantGrant(), fs_.free_bytes()));
-      LOG(Info) << "client " << s.client.value << " ('" << h.getClientName().cStr()
-                << "') welcomed, inodes [" << range.first << ", +" << range.count << ")";
-      return Status::Ok();
-    }
+    case wire::Request::HELLO:
+      return Status::Error(EPROTO, "second Hello");
+    case wire::Request::RECLAIM:
+      return Reclaim(ctx);
     case wire::Request::LOOKUP: {
       auto l = req.getLookup();
       InodeId parent(l.getParent());
@@ -555,6 +531,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       uint64_t count = std::clamp<uint64_t>(req.getAllocInodes(), 1, config_.inode_range_size);
       ASSIGN_OR_RETURN(InodeRange range, fs_.AllocateInodes(count));
       s.inode_ranges.push_back(range);
+      RETURN_IF_ERROR(store_.Put(s.client.value, s.ToItem()));  // a restart keeps the range
       auto r = reply.initInodes();
       r.setFirst(range.first);
       r.setCount(range.count);

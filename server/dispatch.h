@@ -4,6 +4,8 @@
 #pragma once
 
 #include <optional>
+#include <set>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -11,17 +13,29 @@
 #include "protocol/codec.h"
 #include "server/file_locks.h"
 #include "server/file_system.h"
+#include "server/leases.h"
 #include "server/lock_manager.h"
+#include "server/session_store.h"
 #include "server/space_grants.h"
 
 namespace cohfs {
 
-// What the server remembers about one client connection.
+// What the server remembers about one client (DESIGN §7): it outlives its
+// connections (a client that reconnects resumes it) and, in the store
+// (server/session_store.h), server restarts.
 struct Session {
-  ClientId client;
-  bool welcomed = false;
+  ClientId client;  // also the session id
+  uint64_t key = 0;  // a reconnecting client resumes with (id, key)
+  std::string name;
   std::vector<InodeRange> inode_ranges;  // numbers this client may create with
+  ConnectionId conn = 0;                 // 0: detached, waiting for the client to reconnect
+  int64_t ends_ms = 0;                   // detached: when it ends unless resumed
+  bool reclaiming = false;  // stored before a restart, locks not reclaimed yet
+  bool goodbye = false;     // a clean unmount: ends with its connection
+  std::set<uint64_t> replays;  // requests whose replies are stored
+  uint64_t replied_below = 0;  // the client has every reply below this request id
   bool OwnsInode(InodeId ino) const;
+  SessionItem ToItem() const;
 };
 
 // A name a request carries: EINVAL for "", ".", ".." or one with '/' or NUL;
@@ -62,12 +76,32 @@ class Dispatcher {
   static OutFrame SyncReply(RequestId id, const Status& status);
   static OutFrame ErrorReply(RequestId id, const Status& status);
 
-  // Session end: drop its locks and space grant, reclaim orphans nobody references.
-  void EndSession(Session& session);
+  // A new session: its id, key, first inode range, stored.
+  Result<Session> NewSession(std::string_view client_name);
+  // The reply to a hello that opened (or resumed, or made the client reclaim) `session`.
+  OutFrame Welcome(Session& session, DecodedRequest& hello, bool resumed);
+  // Hello's version check.
+  static Status CheckVersion(wire::Request::Hello::Reader h);
+  // A request this session sent before and got no reply to: the stored reply
+  // again, without the locks and space it granted (they may be gone since);
+  // nullopt: run it (a commit applied in part resumes where it stopped).
+  std::optional<OutFrame> Replay(Session& session, DecodedRequest& request);
+  // After a restart, until every stored client reclaimed or the grace period
+  // ended: nothing is granted that the requester does not hold already.
+  void set_grace(bool grace) { grace_ = grace; }
+  // Session end: drop its locks and space grant, reclaim orphans nobody
+  // references; `forget`: its stored state too (not at a server stop).
+  void EndSession(Session& session, bool forget = true);
+  // At start, and at the grace period's end: orphans nobody references.
+  void ReclaimOrphans();
+  SessionStore& session_store() { return store_; }
+  LockManager& locks() { return locks_; }
+  FileSystem& fs() { return fs_; }
   const SpaceGrants& space_grants() const { return grants_; }
 
  private:
   struct Ctx;
+  Outcome Execute(Ctx& ctx, DecodedRequest& request, RequestId id);
   Status Dispatch(Ctx& ctx);
   Status SetFileLock(Ctx& ctx);
   // WRITE: within the client's space grant when it says so; tops the grant up.
@@ -79,6 +113,23 @@ class Dispatcher {
   void Commit(Session& s, capnp::List<wire::Request>::Reader ops, wire::Reply::Builder reply,
               std::vector<InodeId>* changed, bool* mutated);
   struct CommitFailure;
+  // The reply being recorded for replay (Handle); its partial form goes into
+  // every WriteBatch the request commits (FileSystem::set_commit_hook).
+  struct Recording {
+    uint64_t request = 0;
+    uint32_t progress = 1;  // a commit: the changes before this one are applied
+    const std::vector<CommitFailure>* failed = nullptr;  // a commit: refused so far
+  };
+  struct Resume {  // a commit applied in part before a restart, resent
+    uint64_t request = 0;
+    uint32_t progress = 0;
+    std::string partial;  // its partial reply (the failures so far)
+  };
+  void BeginRecording(Session& s, uint64_t request);
+  void FinishRecording(Session& s, const OutFrame& reply);
+  Status Reclaim(Ctx& ctx);
+  static std::string FailuresReply(const std::vector<CommitFailure>& failed);
+  void LoadFailures(const std::string& partial, std::vector<CommitFailure>* failed);
   // One group: ops [first, end), all applied in one FileSystem::Group or none.
   bool ApplyGroup(Session& s, capnp::List<wire::Request>::Reader ops, uint32_t first, uint32_t end,
                   std::vector<CommitFailure>* failed);
@@ -103,6 +154,14 @@ class Dispatcher {
   SpaceGrants grants_;
   const Volume& volume_;
   ServerConfig config_;
+  SessionStore store_;
+  bool grace_ = false;
+  std::optional<Recording> recording_;
+  std::optional<Resume> resume_;
 };
+
+// Whether a request's reply is stored for replay: every kind that changes
+// something (the others are answered again by running them again).
+bool RecordsReply(wire::Request::Which which);
 
 }  // namespace cohfs

@@ -25,14 +25,9 @@
 
 #include "common/limits.h"
 #include "server/dispatch.h"
+#include "server/dispatch_ctx.h"
 
 namespace cohfs {
-
-struct Dispatcher::CommitFailure {
-  uint32_t index;
-  Status status;
-  std::vector<InodeId> touched;  // touched[0], if any, is the failure's `ino`
-};
 
 namespace {
 
@@ -276,7 +271,14 @@ void Dispatcher::Commit(Session& s, capnp::List<wire::Request>::Reader ops,
                         wire::Reply::Builder reply, std::vector<InodeId>* changed, bool* mutated) {
   std::vector<CommitFailure> failed;
   const uint32_t n = ops.size();
-  for (uint32_t first = 0; first < n;) {
+  uint32_t start = 0;
+  if (resume_ && recording_ && resume_->request == recording_->request) {
+    start = std::min(resume_->progress, n);  // applied before a restart: not again
+    LoadFailures(resume_->partial, &failed);
+  }
+  resume_.reset();
+  if (recording_) recording_->failed = &failed;
+  for (uint32_t first = start; first < n;) {
     uint32_t last = first;
     while (last < n && ops[last].getWithNext()) last++;
     // A chain that runs off the end would be applied in part: refuse it whole.
@@ -287,8 +289,9 @@ void Dispatcher::Commit(Session& s, capnp::List<wire::Request>::Reader ops,
           EINVAL, cut ? "the commit ends inside a withNext group"
                       : "a group of more than " + std::to_string(kMaxCommitGroupOps) + " changes");
       for (uint32_t i = first; i < end; i++) failed.push_back({i, st, CommitTargets(ops[i])});
-    } else if (ApplyGroup(s, ops, first, end, &failed)) {
-      *mutated = true;
+    } else {
+      if (recording_) recording_->progress = end;  // what this group's WriteBatch records
+      if (ApplyGroup(s, ops, first, end, &failed)) *mutated = true;
     }
     first = end;
   }

@@ -6,14 +6,17 @@
 
 namespace cohfs {
 
-Executor::Executor(Dispatcher& dispatcher, FileSystem& fs, uint32_t sync_interval_ms)
-    : fs_(fs), sync_interval_ms_(sync_interval_ms), scheduler_(dispatcher) {}
+Executor::Executor(Dispatcher& dispatcher, FileSystem& fs, uint32_t sync_interval_ms,
+                   uint32_t lease_ms, uint32_t grace_ms)
+    : fs_(fs), sync_interval_ms_(sync_interval_ms), scheduler_(dispatcher, lease_ms, grace_ms) {}
 
 Executor::~Executor() { CHECK_MSG(!thread_.joinable(), "StopAndSync not called"); }
 
-void Executor::Start(Reactor& reactor) {
+Status Executor::Start(Reactor& reactor) {
   reactor_ = &reactor;
+  RETURN_IF_ERROR(scheduler_.Start(NowMs()));
   thread_ = std::thread([this] { Loop(); });
+  return Status::Ok();
 }
 
 void Executor::StopAndSync() {
@@ -33,10 +36,10 @@ void Executor::OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> requ
   cv_.notify_one();
 }
 
-void Executor::OnClosed(ConnectionId conn) {
+void Executor::OnClosed(ConnectionId conn, bool lease_expired) {
   {
     std::lock_guard<std::mutex> l(mu_);
-    queue_.push_back(Work{conn, nullptr});
+    queue_.push_back(Work{conn, nullptr, lease_expired});
   }
   cv_.notify_one();
 }
@@ -48,7 +51,7 @@ void Executor::Loop() {
     bool stop;
     {
       std::unique_lock<std::mutex> l(mu_);
-      cv_.wait_for(l, std::chrono::milliseconds(sync_interval_ms_),
+      cv_.wait_for(l, std::chrono::milliseconds(std::min(sync_interval_ms_, kTickMs)),
                    [this] { return stop_ || !queue_.empty(); });
       size_t n = std::min(queue_.size(), kMaxBatch);
       for (size_t i = 0; i < n; i++) {
@@ -85,7 +88,7 @@ void Executor::RunBatch(std::deque<Work>& batch) {
     if (w.request) {
       scheduler_.OnRequest(w.conn, std::move(w.request), NowMs(), out);
     } else {
-      scheduler_.OnClosed(w.conn, NowMs(), out);
+      scheduler_.OnClosed(w.conn, NowMs(), w.lease_expired, out);
     }
   }
   dirty_ |= out.mutated;
@@ -97,8 +100,9 @@ void Executor::RunBatch(std::deque<Work>& batch) {
       out.frames.push_back(OutgoingReply{conn, Dispatcher::SyncReply(id, st)});
     }
   }
-  scheduler_.Trim(NowMs(), out);
+  scheduler_.Tick(NowMs(), out);
   if (!out.frames.empty()) reactor_->PostReplies(std::move(out.frames));
+  for (ConnectionId conn : out.closes) reactor_->PostClose(conn);
 }
 
 }  // namespace cohfs

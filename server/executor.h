@@ -22,23 +22,27 @@ namespace cohfs {
 
 class Executor : public FrameSink {
  public:
-  Executor(Dispatcher& dispatcher, FileSystem& fs, uint32_t sync_interval_ms);
+  Executor(Dispatcher& dispatcher, FileSystem& fs, uint32_t sync_interval_ms, uint32_t lease_ms,
+           uint32_t grace_ms);
   ~Executor() override;
 
-  void Start(Reactor& reactor);
+  // Loads the stored sessions (Scheduler::Start), then starts the thread.
+  Status Start(Reactor& reactor);
   // Finishes queued work, syncs, and joins the thread.
   void StopAndSync();
 
   // FrameSink (reactor thread):
   void OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> request) override;
-  void OnClosed(ConnectionId conn) override;
+  void OnClosed(ConnectionId conn, bool lease_expired) override;
 
   static constexpr size_t kMaxBatch = 1024;
+  static constexpr uint32_t kTickMs = 50;  // sessions and the grace period end on time
 
  private:
   struct Work {
     ConnectionId conn = 0;
     std::unique_ptr<DecodedRequest> request;  // null: the connection closed
+    bool lease_expired = false;               // ... because its client was silent
   };
   void Loop();
   void RunBatch(std::deque<Work>& batch);

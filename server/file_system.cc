@@ -506,15 +506,19 @@ Status FileSystem::Reclaim(InodeId ino) {
   return tx.Commit();
 }
 
-Status FileSystem::ReclaimAllOrphans() {
-  std::vector<InodeId> orphans;
+Status FileSystem::Orphans(std::vector<InodeId>* out) {
   auto it = volume_.items().NewIterator();
   for (it->Seek(ItemKey{0, ItemType::kOrphan, 0}); it->Valid(); it->Next()) {
     ItemKey k = it->key();
     if (k.objectid != 0 || k.type != ItemType::kOrphan) break;
-    orphans.push_back(InodeId(k.offset));
+    out->push_back(InodeId(k.offset));
   }
-  RETURN_IF_ERROR(it->status());
+  return it->status();
+}
+
+Status FileSystem::ReclaimAllOrphans() {
+  std::vector<InodeId> orphans;
+  RETURN_IF_ERROR(Orphans(&orphans));
   for (InodeId ino : orphans) RETURN_IF_ERROR(Reclaim(ino));
   if (!orphans.empty()) LOG(Info) << "reclaimed " << orphans.size() << " orphan inodes";
   return Status::Ok();

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -122,6 +123,7 @@ class FileSystem {
   Status Reclaim(InodeId ino);
   // At server start, nothing references orphans any more: reclaims them all.
   Status ReclaimAllOrphans();
+  Status Orphans(std::vector<InodeId>* out);  // every inode with an ORPHAN item
   // Hands out `count` never-used inode numbers (persisted in SUPER).
   Result<InodeRange> AllocateInodes(uint64_t count);
   Status Sync();
@@ -130,6 +132,10 @@ class FileSystem {
   // each request).
   uint64_t free_bytes() const { return volume_.allocator().free_bytes(); }
   void set_reserved_bytes(uint64_t bytes) { volume_.allocator().set_reserved_bytes(bytes); }
+  // Runs on every transaction just before it goes to the store, so what it
+  // adds is in the same WriteBatch (the replay record, server/session_store.h).
+  void set_commit_hook(std::function<void(Txn&)> hook) { commit_hook_ = std::move(hook); }
+  ItemStore& items() { return volume_.items(); }
 
  private:
   class Tx;  // server/fs_tx.h
@@ -161,6 +167,7 @@ class FileSystem {
   Result<std::vector<ExtentItem>> WriteExtents(Tx& tx, std::span<const char> data);
 
   Volume& volume_;
+  std::function<void(Txn&)> commit_hook_;
   // The open Group, if any (owned by it): what every Tx joins.
   struct OpenGroup {
     Txn* txn = nullptr;

@@ -35,7 +35,8 @@ Attr ToAttr(InodeId ino, const InodeItem& i) {
   return a;
 }
 
-FileSystem::Tx::Tx(FileSystem& fs) : v_(fs.volume_), group_(fs.group_.txn ? &fs.group_ : nullptr) {
+FileSystem::Tx::Tx(FileSystem& fs)
+    : v_(fs.volume_), commit_hook_(fs.commit_hook_), group_(fs.group_.txn ? &fs.group_ : nullptr) {
   if (group_ == nullptr) own_ = v_.items().BeginTxn();
   txn_ = group_ ? group_->txn : own_.get();
   ops_at_start_ = txn_->op_count();
@@ -183,6 +184,7 @@ Status FileSystem::Tx::Commit() {
   }
   committed_ = true;
   if (group_) return Status::Ok();  // the group commits once, at its end
+  if (commit_hook_) commit_hook_(*txn_);
   return v_.items().Commit(*txn_, /*sync=*/false);
 }
 
@@ -202,6 +204,7 @@ Status FileSystem::Group::Commit() {
   fs_.group_ = OpenGroup{};
   if (broken) return Status::Error(EIO, "a change of the group failed half-written");
   RETURN_IF_ERROR(fs_.CheckWritable());
+  if (fs_.commit_hook_) fs_.commit_hook_(*txn_);
   return fs_.volume_.items().Commit(*txn_, /*sync=*/false);
 }
 

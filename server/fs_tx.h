@@ -93,6 +93,7 @@ class FileSystem::Tx {
     std::string original;  // encoded as read; empty for a new inode
   };
   Volume& v_;
+  const std::function<void(Txn&)>& commit_hook_;
   OpenGroup* group_;          // the group joined, or null
   std::unique_ptr<Txn> own_;  // without a group
   Txn* txn_;                  // own_ or the group's

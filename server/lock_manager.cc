@@ -164,4 +164,19 @@ bool LockManager::Contended(InodeId ino, int64_t now_ms) const {
   return it != recalled_ms_.end() && now_ms - it->second < contention_ms_;
 }
 
+std::vector<LockManager::Conflict> LockManager::PendingRecalls(ClientId client) const {
+  std::vector<Conflict> out;
+  auto inodes = by_client_.find(client);
+  if (inodes == by_client_.end()) return out;
+  for (InodeId ino : inodes->second) {
+    auto r = resources_.find(ino);
+    if (r == resources_.end()) continue;
+    auto h = r->second.find(client);
+    if (h != r->second.end() && h->second.recalling) {
+      out.push_back(Conflict{client, ino, h->second.recall_keep});
+    }
+  }
+  return out;
+}
+
 }  // namespace cohfs

@@ -59,6 +59,8 @@ class LockManager {
   // at a time. Returns the recalls to send.
   std::vector<Conflict> TrimTo(size_t max_inodes, size_t batch, int64_t now_ms);
   bool RecallPending(ClientId client, InodeId ino) const;
+  // The recalls of `client` not answered yet (sent again when it reconnects).
+  std::vector<Conflict> PendingRecalls(ClientId client) const;
 
   void Release(ClientId client, InodeId ino);
   void Downgrade(ClientId client, InodeId ino);  // EXCLUSIVE -> SHARED

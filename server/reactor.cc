@@ -16,6 +16,7 @@ struct Reactor::Connection {
   bool recv_inflight = false;
   bool send_inflight = false;
   bool closing = false;
+  bool lease_expired = false;  // closed because the client was silent past its lease
   size_t inflight_requests = 0;  // handed to the sink, reply not yet queued
   std::deque<OutFrame> outq;
   size_t front_sent = 0;  // bytes of outq.front() already sent
@@ -61,6 +62,7 @@ void Reactor::CheckLeases() {
     if (it == conns_.end()) continue;
     LOG(Warn) << "connection " << e.conn << ": lease expired (nothing heard for " << e.silent_ms
               << " ms, lease " << leases_.lease_ms() << " ms): declaring its client dead";
+    it->second->lease_expired = true;
     BeginClose(*it->second, "lease expired");
     MaybeFinishClose(e.conn);
   }
@@ -253,7 +255,7 @@ void Reactor::MaybeFinishClose(ConnectionId id) {
   closed_.push_back(std::move(it->second));
   conns_.erase(it);
   leases_.Forget(id);
-  sink_.OnClosed(id);
+  sink_.OnClosed(id, c.lease_expired);
 }
 
 }  // namespace cohfs

@@ -27,7 +27,8 @@ class FrameSink {
  public:
   virtual ~FrameSink() = default;
   virtual void OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> request) = 0;
-  virtual void OnClosed(ConnectionId conn) = 0;
+  // `lease_expired`: the reactor closed it because the client was silent past its lease.
+  virtual void OnClosed(ConnectionId conn, bool lease_expired) = 0;
 };
 
 struct OutgoingReply {
@@ -39,7 +40,7 @@ struct OutgoingReply {
 class Reactor {
  public:
   // Takes ownership of listen_fd. A connection silent for longer than
-  // lease_ms is closed (its session then ends as on a disconnect).
+  // lease_ms is closed (and its session ends at once).
   Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink, uint32_t lease_ms);
   ~Reactor();
 

@@ -29,17 +29,17 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
   vo.meta_dir = options.meta_dir;
   ASSIGN_OR_RETURN(std::unique_ptr<Volume> volume, Volume::Open(vo));
   FileSystem fs(*volume);
-  RETURN_IF_ERROR(fs.ReclaimAllOrphans());
-  RETURN_IF_ERROR(fs.Sync());
   LockManager locks;
   Dispatcher dispatcher(fs, locks, *volume, options.config);
 
   int port = 0;
   ASSIGN_OR_RETURN(int listen_fd, ListenTcp(options.listen, &port));
   ASSIGN_OR_RETURN(std::unique_ptr<Ring> ring, Ring::Create(1024));
-  Executor executor(dispatcher, fs, options.sync_interval_ms);
+  Executor executor(dispatcher, fs, options.sync_interval_ms, options.config.lease_ms,
+                    options.grace_ms ? options.grace_ms : options.config.lease_ms);
   Reactor reactor(std::move(ring), listen_fd, executor, options.config.lease_ms);
-  executor.Start(reactor);
+  RETURN_IF_ERROR(executor.Start(reactor));  // orphans are reclaimed (now, or after the grace period)
+  RETURN_IF_ERROR(fs.Sync());
 
   std::thread signal_waiter([&] {
     int sig = 0;

@@ -45,6 +45,14 @@ uint64_t SpaceGrants::TopUp(ClientId client, uint64_t want_bytes, uint64_t free_
   return add;
 }
 
+uint64_t SpaceGrants::Restore(ClientId client, uint64_t bytes, uint64_t free_bytes) {
+  uint64_t add = std::min(bytes, free_bytes > total_ ? free_bytes - total_ : 0);
+  if (add == 0) return 0;
+  granted_[client] += add;
+  total_ += add;
+  return add;
+}
+
 void SpaceGrants::Drop(ClientId client) {
   auto it = granted_.find(client);
   if (it == granted_.end()) return;

@@ -42,6 +42,9 @@ class SpaceGrants {
   // Grows the client's grant towards `want_bytes` (capped) from `free_bytes`
   // of free device space; returns the bytes added (whole blocks, maybe 0).
   uint64_t TopUp(ClientId client, uint64_t want_bytes, uint64_t free_bytes);
+  // After a server restart: the client's written-behind data still counts on
+  // `bytes` of grant; gives back as much of it as is free and not granted.
+  uint64_t Restore(ClientId client, uint64_t bytes, uint64_t free_bytes);
   // The session ended: its grant is free space again.
   void Drop(ClientId client);
 

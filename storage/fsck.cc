@@ -118,6 +118,10 @@ class Checker {
         return "FREE";
       case ItemType::kSuper:
         return "SUPER";
+      case ItemType::kSession:
+        return "SESSION";
+      case ItemType::kReplay:
+        return "REPLAY";
     }
     return "?";
   }
@@ -125,8 +129,9 @@ class Checker {
   // Where each type may live: per-inode items never under objectid 0; the
   // global ones only there; single items of an inode at offset 0.
   static Status CheckKeyShape(const ItemKey& k) {
-    bool global =
-        k.type == ItemType::kOrphan || k.type == ItemType::kFree || k.type == ItemType::kSuper;
+    bool global = k.type == ItemType::kOrphan || k.type == ItemType::kFree ||
+                  k.type == ItemType::kSuper || k.type == ItemType::kSession ||
+                  k.type == ItemType::kReplay;
     if (global != (k.objectid == 0)) return Status::Error(EIO, "item under the wrong objectid");
     bool single = k.type == ItemType::kInode || k.type == ItemType::kInline ||
                   k.type == ItemType::kSymlink || k.type == ItemType::kSuper;
@@ -192,6 +197,14 @@ class Checker {
       case ItemType::kSuper:
         have_super_ = true;
         return DecodeSuper(val, &super_);
+      case ItemType::kSession: {
+        SessionItem session;
+        return DecodeSession(val, &session);
+      }
+      case ItemType::kReplay: {
+        ReplayItem replay;
+        return DecodeReplay(val, &replay);
+      }
     }
     return Status::Error(EIO, "unknown item type");
   }

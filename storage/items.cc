@@ -209,6 +209,51 @@ Status DecodeFree(std::string_view b, FreeItem* v) {
   return r.Finish("FREE");
 }
 
+std::string EncodeSession(const SessionItem& v) {
+  Writer w;
+  w.Int(v.key);
+  w.Bytes(v.client_name);
+  w.Int<uint32_t>(static_cast<uint32_t>(v.inode_ranges.size()));
+  for (auto& [first, count] : v.inode_ranges) {
+    w.Int(first);
+    w.Int(count);
+  }
+  return w.Take();
+}
+
+Status DecodeSession(std::string_view b, SessionItem* v) {
+  Reader r(b);
+  v->key = r.Int<uint64_t>();
+  v->client_name = r.Bytes();
+  uint32_t n = r.Int<uint32_t>();
+  v->inode_ranges.clear();
+  if (r.CountFits(n, 16)) {
+    for (uint32_t i = 0; i < n; i++) {
+      uint64_t first = r.Int<uint64_t>();
+      v->inode_ranges.emplace_back(first, r.Int<uint64_t>());
+    }
+  }
+  return r.Finish("SESSION");
+}
+
+std::string EncodeReplay(const ReplayItem& v) {
+  Writer w;
+  w.Int<uint8_t>(v.complete ? 1 : 0);
+  w.Int(v.progress);
+  w.Bytes(v.reply);
+  return w.Take();
+}
+
+Status DecodeReplay(std::string_view b, ReplayItem* v) {
+  Reader r(b);
+  uint8_t complete = r.Int<uint8_t>();
+  v->complete = complete == 1;
+  v->progress = r.Int<uint32_t>();
+  v->reply = r.Bytes();
+  if (complete > 1) return Status::Error(EIO, "bad REPLAY item");
+  return r.Finish("REPLAY");
+}
+
 std::string EncodeSuper(const SuperItem& v) {
   Writer w;
   w.Int(v.format_version);

@@ -68,6 +68,22 @@ struct SuperItem {
   uint64_t generation = 0;   // bumped at every mount of the server
 };
 
+// A client session (server/sessions.h): what resuming it needs after a restart.
+struct SessionItem {
+  uint64_t key = 0;  // the secret the client resumes with
+  std::string client_name;
+  std::vector<std::pair<uint64_t, uint64_t>> inode_ranges;  // (first, count)
+};
+
+// A reply the server may have to repeat (at-most-once replay). `complete`:
+// the whole reply; otherwise the request was applied up to `progress` (a
+// commit's groups) and `reply` holds what was known then.
+struct ReplayItem {
+  bool complete = false;
+  uint32_t progress = 0;
+  std::string reply;  // an encoded Reply message (flat words)
+};
+
 std::string EncodeInode(const InodeItem& v);
 Status DecodeInode(std::string_view b, InodeItem* v);
 std::string EncodeDirIndex(const DirIndexItem& v);
@@ -80,6 +96,10 @@ std::string EncodeXattr(const XattrItem& v);
 Status DecodeXattr(std::string_view b, XattrItem* v);
 std::string EncodeFree(const FreeItem& v);
 Status DecodeFree(std::string_view b, FreeItem* v);
+std::string EncodeSession(const SessionItem& v);
+Status DecodeSession(std::string_view b, SessionItem* v);
+std::string EncodeReplay(const ReplayItem& v);
+Status DecodeReplay(std::string_view b, ReplayItem* v);
 std::string EncodeSuper(const SuperItem& v);
 Status DecodeSuper(std::string_view b, SuperItem* v);
 // INLINE, SYMLINK and ORPHAN values are raw bytes (ORPHAN: empty).

@@ -24,7 +24,16 @@ enum class ItemType : uint8_t {
   kOrphan = 8,    // objectid=0, offset=ino: inode with nlink 0 still referenced by a client
   kFree = 9,      // objectid=0, offset=device offset: length
   kSuper = 10,    // objectid=0, offset=0
+  kSession = 11,  // objectid=0, offset=session id: a client session that outlives restarts
+  kReplay = 12,   // objectid=0, offset=ReplayOffset(session, request): a reply to repeat
 };
+
+// Replay items of one session are adjacent: the session id in the top 24 bits.
+inline constexpr uint64_t kReplaySeqBits = 40;
+inline constexpr uint64_t kMaxSessionId = (1ull << (64 - kReplaySeqBits)) - 1;
+inline uint64_t ReplayOffset(uint64_t session, uint64_t request) {
+  return session << kReplaySeqBits | (request & ((1ull << kReplaySeqBits) - 1));
+}
 
 struct ItemKey {
   uint64_t objectid = 0;

@@ -111,7 +111,7 @@ int FormatCommand(int argc, char** argv) {
 }
 
 int ServeCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease"},
+  Args a = Parse(argc, argv, {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease", "--grace"},
                  {"--verbose"});
   int rc = CheckArgs(a, 1,
                      "usage: cohfs serve DEVICE --listen HOST:PORT [--meta DIR] [--lease SECONDS]\n"
@@ -122,7 +122,10 @@ int ServeCommand(int argc, char** argv) {
                      "  --max-locks         inodes locked by clients at most (default 1048576);\n"
                      "                      past it the oldest locks are recalled\n"
                      "  --lease SECONDS     a client silent this long is declared dead: its\n"
-                     "                      connection closes, its locks go (default 15)\n"
+                     "                      connection closes, its locks go (default 15); a\n"
+                     "                      client that disconnected has this long to come back\n"
+                     "  --grace SECONDS     after a restart, the clients' time to reconnect and\n"
+                     "                      reclaim their locks (default: one lease)\n"
                      "  --verbose           debug logging\n"
                      "Runs in the foreground; SIGINT or SIGTERM stop it after a final sync.\n");
   if (rc >= 0) return rc;
@@ -139,6 +142,12 @@ int ServeCommand(int argc, char** argv) {
     return 2;
   }
   o.config.lease_ms = static_cast<uint32_t>(lease_ms);
+  int64_t grace_ms = ParseSecondsMs(a.Get("--grace", a.Get("--lease", "15")), 3600);
+  if (grace_ms < 0) {
+    std::fprintf(stderr, "cohfs serve: --grace wants seconds, more than 0 and at most 3600\n");
+    return 2;
+  }
+  o.grace_ms = static_cast<uint32_t>(grace_ms);
   Status st = Serve(o, [](int port) {
     std::printf("listening on port %d\n", port);
     std::fflush(stdout);
@@ -150,13 +159,40 @@ int ServeCommand(int argc, char** argv) {
   return 0;
 }
 
+// -o soft,timeo=SECONDS or hard (the default).
+bool ParseMountOptions(const std::string& list, MountOptions* o) {
+  bool soft = false;
+  int64_t timeo_ms = 30000;
+  size_t start = 0;
+  while (start < list.size()) {
+    size_t end = list.find(',', start);
+    if (end == std::string::npos) end = list.size();
+    std::string opt = list.substr(start, end - start);
+    start = end + 1;
+    if (opt == "soft" || opt == "hard") {
+      soft = opt == "soft";
+    } else if (opt.rfind("timeo=", 0) == 0) {
+      timeo_ms = ParseSecondsMs(opt.substr(6), 3600);
+      if (timeo_ms < 0) {
+        std::fprintf(stderr, "cohfs mount: timeo wants seconds, more than 0 and at most 3600\n");
+        return false;
+      }
+    } else if (!opt.empty()) {
+      std::fprintf(stderr, "cohfs mount: unknown option -o %s\n", opt.c_str());
+      return false;
+    }
+  }
+  o->soft_timeout_ms = soft ? timeo_ms : 0;
+  return true;
+}
+
 int MountCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--log", "--max-locks", "--timeout"},
+  Args a = Parse(argc, argv, {"--log", "--max-locks", "--timeout", "-o"},
                  {"-f", "--foreground", "-d", "--debug"});
   int rc =
       CheckArgs(a, 2,
                 "usage: cohfs mount HOST:PORT MOUNTPOINT [-f] [-d] [--log FILE] [--max-locks N]\n"
-                "                   [--timeout SECONDS]\n"
+                "                   [--timeout SECONDS] [-o soft,timeo=SECONDS]\n"
                 "  -f, --foreground  keep the client daemon in the foreground\n"
                 "  -d, --debug       trace FUSE requests (implies -f)\n"
                 "  --log FILE        the background daemon's log\n"
@@ -164,6 +200,10 @@ int MountCommand(int argc, char** argv) {
                 "                    least recently used locks are given back\n"
                 "  --timeout SECONDS connecting and the handshake give up after this\n"
                 "                    (default 30)\n"
+                "  -o hard           (the default) calls wait while the server is away;\n"
+                "                    the client reconnects and resends by itself\n"
+                "  -o soft,timeo=S   calls fail with EIO once the server has been\n"
+                "                    unreachable for S seconds (default 30)\n"
                 "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
   if (rc >= 0) return rc;
   // The daemon keeps no descriptor it was born with: a caller's open file on
@@ -182,6 +222,7 @@ int MountCommand(int argc, char** argv) {
     return 2;
   }
   o.timeout_ms = static_cast<int>(timeout_ms);
+  if (!ParseMountOptions(a.Get("-o"), &o)) return 2;
   return RunMount(o);
 }
 

@@ -167,11 +167,11 @@ void Cluster::KillServer() {
   server_pid_ = -1;
 }
 
-void Cluster::Mount(const std::string& mountpoint) {
+void Cluster::MountVia(int port, const std::string& mountpoint) {
   std::string m = mountpoint.empty() ? mnt_ : mountpoint;
   mkdir(m.c_str(), 0755);
   std::string out;
-  ASSERT_EQ(RunCommand(CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port_) + " " + m +
+  ASSERT_EQ(RunCommand(CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port) + " " + m +
                            " --log " + dir_ + "/client.log " + options_.mount_flags,
                        &out),
             0)

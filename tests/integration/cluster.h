@@ -46,7 +46,9 @@ class Cluster {
   void KillServer();  // SIGKILL: a crash
   bool ServerRunning() const { return server_pid_ > 0; }
   // Mounts a client at `mountpoint` (default: mnt()).
-  void Mount(const std::string& mountpoint = "");
+  void Mount(const std::string& mountpoint = "") { MountVia(port_, mountpoint); }
+  // Mounts through another port (a relay in front of the server).
+  void MountVia(int port, const std::string& mountpoint = "");
   void Unmount(const std::string& mountpoint = "");
   // SIGKILL of a client daemon (a crashed client machine), then its mount is detached.
   void KillClient(const std::string& mountpoint = "");

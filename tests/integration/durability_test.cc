@@ -93,7 +93,9 @@ TEST(Durability, SurvivesCleanServerRestart) {
 }
 
 TEST(Durability, FsyncedDataSurvivesServerKill9) {
-  Cluster c;
+  ClusterOptions o;
+  o.serve_flags = "--lease 2";  // the unmount below gives the dead server one lease
+  Cluster c(o);
   ASSERT_EQ(mkdir(c.Path("d").c_str(), 0755), 0);
   for (int i = 0; i < 20; i++) {
     WriteFile(c.Path("d/f" + std::to_string(i)), Pattern(1000 + i * 7919, i), false);

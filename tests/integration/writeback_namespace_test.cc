@@ -156,7 +156,9 @@ TEST(WritebackNamespace, ChangesInAnOwnedDirectoryAreLocalAndMatchALocalFileSyst
 }
 
 TEST(WritebackNamespace, FsyncMakesLoggedNamespaceChangesDurable) {
-  Cluster c;
+  ClusterOptions o;
+  o.serve_flags = "--lease 2";  // the unmount below gives the dead server one lease
+  Cluster c(o);
   ASSERT_EQ(mkdir(c.Path("d").c_str(), 0755), 0);
   ASSERT_EQ(mkdir(c.Path("d/sub").c_str(), 0755), 0);
   WriteAll(c.Path("d/sub/f"), "data");

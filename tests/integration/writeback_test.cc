@@ -55,7 +55,9 @@ TEST(Writeback, OwnedAttributeChangesAreLocalAndReachTheServerByThemselves) {
 }
 
 TEST(Writeback, FsyncMakesLocalChangesDurable) {
-  Cluster c;
+  ClusterOptions o;
+  o.serve_flags = "--lease 2";  // the unmount below gives the dead server one lease
+  Cluster c(o);
   std::string f = c.Path("f");
   int fd = open(f.c_str(), O_CREAT | O_RDWR, 0644);
   ASSERT_GE(fd, 0);

@@ -26,7 +26,7 @@ World::World(FileSystem& fs, const Volume& volume, const std::vector<InodeId>& f
              uint64_t seed)
     : fs_(fs),
       dispatcher_(fs, locks_, volume, SimServerConfig()),
-      scheduler_(dispatcher_),
+      scheduler_(dispatcher_, SimServerConfig().lease_ms, SimServerConfig().lease_ms),
       rng_(seed) {
   // The model starts from the server: the root and the fixed files in it.
   auto root = fs_.GetAttr(kRootInode);
@@ -127,7 +127,7 @@ void World::Step() {
     case 9:
       if (Pick(8) == 0) {
         Scheduler::Out out;
-        scheduler_.Trim(now_ms(), out);
+        scheduler_.Tick(now_ms(), out);
         return Route(out);
       }
       break;

@@ -24,15 +24,23 @@ namespace cohfs::test {
 class CommitTest : public FsTest {
  protected:
   CommitTest() : dispatcher_(*fs_, locks_, tv_.volume(), ServerConfig{}) {
-    session_.client = ClientId(7);
-    capnp::MallocMessageBuilder m;
-    auto r = m.initRoot<wire::Request>();
-    auto h = r.initHello();
-    h.setVersionMin(wire::PROTOCOL_VERSION);
-    h.setVersionMax(wire::PROTOCOL_VERSION);
-    auto reply = Roundtrip(m);
+    auto reply = Open(&session_);
     EXPECT_TRUE(reply->root().isWelcome());
     first_ino_ = reply->root().getWelcome().getInodes().getFirst();
+  }
+
+  // A new session, as a hello (wanting `want_grant`) opens it; returns the welcome.
+  std::unique_ptr<DecodedReply> Open(Session* s, uint64_t want_grant = 0) {
+    auto fresh = dispatcher_.NewSession("test");
+    EXPECT_TRUE(fresh.ok());
+    *s = std::move(*fresh);
+    capnp::MallocMessageBuilder m;
+    auto h = m.initRoot<wire::Request>().initHello();
+    h.setVersionMin(wire::PROTOCOL_VERSION);
+    h.setVersionMax(wire::PROTOCOL_VERSION);
+    h.setWantGrant(want_grant);
+    auto hello = Decode<DecodedRequest>(EncodeFrame(FrameKind::kRequest, RequestId(0), m));
+    return Decode<DecodedReply>(dispatcher_.Welcome(*s, *hello, /*resumed=*/false));
   }
 
   // Encodes, frames, decodes and dispatches one request; decodes the reply.

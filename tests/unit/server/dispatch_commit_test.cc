@@ -123,8 +123,7 @@ TEST_F(CommitTest, RefusesWhatIsNotAChange) {
 TEST_F(CommitTest, AReaderRecallsTheOwnerToSharedAndAWriterRecallsEveryHolder) {
   InodeId f = CreateOwned("f");  // session_ holds it EXCLUSIVE
   Session other;
-  other.client = ClientId(8);
-  other.welcomed = true;
+  Open(&other);
   auto admit = [&](Session& s, capnp::MallocMessageBuilder& m,
                    std::vector<LockManager::Conflict>* recalls) {
     auto request = Decode<DecodedRequest>(EncodeFrame(FrameKind::kRequest, RequestId(1), m));

@@ -43,8 +43,7 @@ TEST(SpaceGrants, GrantsAtMostHalfOfWhatNobodyHoldsAndTakesWritesOut) {
 class SpaceGrantTest : public CommitTest {
  protected:
   SpaceGrantTest() {
-    other_.client = ClientId(8);
-    other_.welcomed = true;
+    Open(&other_);
   }
   std::unique_ptr<DecodedReply> As(Session& s, capnp::MallocMessageBuilder& m,
                                    std::string bulk = {}) {
@@ -124,14 +123,8 @@ TEST_F(SpaceGrantTest, AGrantIsSpaceOnlyItsClientsGrantedWritesCanTake) {
 
 TEST_F(SpaceGrantTest, TheWelcomeBringsTheFirstGrant) {
   Session fresh;
-  fresh.client = ClientId(9);
-  capnp::MallocMessageBuilder m;
-  auto h = m.initRoot<wire::Request>().initHello();
-  h.setVersionMin(wire::PROTOCOL_VERSION);
-  h.setVersionMax(wire::PROTOCOL_VERSION);
-  h.setWantGrant(8 * kMiB);
   const uint64_t free = fs_->free_bytes();
-  auto reply = As(fresh, m);
+  auto reply = Open(&fresh, 8 * kMiB);
   ASSERT_TRUE(reply->root().isWelcome());
   EXPECT_EQ(reply->root().getWelcome().getGrantBytes(), std::min(8 * kMiB, free / 2));
   EXPECT_EQ(dispatcher_.space_grants().of(fresh.client), std::min(8 * kMiB, free / 2));

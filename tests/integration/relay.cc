@@ -1,0 +1,118 @@
+#include "tests/integration/relay.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+namespace cohfs::test {
+
+struct Relay::Pair {
+  int a = -1, b = -1;  // client side, server side
+  std::thread pump;
+};
+
+namespace {
+
+sockaddr_in Loopback(int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  return a;
+}
+
+// Copies what is readable on `from` to `to`; false when either end is done.
+bool CopyOnce(int from, int to) {
+  char buf[64 * 1024];
+  ssize_t n = recv(from, buf, sizeof(buf), MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+  if (n <= 0) return false;
+  for (ssize_t sent = 0; sent < n;) {
+    ssize_t m = send(to, buf + sent, static_cast<size_t>(n - sent), MSG_NOSIGNAL);
+    if (m < 0 && errno == EINTR) continue;
+    if (m <= 0) return false;
+    sent += m;
+  }
+  return true;
+}
+
+}  // namespace
+
+Relay::Relay(int target_port) : target_port_(target_port) {
+  listen_fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in a = Loopback(0);
+  socklen_t len = sizeof(a);
+  bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+  listen(listen_fd_, 16);
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len);
+  port_ = ntohs(a.sin_port);
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+}
+
+Relay::~Relay() {
+  stop_ = true;
+  acceptor_.join();
+  Cut();
+  std::lock_guard<std::mutex> l(mu_);
+  for (auto& p : pairs_) {
+    p->pump.join();
+    close(p->a);
+    close(p->b);
+  }
+  close(listen_fd_);
+}
+
+void Relay::AcceptLoop() {
+  while (!stop_) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (poll(&p, 1, 50) <= 0) continue;
+    int a = accept(listen_fd_, nullptr, nullptr);
+    if (a < 0) continue;
+    int b = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in t = Loopback(target_port_);
+    if (connect(b, reinterpret_cast<sockaddr*>(&t), sizeof(t)) != 0) {
+      close(a);
+      close(b);
+      continue;  // the server is down: the client sees a refused connection
+    }
+    accepted_++;
+    auto pair = std::make_unique<Pair>();
+    pair->a = a;
+    pair->b = b;
+    Pair* raw = pair.get();
+    std::lock_guard<std::mutex> l(mu_);
+    pairs_.push_back(std::move(pair));
+    raw->pump = std::thread([raw, this] { Pump(raw, &stop_); });
+  }
+}
+
+void Relay::Pump(Pair* p, std::atomic<bool>* stop) {
+  while (!*stop) {
+    pollfd fds[2] = {{p->a, POLLIN, 0}, {p->b, POLLIN, 0}};
+    if (poll(fds, 2, 50) < 0 && errno != EINTR) break;
+    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) && !CopyOnce(p->a, p->b)) break;
+    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !CopyOnce(p->b, p->a)) break;
+  }
+  shutdown(p->a, SHUT_RDWR);
+  shutdown(p->b, SHUT_RDWR);
+}
+
+int Relay::Cut() {
+  std::lock_guard<std::mutex> l(mu_);
+  int n = 0;
+  for (auto& p : pairs_) {
+    if (p->a < 0) continue;
+    shutdown(p->a, SHUT_RDWR);
+    shutdown(p->b, SHUT_RDWR);
+    n++;
+  }
+  return n;
+}
+
+}  // namespace cohfs::test

@@ -1,0 +1,166 @@
+// Failure without loss (issue 8, docs/failure.md): a server restart, a
+// server crash and a cut connection are delays for applications, not
+// errors, and nothing a client acknowledged is lost.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "tests/integration/cluster.h"
+#include "tests/integration/relay.h"
+
+namespace cohfs::test {
+namespace {
+
+using std::chrono::seconds;
+
+constexpr int kFiles = 300;
+
+std::string Content(int i) { return "file " + std::to_string(i) + std::string(i * 37, 'x'); }
+
+bool WriteFile(const std::string& path, const std::string& data, bool sync) {
+  int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  if (fd < 0) return false;
+  bool ok = write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+  if (sync) ok = fsync(fd) == 0 && ok;
+  return close(fd) == 0 && ok;
+}
+
+std::string ReadFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) return "<" + std::string(strerror(errno)) + ">";
+  std::string out;
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+int CountFiles(const std::string& dir) {
+  int n = 0;
+  struct stat st;
+  for (int i = 0; i < kFiles; i++) n += stat((dir + "/f" + std::to_string(i)).c_str(), &st) == 0;
+  return n;
+}
+
+// An fsync-per-file workload with renames and unlinks, in a child process
+// (a call that hangs must not hang the test). Exits 0 when every call succeeded.
+pid_t StartWorkload(const std::string& dir) {
+  pid_t pid = fork();
+  if (pid != 0) return pid;
+  for (int i = 0; i < kFiles; i++) {
+    std::string f = dir + "/f" + std::to_string(i);
+    if (!WriteFile(f + ".tmp", Content(i), /*sync=*/true) ||
+        rename((f + ".tmp").c_str(), f.c_str()) != 0) {
+      std::fprintf(stderr, "workload: file %d: %s\n", i, strerror(errno));
+      _exit(1);
+    }
+    if (i % 10 == 9) {
+      std::string gone = dir + "/gone" + std::to_string(i);
+      if (!WriteFile(gone, "x", false) || unlink(gone.c_str()) != 0) {
+        std::fprintf(stderr, "workload: unlink %d: %s\n", i, strerror(errno));
+        _exit(1);
+      }
+    }
+  }
+  _exit(0);
+}
+
+// The workload's exit status (-1: still running at the deadline; killed).
+int WaitWorkload(pid_t pid, std::chrono::seconds deadline) {
+  int status = 0;
+  if (!WaitFor([&] { return waitpid(pid, &status, WNOHANG) == pid; }, deadline)) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void ExpectEveryFile(const std::string& dir) {
+  for (int i = 0; i < kFiles; i++) {
+    ASSERT_EQ(ReadFile(dir + "/f" + std::to_string(i)), Content(i)) << "file " << i;
+  }
+}
+
+// The server goes away in the middle of the workload and comes back.
+void RestartUnderWorkload(bool crash) {
+  ClusterOptions o;
+  o.serve_flags = "--lease 5";
+  Cluster c(o);
+  std::string dir = c.Path("w");
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  pid_t workload = StartWorkload(dir);
+  ASSERT_TRUE(WaitFor([&] { return CountFiles(dir) >= 20; }, seconds(60)));
+  // Written, never synced: acknowledged all the same.
+  ASSERT_TRUE(WriteFile(c.Path("unsynced"), "written just before", /*sync=*/false));
+  ASSERT_LT(CountFiles(dir), kFiles) << "the workload must still run when the server goes";
+  if (crash) {
+    c.KillServer();
+    std::this_thread::sleep_for(seconds(1));  // the outage itself, not a wait for a condition
+  } else {
+    c.StopServer();
+  }
+  c.StartServer();
+  EXPECT_EQ(WaitWorkload(workload, seconds(120)), 0) << "the workload saw an error";
+  ExpectEveryFile(dir);
+  EXPECT_EQ(ReadFile(c.Path("unsynced")), "written just before");
+  std::string log = c.ServerLog();
+  EXPECT_NE(log.find("resumed its session"), std::string::npos) << log;
+  EXPECT_NE(log.find("reclaimed"), std::string::npos) << log;
+  // Stored on the server, not only in the client's cache.
+  c.Unmount();
+  c.Mount();
+  ExpectEveryFile(dir);
+  EXPECT_EQ(ReadFile(c.Path("unsynced")), "written just before");
+}
+
+TEST(Restart, CleanServerRestartIsInvisibleToAnFsyncWorkload) { RestartUnderWorkload(false); }
+
+TEST(Restart, KilledServerRestartedLosesNothingAcknowledged) { RestartUnderWorkload(true); }
+
+TEST(Restart, CutConnectionIsMendedWithoutErrors) {
+  Cluster c;
+  Relay relay(c.port());
+  std::string m = c.dir() + "/relayed";
+  c.MountVia(relay.port(), m);
+  std::string dir = m + "/w";
+  ASSERT_EQ(mkdir(dir.c_str(), 0755), 0);
+  pid_t workload = StartWorkload(dir);
+  for (int cut = 1; cut <= 3; cut++) {
+    ASSERT_TRUE(WaitFor([&] { return CountFiles(dir) >= 30 * cut; }, seconds(60)));
+    ASSERT_LT(CountFiles(dir), kFiles) << "the workload must still run when the network goes";
+    EXPECT_GE(relay.Cut(), 1);
+  }
+  EXPECT_EQ(WaitWorkload(workload, seconds(120)), 0) << "the workload saw an error";
+  EXPECT_GE(relay.connections_accepted(), 4) << "the client reconnected after each cut";
+  ExpectEveryFile(dir);
+  ExpectEveryFile(c.Path("w"));  // as the other mount sees it
+  c.Unmount(m);
+}
+
+TEST(Restart, CleanUnmountEndsTheSessionAtOnce) {
+  ClusterOptions o;
+  o.serve_flags = "--lease 30";
+  Cluster c(o);
+  std::string b = c.dir() + "/mnt2";
+  c.Mount(b);
+  ASSERT_TRUE(WriteFile(b + "/f", "b's", false));
+  c.Unmount(b);
+  // B said goodbye: its locks went with it, so A needs no 30 s lease to pass.
+  ASSERT_TRUE(WaitFor([&] { return c.ServerLog().find("said goodbye") != std::string::npos; },
+                      seconds(10)))
+      << c.ServerLog();
+  EXPECT_EQ(ReadFile(c.Path("f")), "b's");
+}
+
+}  // namespace
+}  // namespace cohfs::test
