@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <thread>
 
 #include "common/limits.h"
 #include "common/log.h"
@@ -164,6 +166,16 @@ class UringBlockDevice : public BlockDevice {
   io_uring ring_{};
 };
 
+// flock(fd, op) retried until `patience` runs out; errno set when false.
+bool LockWithin(int fd, int op, std::chrono::milliseconds patience) {
+  auto deadline = std::chrono::steady_clock::now() + patience;
+  while (flock(fd, op | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK || std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<std::unique_ptr<BlockDevice>> BlockDevice::Open(const std::string& path, bool read_only) {
@@ -176,8 +188,10 @@ Result<std::unique_ptr<BlockDevice>> BlockDevice::Open(const std::string& path, 
   if (fd < 0) return Status::Error(errno, "open " + path + ": " + std::strerror(errno));
   // One writer, or any number of readers (fsck), per device or image: a
   // second server, and format (--force too), are refused while a server runs.
-  // flock belongs to this open file: it goes when the process dies, kill -9 too.
-  if (flock(fd, (read_only ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0) {
+  // flock belongs to this open file: it goes when the process dies, kill -9
+  // too, but a killed server's io_uring lets go of the file a moment after the
+  // process is reaped, so a holder gets two seconds to disappear.
+  if (!LockWithin(fd, read_only ? LOCK_SH : LOCK_EX, std::chrono::seconds(2))) {
     int err = errno;
     close(fd);
     if (err == EWOULDBLOCK) {
