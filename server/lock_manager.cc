@@ -65,6 +65,10 @@ bool LockManager::Recall(const Conflict& c, int64_t now_ms, bool contended) {
   if (h == r->second.end()) return false;
   Holder& holder = h->second;
   if (holder.recalling && holder.recall_keep <= c.keep) return false;
+  if (!holder.recalling) {  // a stronger recall keeps the first one's deadline
+    holder.recall_ms = now_ms;
+    recall_clocks_.push_back({c.ino, c.holder, now_ms});
+  }
   holder.recalling = true;
   holder.recall_keep = c.keep;
   if (contended) recalled_ms_[c.ino] = now_ms;
@@ -177,6 +181,31 @@ std::vector<LockManager::Conflict> LockManager::PendingRecalls(ClientId client) 
     }
   }
   return out;
+}
+
+std::vector<ClientId> LockManager::Unanswered(int64_t sent_before_ms) {
+  std::vector<ClientId> out;
+  while (!recall_clocks_.empty()) {
+    const RecallClock& clock = recall_clocks_.front();
+    const Holder* h = nullptr;
+    if (auto r = resources_.find(clock.ino); r != resources_.end()) {
+      if (auto it = r->second.find(clock.holder); it != r->second.end()) h = &it->second;
+    }
+    bool outstanding = h && h->recalling && h->recall_ms == clock.sent_ms;
+    if (outstanding && clock.sent_ms > sent_before_ms) break;  // the rest are younger
+    if (outstanding && std::find(out.begin(), out.end(), clock.holder) == out.end()) {
+      out.push_back(clock.holder);
+    }
+    recall_clocks_.pop_front();
+  }
+  return out;
+}
+
+void LockManager::RestartRecallClocks(ClientId client, int64_t now_ms) {
+  for (const Conflict& c : PendingRecalls(client)) {
+    resources_[c.ino][client].recall_ms = now_ms;
+    recall_clocks_.push_back({c.ino, client, now_ms});
+  }
 }
 
 }  // namespace cohfs

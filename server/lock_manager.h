@@ -61,6 +61,12 @@ class LockManager {
   bool RecallPending(ClientId client, InodeId ino) const;
   // The recalls of `client` not answered yet (sent again when it reconnects).
   std::vector<Conflict> PendingRecalls(ClientId client) const;
+  // Clients with a recall outstanding since `sent_before_ms` or earlier (the
+  // recall deadline: DESIGN §7). Each is reported once per recall.
+  std::vector<ClientId> Unanswered(int64_t sent_before_ms);
+  // A client that reconnected was sent its pending recalls again: their
+  // deadlines start over.
+  void RestartRecallClocks(ClientId client, int64_t now_ms);
 
   void Release(ClientId client, InodeId ino);
   void Downgrade(ClientId client, InodeId ino);  // EXCLUSIVE -> SHARED
@@ -84,6 +90,12 @@ class LockManager {
     LockMode mode = LockMode::kNone;
     bool recalling = false;
     LockMode recall_keep = LockMode::kNone;  // while recalling
+    int64_t recall_ms = 0;                   // when the outstanding recall was sent
+  };
+  struct RecallClock {
+    InodeId ino;
+    ClientId holder;
+    int64_t sent_ms;
   };
   // Per inode: holders (never kNone; an empty map is erased).
   std::unordered_map<InodeId, std::unordered_map<ClientId, Holder>> resources_;
@@ -94,6 +106,9 @@ class LockManager {
   // and the queue is rebuilt when mostly stale): the trim order.
   std::deque<InodeId> age_;
   std::unordered_set<InodeId> trimming_;  // recalled by TrimTo, not yet given back
+  // Outstanding recalls in the order they were sent (answered ones are
+  // skipped when they reach the front).
+  std::deque<RecallClock> recall_clocks_;
   std::unordered_map<InodeId, std::unordered_set<ClientId>> refs_;
 };
 

@@ -33,7 +33,7 @@ void Scheduler::OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> req
                           int64_t now_ms, Out& out) {
   Work w{conn, std::move(request)};
   auto c = client_of_.find(conn);
-  if (c == client_of_.end()) return OnHello(w, out);
+  if (c == client_of_.end()) return OnHello(w, now_ms, out);
   Session& s = sessions_.at(c->second);
   // Decoding a request validated it whole, so reading its root is safe below.
   Status st = GuardDecode([&] { return s.goodbye |= w.request->root().isGoodbye(), Status::Ok(); });
@@ -61,7 +61,7 @@ Session* Scheduler::Resumable(wire::Request::Hello::Reader h) {
 }
 
 // A connection's first request: a hello, which opens or resumes a session.
-void Scheduler::OnHello(Work& w, Out& out) {
+void Scheduler::OnHello(Work& w, int64_t now_ms, Out& out) {
   RequestId id = w.request->frame().header.request_id;
   Session* s = nullptr;
   bool resumed = false;
@@ -94,6 +94,7 @@ void Scheduler::OnHello(Work& w, Out& out) {
     LOG(Info) << "client " << s->client.value << " resumed its session on connection " << w.conn
               << (s->reclaiming ? " (to reclaim its locks)" : "");
     SendRecalls(dispatcher_.locks().PendingRecalls(s->client), out);
+    dispatcher_.locks().RestartRecallClocks(s->client, now_ms);
   }
 }
 
@@ -135,6 +136,13 @@ void Scheduler::Tick(int64_t now_ms, Out& out) {
     if (s.conn == 0 && !s.reclaiming && s.ends_ms <= now_ms) due.push_back(client);
   }
   for (ClientId client : due) End(client, "did not reconnect within its lease", now_ms, out);
+  // Renewing is not enough: a client that holds a recalled lock for two
+  // leases stops everybody who waits for it, so it is declared dead.
+  for (ClientId client : dispatcher_.locks().Unanswered(now_ms - 2 * int64_t{lease_ms_})) {
+    auto it = sessions_.find(client);
+    if (it == sessions_.end() || it->second.conn == 0) continue;  // its recalls go again
+    End(client, "did not answer a recall within two leases", now_ms, out);
+  }
   if (grace_ && now_ms >= grace_ends_ms_) EndGrace(now_ms, out);
   SendRecalls(dispatcher_.TrimLocks(now_ms), out);
 }

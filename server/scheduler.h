@@ -54,8 +54,9 @@ class Scheduler {
                  Out& out);
   // `lease_expired`: the client was silent past its lease; its session ends now.
   void OnClosed(ConnectionId conn, int64_t now_ms, bool lease_expired, Out& out);
-  // Ends sessions detached for a lease and the grace period when due;
-  // recalls that bring the lock table back under its bound.
+  // Ends sessions detached for a lease, sessions that left a recall
+  // unanswered for two leases, and the grace period when due; recalls that
+  // bring the lock table back under its bound.
   void Tick(int64_t now_ms, Out& out);
   // Server stop: sessions end in memory (stored, they are reclaimed after
   // the restart); parked requests are dropped.
@@ -71,7 +72,7 @@ class Scheduler {
     ConnectionId conn = 0;
     std::unique_ptr<DecodedRequest> request;
   };
-  void OnHello(Work& w, Out& out);
+  void OnHello(Work& w, int64_t now_ms, Out& out);
   Session* Resumable(wire::Request::Hello::Reader h);
   void Admit(Work& w, Session& session, int64_t now_ms, Out& out);
   bool RunnableInGrace(const Session& session, DecodedRequest& request);

@@ -122,6 +122,27 @@ TEST(LockManagerRecall, DowngradeAnswersARecallToShared) {
   EXPECT_EQ(lm.Grant(kA, kIno, LockMode::kShared, 1000), LockMode::kShared);  // uncontended again
 }
 
+// The recall deadline (DESIGN §7): what is outstanding since a time, once.
+TEST(LockManagerRecall, UnansweredRecallsAreReportedOncePastTheirDeadline) {
+  LockManager lm;
+  const InodeId other(kIno.value + 1), theirs(kIno.value + 2);
+  ASSERT_EQ(lm.Acquire(kA, kIno, LockMode::kShared), LockMode::kShared);
+  ASSERT_EQ(lm.Acquire(kA, other, LockMode::kShared), LockMode::kShared);
+  ASSERT_EQ(lm.Acquire(kB, theirs, LockMode::kShared), LockMode::kShared);
+  ASSERT_TRUE(lm.Recall(ConflictsOf(lm, kC, kIno, LockMode::kExclusive)[0], 100));
+  ASSERT_TRUE(lm.Recall(ConflictsOf(lm, kC, other, LockMode::kExclusive)[0], 200));
+  ASSERT_TRUE(lm.Recall(ConflictsOf(lm, kC, theirs, LockMode::kExclusive)[0], 300));
+  EXPECT_TRUE(lm.Unanswered(99).empty());
+  lm.Release(kA, kIno);  // answered: no deadline
+  EXPECT_TRUE(lm.Unanswered(150).empty());
+  EXPECT_EQ(lm.Unanswered(250), std::vector<ClientId>{kA});
+  EXPECT_TRUE(lm.Unanswered(250).empty());  // reported once
+  // Sent again after a reconnect: the clock starts over.
+  lm.RestartRecallClocks(kB, 1000);
+  EXPECT_TRUE(lm.Unanswered(999).empty());
+  EXPECT_EQ(lm.Unanswered(1000), std::vector<ClientId>{kB});
+}
+
 }  // namespace
 }  // namespace cohfs
 
