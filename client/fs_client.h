@@ -91,6 +91,9 @@ class FsClient {
 
   ObjectCache& cache() { return cache_; }
   ClientStats& stats() { return stats_; }
+  // Before the cache answers anything: waits while the lease may have run
+  // out (Rpc::AwaitLease).
+  Status AwaitLease() { return rpc_.AwaitLease(); }
 
   // Sends `m` behind the pending log and waits for the reply (at most
   // timeout_ms; -1: as long as it takes).

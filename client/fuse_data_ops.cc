@@ -223,17 +223,17 @@ struct DataOps {
 }  // namespace
 
 void AddDataOps(fuse_lowlevel_ops& o) {
-  o.open = DataOps::Open;
-  o.read = DataOps::Read;
-  o.write = DataOps::Write;
-  o.flush = DataOps::Flush;
+  o.open = Gated<DataOps::Open>::Run;
+  o.read = Gated<DataOps::Read>::Run;
+  o.write = Gated<DataOps::Write>::Run;
+  o.flush = Gated<DataOps::Flush>::Run;
   o.release = DataOps::Release;
-  o.fsync = DataOps::Fsync;
-  o.fallocate = DataOps::Fallocate;
-  o.lseek = DataOps::Lseek;
-  o.getlk = DataOps::GetLk;
-  o.setlk = DataOps::SetLk;
-  o.flock = DataOps::Flock;
+  o.fsync = Gated<DataOps::Fsync>::Run;
+  o.fallocate = Gated<DataOps::Fallocate>::Run;
+  o.lseek = Gated<DataOps::Lseek>::Run;
+  o.getlk = Gated<DataOps::GetLk>::Run;
+  o.setlk = Gated<DataOps::SetLk>::Run;
+  o.flock = Gated<DataOps::Flock>::Run;
 }
 
 }  // namespace cohfs::fuse

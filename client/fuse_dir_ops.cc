@@ -214,6 +214,7 @@ struct DirOps {
     if (ino == FUSE_ROOT_ID && std::strcmp(name, kStatsXattr) == 0) {
       return ReplySized(req, s->stats().Format(), size);
     }
+    if (Status st = s->core().AwaitLease(); !st.ok()) return ReplyErr(req, st);
     auto known = s->core().cache().KnownXattrs(InodeId(ino));
     auto attr = s->core().cache().GetAttr(InodeId(ino));
     if (known && attr) {
@@ -290,17 +291,17 @@ struct DirOps {
 }  // namespace
 
 void AddDirOps(fuse_lowlevel_ops& o) {
-  o.opendir = DirOps::OpenDir;
-  o.readdir = DirOps::ReadDir;
-  o.readdirplus = DirOps::ReadDirPlus;
+  o.opendir = Gated<DirOps::OpenDir>::Run;
+  o.readdir = Gated<DirOps::ReadDir>::Run;
+  o.readdirplus = Gated<DirOps::ReadDirPlus>::Run;
   o.releasedir = DirOps::ReleaseDir;
-  o.fsyncdir = DirOps::FsyncDir;
-  o.statfs = DirOps::StatFs;
-  o.setxattr = DirOps::SetXattr;
+  o.fsyncdir = Gated<DirOps::FsyncDir>::Run;
+  o.statfs = Gated<DirOps::StatFs>::Run;
+  o.setxattr = Gated<DirOps::SetXattr>::Run;
   o.getxattr = DirOps::GetXattr;
-  o.listxattr = DirOps::ListXattr;
-  o.removexattr = DirOps::RemoveXattr;
-  o.access = DirOps::Access;
+  o.listxattr = Gated<DirOps::ListXattr>::Run;
+  o.removexattr = Gated<DirOps::RemoveXattr>::Run;
+  o.access = Gated<DirOps::Access>::Run;
 }
 
 }  // namespace cohfs::fuse

@@ -67,6 +67,23 @@ inline double Timeout(FuseOps* s, LockMode m) {
 
 inline void Count(FuseOps* s, int opcode) { s->stats().fuse_ops[opcode]++; }
 
+// A FUSE request, run once the session's lease covers the cache that may
+// answer it (DESIGN §7): a client cut off for a lease waits for its
+// reconnect, and gets EIO if the server ended its session. Every op is
+// gated but init, destroy, the forgets (no reply), the releases (a file's
+// state goes with them) and getxattr (its stats answer whatever the server
+// does; it gates the rest itself).
+template <auto Op>
+struct Gated;
+template <typename... Args, void (*Op)(fuse_req_t, Args...)>
+struct Gated<Op> {
+  static void Run(fuse_req_t req, Args... args) {
+    Status st = Self(req)->core().AwaitLease();
+    if (!st.ok()) return (void)fuse_reply_err(req, st.errno_value());
+    Op(req, args...);
+  }
+};
+
 // An entry the kernel caches: the name while the directory is held, the
 // attributes while the inode is held (both pinned until the reply is out).
 inline fuse_entry_param EntryFor(FuseOps* s, InodeId parent, const std::string& name,

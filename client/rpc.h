@@ -114,6 +114,11 @@ class Rpc {
   // for `ms` (a soft mount; and at unmount, so that a dead server cannot
   // hold the daemon forever). 0: never (a hard mount).
   virtual void GiveUpAfter(int64_t) {}
+  // Returns once the session's lease covers what the client caches: the
+  // server was heard from within a lease, so it cannot have ended the
+  // session and given its locks away. While not, waits for the reconnect
+  // (EIO: the session ended, or a soft mount gave up).
+  virtual Status AwaitLease() { return Status::Ok(); }
   // The id of the newest request handed to the connection (0: none yet).
   virtual uint64_t last_request_id() = 0;
   // The id of the oldest request still waiting for its reply (else the next id).

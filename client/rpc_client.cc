@@ -151,7 +151,8 @@ RpcClient::~RpcClient() {
 
 Status RpcClient::Start() {
   ASSIGN_OR_RETURN(ring_, Ring::Create(256));
-  lease_ = std::make_unique<LeaseKeeper>(welcome_.lease_ms, SteadyNowMs());
+  heard_ms_ = SteadyNowMs();  // the handshake
+  lease_ = std::make_unique<LeaseKeeper>(welcome_.lease_ms, heard_ms_);
   recv_done_.on_complete = [this](int res, uint32_t) { OnRecv(res); };
   send_done_.on_complete = [this](int res, uint32_t) { OnSend(res); };
   wake_done_.on_complete = [this](int, uint32_t) { OnWake(); };
@@ -300,6 +301,22 @@ bool RpcClient::GivenUp() const {
   return !connected_ && limit > 0 && SteadyNowMs() - disconnected_ms_ >= limit;
 }
 
+// DESIGN §7: a client that may have lost its lease stops serving its cache
+// until it has reconnected (and, resumed, knows its locks are still its own).
+// Polls: only a client cut off for a whole lease gets here.
+Status RpcClient::AwaitLease() {
+  // The server keeps a session at least a lease after it last sent to this
+  // client; an eighth of it covers the way here and the clocks' drift.
+  const int64_t covered_ms = welcome_.lease_ms - welcome_.lease_ms / 8;
+  if (covered_ms <= 0) return Status::Ok();
+  while (SteadyNowMs() - heard_ms_ >= covered_ms) {
+    if (broken_) return Status::Error(EIO, "the server ended this client's session; remount");
+    if (GivenUp()) return Status::Error(EIO, "the server is unreachable (soft mount)");
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return Status::Ok();
+}
+
 void RpcClient::FailIfUnreachable() {
   if (broken_ || !GivenUp()) return;
   std::unordered_map<uint64_t, std::shared_ptr<Pending>> pending;
@@ -370,8 +387,9 @@ Status RpcClient::Reconnect() {
   }
   front_sent_ = 0;
   connected_ = true;
-  lease_->OnHeard(SteadyNowMs());
-  lease_->OnSent(SteadyNowMs());
+  heard_ms_ = SteadyNowMs();
+  lease_->OnHeard(heard_ms_);
+  lease_->OnSent(heard_ms_);
   LOG(Info) << "reconnected to the server" << (w.reclaim ? " (restarted; locks reclaimed)" : "")
             << ": sending " << resent << " requests again";
   ArmRecv();
@@ -414,7 +432,8 @@ void RpcClient::OnRecv(int res) {
                                                      : std::string("recv: ") + strerror(-res)));
   }
   stats_.bytes_received += static_cast<uint64_t>(res);
-  lease_->OnHeard(SteadyNowMs());
+  heard_ms_ = SteadyNowMs();
+  lease_->OnHeard(heard_ms_);
   reader_.CommitReceived(static_cast<size_t>(res));
   while (true) {
     auto next = reader_.Next();

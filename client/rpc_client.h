@@ -65,6 +65,7 @@ class RpcClient : public Rpc {
   void SetRecallHandler(RecallHandler h) override { recall_handler_ = std::move(h); }
   void SetReclaimer(Reclaimer r) override { reclaimer_ = std::move(r); }
   void GiveUpAfter(int64_t ms) override;
+  Status AwaitLease() override;
   uint64_t last_request_id() override;
   uint64_t oldest_unanswered_id() override;
   const Welcome& welcome() const override { return welcome_; }
@@ -122,6 +123,7 @@ class RpcClient : public Rpc {
   std::atomic<bool> connected_{true};   // false while the network thread reconnects
   std::atomic<int64_t> disconnected_ms_{0};  // when the connection broke (steady clock)
   std::atomic<int64_t> give_up_ms_{0};       // GiveUpAfter (0: a hard mount)
+  std::atomic<int64_t> heard_ms_{0};         // the server was last heard from (steady clock)
   Reclaimer reclaimer_;
   uint64_t next_id_ = 1;  // guarded by mu_ (ids in queue order)
   std::thread thread_;

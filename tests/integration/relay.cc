@@ -74,6 +74,10 @@ void Relay::AcceptLoop() {
     if (poll(&p, 1, 50) <= 0) continue;
     int a = accept(listen_fd_, nullptr, nullptr);
     if (a < 0) continue;
+    if (refuse_) {
+      close(a);
+      continue;
+    }
     int b = socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in t = Loopback(target_port_);
     if (connect(b, reinterpret_cast<sockaddr*>(&t), sizeof(t)) != 0) {

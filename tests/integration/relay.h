@@ -20,6 +20,8 @@ class Relay {
   // Breaks every connection through the relay now; returns how many.
   int Cut();
   int connections_accepted() const { return accepted_; }
+  // While refusing, new connections are closed at once (the network is down).
+  void Refuse(bool refuse) { refuse_ = refuse; }
 
  private:
   struct Pair;
@@ -31,6 +33,7 @@ class Relay {
   int port_ = 0;
   std::atomic<bool> stop_{false};
   std::atomic<int> accepted_{0};
+  std::atomic<bool> refuse_{false};
   std::thread acceptor_;
   std::mutex mu_;  // guards pairs_
   std::vector<std::unique_ptr<Pair>> pairs_;

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <future>
 #include <string>
 #include <thread>
 
@@ -40,6 +41,7 @@ std::string ReadFile(const std::string& path) {
   char buf[65536];
   ssize_t n;
   while ((n = read(fd, buf, sizeof(buf))) > 0) out.append(buf, static_cast<size_t>(n));
+  if (n < 0) out = "<" + std::string(strerror(errno)) + ">";
   close(fd);
   return out;
 }
@@ -147,6 +149,31 @@ TEST(Restart, CutConnectionIsMendedWithoutErrors) {
   c.Unmount(m);
 }
 
+// DESIGN §7: a client cut off for longer than its lease no longer serves its
+// cache (the server may have given its locks to others); once it is back
+// and finds its session ended, it answers EIO, never the stale data.
+TEST(Restart, ClientCutOffPastItsLeaseDoesNotServeItsCache) {
+  ClusterOptions o;
+  o.serve_flags = "--lease 2";
+  Cluster c(o);
+  Relay relay(c.port());
+  std::string a = c.dir() + "/relayed";
+  c.MountVia(relay.port(), a);
+  ASSERT_TRUE(WriteFile(a + "/f", "one", true));
+  ASSERT_EQ(ReadFile(a + "/f"), "one");  // cached by A, under its lock
+  relay.Refuse(true);
+  ASSERT_GE(relay.Cut(), 1);
+  // B's change needs A's lock: it goes on once A's session has ended, a
+  // lease after A disappeared.
+  ASSERT_TRUE(WriteFile(c.Path("f"), "two", true));
+  auto read = std::async(std::launch::async, [&] { return ReadFile(a + "/f"); });
+  relay.Refuse(false);  // A reconnects and learns its session is gone
+  ASSERT_EQ(read.wait_for(seconds(30)), std::future_status::ready);
+  EXPECT_EQ(read.get(), "<" + std::string(strerror(EIO)) + ">") << "not A's stale copy";
+  EXPECT_NE(c.ServerLog().find("did not reconnect within its lease"), std::string::npos);
+  c.Unmount(a);
+}
+
 TEST(Restart, CleanUnmountEndsTheSessionAtOnce) {
   ClusterOptions o;
   o.serve_flags = "--lease 30";
@@ -156,8 +183,8 @@ TEST(Restart, CleanUnmountEndsTheSessionAtOnce) {
   ASSERT_TRUE(WriteFile(b + "/f", "b's", false));
   c.Unmount(b);
   // B said goodbye: its locks went with it, so A needs no 30 s lease to pass.
-  ASSERT_TRUE(WaitFor([&] { return c.ServerLog().find("said goodbye") != std::string::npos; },
-                      seconds(10)))
+  ASSERT_TRUE(
+      WaitFor([&] { return c.ServerLog().find("said goodbye") != std::string::npos; }, seconds(10)))
       << c.ServerLog();
   EXPECT_EQ(ReadFile(c.Path("f")), "b's");
 }
