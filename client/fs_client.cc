@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <unordered_set>
 #include <utility>
 
 #include "common/limits.h"
@@ -94,7 +95,8 @@ void FsClient::BuildReclaim(wire::Request::Builder request) {
   auto f = r.initRefs(static_cast<unsigned>(refs.size()));
   for (size_t i = 0; i < refs.size(); i++) f.set(static_cast<unsigned>(i), refs[i].value);
   r.setGrantBytes(grant_.granted());
-  reclaim_asked_ = locks.size();
+  reclaim_asked_.clear();
+  for (auto& [ino, mode] : locks) reclaim_asked_.push_back(ino);
 }
 
 void FsClient::OnReclaimed(wire::Reply::Reader reply) {
@@ -102,9 +104,15 @@ void FsClient::OnReclaimed(wire::Reply::Reader reply) {
     LOG(Warn) << "the restarted server gave back less space than written-behind data needs";
   }
   stats_.space_grant_bytes = grant_.granted();
-  if (reply.getGrants().size() != reclaim_asked_) {
-    LOG(Warn) << "the restarted server gave back " << reply.getGrants().size() << " of "
-              << reclaim_asked_ << " locks";
+  if (reply.getGrants().size() == reclaim_asked_.size()) return;
+  LOG(Warn) << "the restarted server gave back " << reply.getGrants().size() << " of "
+            << reclaim_asked_.size() << " locks; the others are handled as recalled";
+  // A lock refused is someone else's now: what the cache holds under it goes
+  // as on a recall (logged changes the server then refuses are reported).
+  std::unordered_set<uint64_t> granted;
+  for (auto g : reply.getGrants()) granted.insert(g.getIno());
+  for (InodeId ino : reclaim_asked_) {
+    if (granted.count(ino.value) == 0) OnRecall(ino, LockMode::kNone);
   }
 }
 

@@ -323,7 +323,7 @@ class FsClient {
   const FsClientOptions options_;
   ObjectCache cache_;
   SpaceGrant grant_;  // what data written behind may take on the server
-  size_t reclaim_asked_ = 0;  // network thread: locks the last reclaim asked for
+  std::vector<InodeId> reclaim_asked_;  // network thread: locks the last reclaim asked for
   WriteBehind write_behind_;
   ErrorSeq errors_;
   std::atomic<KernelCache*> kernel_{nullptr};
