@@ -40,8 +40,8 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
   PeerLimits peer_limits;
   peer_limits.timeout_ms = options.peer_timeout_ms;
   Reactor reactor(std::move(ring), listen_fd, executor, options.config.lease_ms, peer_limits);
-  RETURN_IF_ERROR(
-      executor.Start(reactor));  // orphans are reclaimed (now, or after the grace period)
+  // Orphans are reclaimed (now, or after the grace period).
+  RETURN_IF_ERROR(executor.Start(reactor));
   RETURN_IF_ERROR(fs.Sync());
 
   std::thread signal_waiter([&] {
