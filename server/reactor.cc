@@ -24,12 +24,13 @@ struct Reactor::Connection {
   // Charged for each request in flight: its frame and its expected reply
   // (by request id; a peer may repeat ids).
   std::unordered_multimap<uint64_t, size_t> inflight_charges;
-  size_t inflight_bytes = 0;  // sum of inflight_charges
-  size_t unsent_bytes = 0;    // of the frames in outq
-  size_t recv_charged = 0;    // reader capacity beyond its fixed buffer (a budget's bytes)
-  bool waiting_for_budget = false;
-  int64_t frame_since_ms = 0;  // a frame begun: since when it is read (0: none begun)
-  int64_t send_since_ms = 0;   // replies queued: their last progress (0: none queued)
+  size_t inflight_bytes = 0;         // sum of inflight_charges
+  size_t unsent_bytes = 0;           // of the frames in outq
+  size_t recv_charged = 0;           // reader capacity beyond its fixed buffer (a budget's bytes)
+  bool waiting_for_budget = false;   // in budget_waiters_
+  bool waiting_for_replies = false;  // in reply_waiters_
+  int64_t frame_since_ms = 0;        // a frame begun: since when it is read (0: none begun)
+  int64_t send_since_ms = 0;         // replies queued: their last progress (0: none queued)
   std::deque<OutFrame> outq;
   size_t front_sent = 0;  // bytes of outq.front() already sent
   size_t frames_in_send = 0;
@@ -147,6 +148,20 @@ void Reactor::WakeBudgetWaiters() {
   }
 }
 
+// Connections paused while all connections' replies were over their total,
+// once they are not.
+void Reactor::WakeReplyWaiters() {
+  if (reply_waiters_.empty() || reply_bytes_ >= limits_.reply_bytes_total) return;
+  std::deque<ConnectionId> waiting;
+  waiting.swap(reply_waiters_);
+  for (ConnectionId id : waiting) {
+    auto it = conns_.find(id);
+    if (it == conns_.end() || !it->second->waiting_for_replies) continue;
+    it->second->waiting_for_replies = false;
+    ArmRecv(*it->second);  // queues itself again if the total is over once more
+  }
+}
+
 // A peer that begun a frame and does not finish it, or does not read its
 // replies, within the timeout is closed. Time the reactor was not reading
 // from it (limits, budget) does not count.
@@ -204,6 +219,9 @@ void Reactor::OnAccept(int res) {
   }
   if (res < 0) {
     LOG(Warn) << "accept: " << strerror(-res);
+  } else if (conns_.size() >= limits_.connections) {
+    LOG(Warn) << "refusing a connection: " << conns_.size() << " open, the most allowed";
+    close(res);
   } else {
     auto c = std::make_unique<Connection>();
     c->id = next_id_++;
@@ -221,10 +239,16 @@ void Reactor::OnAccept(int res) {
 }
 
 void Reactor::ArmRecv(Connection& c) {
-  if (c.closing || c.recv_inflight || c.waiting_for_budget) return;
+  if (c.closing || c.recv_inflight || c.waiting_for_budget || c.waiting_for_replies) return;
   if (c.inflight_requests >= kMaxInflightRequests) return;
   // Backpressure: a peer that does not read its replies is not read either.
-  if (c.inflight_bytes + c.unsent_bytes >= limits_.reply_bytes) return;
+  size_t mine = c.inflight_bytes + c.unsent_bytes;
+  if (mine >= limits_.reply_bytes) return;
+  if (mine >= limits_.reply_bytes_floor && reply_bytes_ >= limits_.reply_bytes_total) {
+    c.waiting_for_replies = true;
+    reply_waiters_.push_back(c.id);
+    return;
+  }
   if (!ChargeRecvBuffer(c)) return;
   size_t avail = 0;
   char* tail = c.reader.BoundedTail(&avail);
@@ -265,6 +289,7 @@ void Reactor::OnRecv(Connection& c, int res) {
     size_t charge = frame_bytes + ExpectedReplyBytes(**decoded);
     c.inflight_charges.emplace((*decoded)->frame().header.request_id.value, charge);
     c.inflight_bytes += charge;
+    reply_bytes_ += charge;
     c.inflight_requests++;
     sink_.OnRequest(c.id, std::move(decoded).value());
   }
@@ -303,12 +328,14 @@ void Reactor::OnSend(Connection& c, int res) {
   while (!c.outq.empty() && sent >= c.outq.front().total_bytes()) {
     sent -= c.outq.front().total_bytes();
     c.unsent_bytes -= c.outq.front().total_bytes();
+    reply_bytes_ -= c.outq.front().total_bytes();
     c.outq.pop_front();
   }
   c.front_sent = sent;
   c.send_since_ms = c.outq.empty() ? 0 : SteadyNowMs();
   ArmSend(c);
   ArmRecv(c);  // may have been paused for its unsent replies
+  WakeReplyWaiters();
 }
 
 void Reactor::ArmWake() {
@@ -356,11 +383,13 @@ void Reactor::QueueFrame(Connection& c, OutgoingReply r) {
     auto charge = c.inflight_charges.find(r.frame.request_id().value);
     if (charge != c.inflight_charges.end()) {
       c.inflight_bytes -= charge->second;
+      reply_bytes_ -= charge->second;
       c.inflight_charges.erase(charge);
     }
   }
   if (c.outq.empty()) c.send_since_ms = SteadyNowMs();
   c.unsent_bytes += r.frame.total_bytes();
+  reply_bytes_ += r.frame.total_bytes();
   c.outq.push_back(std::move(r.frame));
   ArmSend(c);
   ArmRecv(c);  // may have been paused at the in-flight limit
@@ -382,12 +411,15 @@ void Reactor::MaybeFinishClose(ConnectionId id) {
   close(c.fd);
   partial_frame_bytes_ -= c.recv_charged;
   c.recv_charged = 0;
+  CHECK(reply_bytes_ >= c.inflight_bytes + c.unsent_bytes);
+  reply_bytes_ -= c.inflight_bytes + c.unsent_bytes;
   // Destroyed after this completion returns: its callback is still running.
   closed_.push_back(std::move(it->second));
   conns_.erase(it);
   leases_.Forget(id);
   sink_.OnClosed(id, c.lease_expired);
   WakeBudgetWaiters();
+  WakeReplyWaiters();
 }
 
 }  // namespace cohfs

@@ -12,10 +12,10 @@
 // reserves its whole size from one server-wide budget once its header is in
 // (or waits, unread, until there is room); requests read and not answered,
 // the replies expected for them and replies not yet sent are capped per
-// connection (past the cap its requests are not read until it reads its
-// replies). A frame begun must be finished, and queued replies must make
-// progress, within PeerLimits::timeout_ms of the reactor's reading (or
-// sending), or the connection closes.
+// connection and in all (past a cap its requests are not read until it reads
+// its replies, or others do), and so are connections. A frame begun must be finished, and queued
+// replies must make progress, within PeerLimits::timeout_ms of the reactor's reading (or sending),
+// or the connection closes.
 #pragma once
 
 #include <atomic>
@@ -54,6 +54,11 @@ struct PeerLimits {
   // Per connection: frames of requests read and not answered, the replies
   // expected for them (ExpectedReplyBytes) and replies queued but unsent.
   size_t reply_bytes = 16u << 20;
+  // The same, server-wide; past it only connections holding less than the
+  // floor are read (so each can always send a release or a renew).
+  size_t reply_bytes_total = 64u << 20;
+  size_t reply_bytes_floor = 1u << 20;
+  size_t connections = 1024;  // open at once; more are refused
   // A frame begun, or queued replies, must progress within this.
   uint32_t timeout_ms = 30000;
 };
@@ -95,6 +100,7 @@ class Reactor {
   bool ChargeRecvBuffer(Connection& c);
   void ReleaseRecvBuffer(Connection& c);
   void WakeBudgetWaiters();
+  void WakeReplyWaiters();
   void QueueFrame(Connection& c, OutgoingReply r);
 
   std::unique_ptr<Ring> ring_;
@@ -104,6 +110,8 @@ class Reactor {
   PeerLimits limits_;
   size_t partial_frame_bytes_ = 0;           // charged against limits_.partial_frame_bytes
   std::deque<ConnectionId> budget_waiters_;  // not read until that has room for their frame
+  size_t reply_bytes_ = 0;                   // charged against limits_.reply_bytes_total
+  std::deque<ConnectionId> reply_waiters_;   // not read until reply_bytes_ is under it
   Completion accept_done_;
   Completion wake_done_;
   EventFd wake_;
