@@ -253,7 +253,6 @@ void Reactor::ArmRecv(Connection& c) {
   size_t avail = 0;
   char* tail = c.reader.BoundedTail(&avail);
   CHECK(avail > 0);
-  avail = std::min(avail, kRecvChunkBytes);
   c.recv_inflight = true;
   ring_->Recv(c.fd, tail, avail, &c.recv_done);
 }

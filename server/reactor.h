@@ -80,7 +80,6 @@ class Reactor {
 
   // Limits per connection.
   static constexpr size_t kMaxInflightRequests = 256;
-  static constexpr size_t kRecvChunkBytes = 256 * 1024;
 
  private:
   struct Connection;
