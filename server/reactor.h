@@ -12,10 +12,11 @@
 // reserves its whole size from one server-wide budget once its header is in
 // (or waits, unread, until there is room); requests read and not answered,
 // the replies expected for them and replies not yet sent are capped per
-// connection and in all (past a cap its requests are not read until it reads
-// its replies, or others do), and so are connections. A frame begun must be finished, and queued
-// replies must make progress, within PeerLimits::timeout_ms of the reactor's reading (or sending),
-// or the connection closes.
+// connection and in all (past a cap its requests are not read until it, or
+// another peer, reads replies); so are connections. A frame begun must be
+// finished, and queued replies must make progress, within
+// PeerLimits::timeout_ms of the reactor's reading (or sending), or the
+// connection closes.
 #pragma once
 
 #include <atomic>
