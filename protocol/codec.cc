@@ -1,5 +1,7 @@
 #include "protocol/codec.h"
 
+#include <algorithm>
+
 #include "common/limits.h"
 
 namespace cohfs {
@@ -81,6 +83,17 @@ Result<std::unique_ptr<DecodedMessage<Root>>> DecodedMessage<Root>::Decode(InFra
 template class DecodedMessage<wire::Request>;
 template class DecodedMessage<wire::Reply>;
 template class DecodedMessage<wire::Recall>;
+
+size_t ExpectedReplyBytes(const DecodedRequest& request) {
+  constexpr size_t kSmallReplyBytes = 4096;
+  size_t bulk = 0;
+  (void)GuardDecode([&] {
+    auto req = request.root();
+    if (req.isRead()) bulk = std::min<size_t>(req.getRead().getLength(), kMaxBulkBytes);
+    return Status::Ok();
+  });
+  return kSmallReplyBytes + bulk;
+}
 
 void ToWire(const Attr& a, wire::Attr::Builder b) {
   b.setIno(a.ino.value);

@@ -41,6 +41,10 @@ using DecodedRequest = DecodedMessage<wire::Request>;
 using DecodedReply = DecodedMessage<wire::Reply>;
 using DecodedRecall = DecodedMessage<wire::Recall>;
 
+// What a reply to `request` is expected to take on the wire: its read length
+// for a read, a few KiB for the rest. Reserved while the request is in flight.
+size_t ExpectedReplyBytes(const DecodedRequest& request);
+
 // A recall frame (server -> client): give up `ino` down to `keep`.
 OutFrame EncodeRecall(InodeId ino, LockMode keep);
 

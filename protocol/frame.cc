@@ -1,5 +1,6 @@
 #include "protocol/frame.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/limits.h"
@@ -28,8 +29,6 @@ bool LengthsValid(uint32_t message_bytes, uint32_t bulk_bytes) {
   return message_bytes >= 8 && message_bytes % 8 == 0 && message_bytes <= kMaxMessageBytes &&
          bulk_bytes <= kMaxBulkBytes;
 }
-
-constexpr size_t kInitialBufferBytes = 256 * 1024;
 
 }  // namespace
 
@@ -82,21 +81,55 @@ void OutFrame::AppendIovecs(size_t skip, std::vector<iovec>* out) const {
   }
 }
 
+RequestId OutFrame::request_id() const { return RequestId(Get64(header + 8)); }
+
 char* FrameReader::WritableTail(size_t min_bytes, size_t* available) {
-  if (buf_.empty()) buf_.resize(kInitialBufferBytes);
-  if (buf_.size() - end_ < min_bytes) {
-    // Compact first; grow only when a single frame needs more room.
-    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
-    if (buf_.size() - end_ < min_bytes) buf_.resize(end_ + min_bytes);
+  if (cap_ == 0) Resize(kInitialBufferBytes);
+  if (cap_ - end_ < min_bytes) {
+    Compact();  // first; grow only when a single frame needs more room
+    if (cap_ - end_ < min_bytes) Resize(std::max(end_ + min_bytes, 2 * cap_));
   }
-  *available = buf_.size() - end_;
-  return buf_.data() + end_;
+  *available = cap_ - end_;
+  return buf_.get() + end_;
+}
+
+char* FrameReader::BoundedTail(size_t* available) {
+  if (cap_ == 0) Resize(kInitialBufferBytes);
+  if (cap_ - end_ < kInitialBufferBytes / 4) Compact();
+  *available = cap_ - end_;
+  return buf_.get() + end_;
+}
+
+size_t FrameReader::NeededCapacity() const {
+  FrameHeader h;
+  if (buffered_bytes() < kFrameHeaderBytes || !DecodeFrameHeader(buf_.get() + begin_, &h).ok()) {
+    return kInitialBufferBytes;
+  }
+  size_t total = kFrameHeaderBytes + size_t(h.message_bytes) + h.bulk_bytes;
+  return std::max(total, kInitialBufferBytes);
+}
+
+void FrameReader::Compact() {
+  if (begin_ == 0) return;
+  std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
+  end_ -= begin_;
+  begin_ = 0;
+}
+
+void FrameReader::Resize(size_t bytes) {
+  size_t have = buffered_bytes();
+  bytes = std::max(bytes, have);
+  if (bytes == cap_ && begin_ == 0) return;
+  auto grown = std::make_unique_for_overwrite<char[]>(bytes);
+  if (have > 0) std::memcpy(grown.get(), buf_.get() + begin_, have);
+  buf_ = std::move(grown);
+  cap_ = bytes;
+  begin_ = 0;
+  end_ = have;
 }
 
 void FrameReader::CommitReceived(size_t bytes) {
-  CHECK(end_ + bytes <= buf_.size());
+  CHECK(end_ + bytes <= cap_);
   end_ += bytes;
 }
 
@@ -104,13 +137,13 @@ Result<std::optional<InFrame>> FrameReader::Next() {
   size_t have = end_ - begin_;
   if (have < kFrameHeaderBytes) return std::optional<InFrame>();
   FrameHeader h;
-  RETURN_IF_ERROR(DecodeFrameHeader(buf_.data() + begin_, &h));
+  RETURN_IF_ERROR(DecodeFrameHeader(buf_.get() + begin_, &h));
   size_t total = kFrameHeaderBytes + size_t(h.message_bytes) + h.bulk_bytes;
   if (have < total) return std::optional<InFrame>();
   InFrame f;
   f.header = h;
   f.message = kj::heapArray<capnp::word>(h.message_bytes / sizeof(capnp::word));
-  const char* p = buf_.data() + begin_ + kFrameHeaderBytes;
+  const char* p = buf_.get() + begin_ + kFrameHeaderBytes;
   std::memcpy(f.message.begin(), p, h.message_bytes);
   f.bulk.assign(p + h.message_bytes, h.bulk_bytes);
   begin_ += total;

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,23 +61,44 @@ struct OutFrame {
   std::string bulk;
 
   size_t total_bytes() const;
+  RequestId request_id() const;  // from the header
   // Appends this frame's (up to 3) iovecs, skipping the first `skip` bytes.
   void AppendIovecs(size_t skip, std::vector<iovec>* out) const;
 };
 
 // Incremental frame parser for one connection's byte stream.
+// WritableTail grows the buffer as a frame needs (a peer we trust: the
+// client's view of its server). BoundedTail never grows it: the owner
+// Resize()s it to NeededCapacity() once it has charged those bytes to a
+// budget, and back down once the frame is out (the server's view of a peer).
 // Owner: the thread that receives on the connection.
 class FrameReader {
  public:
+  static constexpr size_t kInitialBufferBytes = 256 * 1024;
+
   // A writable tail of at least `min_bytes` to receive into.
   char* WritableTail(size_t min_bytes, size_t* available);
+  // The free tail as it is (compacted when short; never empty once Resize()d
+  // to NeededCapacity()).
+  char* BoundedTail(size_t* available);
   void CommitReceived(size_t bytes);
   // The next complete frame, nullopt if more bytes are needed, or EPROTO.
   Result<std::optional<InFrame>> Next();
   size_t buffered_bytes() const { return end_ - begin_; }
+  size_t capacity_bytes() const { return cap_; }
+  // The buffer the frame being received needs: the whole frame once its
+  // header is in, else kInitialBufferBytes. Only a valid header is trusted
+  // (Next() rejects the others).
+  size_t NeededCapacity() const;
+  // Grows (capacity_bytes() >= bytes afterwards) or shrinks to `bytes`, never
+  // below what is buffered.
+  void Resize(size_t bytes);
 
  private:
-  std::vector<char> buf_;
+  void Compact();
+
+  std::unique_ptr<char[]> buf_;
+  size_t cap_ = 0;
   size_t begin_ = 0;
   size_t end_ = 0;
 };

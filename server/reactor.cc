@@ -3,6 +3,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+
+#include "common/limits.h"
 #include "common/log.h"
 
 namespace cohfs {
@@ -16,8 +19,18 @@ struct Reactor::Connection {
   bool recv_inflight = false;
   bool send_inflight = false;
   bool closing = false;
-  bool lease_expired = false;  // closed because the client was silent past its lease
+  bool lease_expired = false;    // closed because the client was silent past its lease
   size_t inflight_requests = 0;  // handed to the sink, reply not yet queued
+  // Charged for each request in flight: its frame and its expected reply
+  // (by request id; a peer may repeat ids).
+  std::unordered_multimap<uint64_t, size_t> inflight_charges;
+  size_t inflight_bytes = 0;         // sum of inflight_charges
+  size_t unsent_bytes = 0;           // of the frames in outq
+  size_t recv_charged = 0;           // reader capacity beyond its fixed buffer (a budget's bytes)
+  bool waiting_for_budget = false;   // in budget_waiters_
+  bool waiting_for_replies = false;  // in reply_waiters_
+  int64_t frame_since_ms = 0;        // a frame begun: since when it is read (0: none begun)
+  int64_t send_since_ms = 0;         // replies queued: their last progress (0: none queued)
   std::deque<OutFrame> outq;
   size_t front_sent = 0;  // bytes of outq.front() already sent
   size_t frames_in_send = 0;
@@ -25,8 +38,15 @@ struct Reactor::Connection {
   msghdr msg{};
 };
 
-Reactor::Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink, uint32_t lease_ms)
-    : ring_(std::move(ring)), listen_fd_(listen_fd), sink_(sink), leases_(lease_ms) {
+Reactor::Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink, uint32_t lease_ms,
+                 PeerLimits limits)
+    : ring_(std::move(ring)),
+      listen_fd_(listen_fd),
+      sink_(sink),
+      leases_(lease_ms),
+      limits_(limits) {
+  CHECK_MSG(limits_.partial_frame_bytes >= kFrameHeaderBytes + kMaxMessageBytes + kMaxBulkBytes,
+            "the half-received frame budget must hold the largest frame");
   accept_done_.on_complete = [this](int res, uint32_t) { OnAccept(res); };
   wake_done_.on_complete = [this](int res, uint32_t) { OnWake(); };
 }
@@ -40,9 +60,12 @@ void Reactor::Run() {
   ArmAccept();
   ArmWake();
   while (!stopping_ || !conns_.empty()) {
-    Status st = ring_->RunOnce(static_cast<int>(leases_.check_interval_ms()));
+    int64_t interval_ms =
+        std::min<int64_t>(leases_.check_interval_ms(), limits_.timeout_ms / 4 + 1);
+    Status st = ring_->RunOnce(static_cast<int>(interval_ms));
     CHECK_MSG(st.ok(), st.ToString().c_str());
     CheckLeases();
+    if (!stopping_) CheckPeerTimeouts(SteadyNowMs());
     closed_.clear();
   }
 }
@@ -65,6 +88,101 @@ void Reactor::CheckLeases() {
     it->second->lease_expired = true;
     BeginClose(*it->second, "lease expired");
     MaybeFinishClose(e.conn);
+  }
+}
+
+// Bytes the frame being received needs beyond the reader's buffer as it is.
+size_t Reactor::ExtraRecvBytes(const Connection& c) const {
+  size_t have = std::max(c.reader.capacity_bytes(), FrameReader::kInitialBufferBytes);
+  size_t need = c.reader.NeededCapacity();
+  return need > have ? need - have : 0;
+}
+
+// A frame larger than the fixed buffer gets all of its room at once (so a
+// frame begun can always be finished) or, with no room in the budget, waits
+// unread in the socket.
+bool Reactor::ChargeRecvBuffer(Connection& c) {
+  size_t extra = ExtraRecvBytes(c);
+  if (extra == 0) return true;
+  if (partial_frame_bytes_ + extra > limits_.partial_frame_bytes) {
+    if (!c.waiting_for_budget) {
+      LOG(Debug) << "connection " << c.id << ": waiting for room for a " << extra << "-byte frame";
+      c.waiting_for_budget = true;
+      budget_waiters_.push_back(c.id);
+    }
+    return false;
+  }
+  partial_frame_bytes_ += extra;
+  c.recv_charged += extra;
+  c.reader.Resize(c.reader.NeededCapacity());
+  CHECK(c.reader.capacity_bytes() == FrameReader::kInitialBufferBytes + c.recv_charged);
+  return true;
+}
+
+// Once a large frame is out, its room goes back to the budget.
+void Reactor::ReleaseRecvBuffer(Connection& c) {
+  if (c.recv_charged == 0 || c.reader.NeededCapacity() >= c.reader.capacity_bytes()) return;
+  c.reader.Resize(c.reader.NeededCapacity());
+  size_t charged = c.reader.capacity_bytes() - FrameReader::kInitialBufferBytes;
+  CHECK(charged <= c.recv_charged);
+  partial_frame_bytes_ -= c.recv_charged - charged;
+  c.recv_charged = charged;
+  WakeBudgetWaiters();
+}
+
+// Every waiter whose frame fits now, in arrival order; the others wait on.
+void Reactor::WakeBudgetWaiters() {
+  std::deque<ConnectionId> waiting;
+  waiting.swap(budget_waiters_);
+  for (ConnectionId id : waiting) {
+    auto it = conns_.find(id);
+    if (it == conns_.end() || !it->second->waiting_for_budget) continue;
+    Connection& c = *it->second;
+    if (partial_frame_bytes_ + ExtraRecvBytes(c) > limits_.partial_frame_bytes) {
+      budget_waiters_.push_back(id);
+      continue;
+    }
+    c.waiting_for_budget = false;
+    c.frame_since_ms = c.frame_since_ms ? SteadyNowMs() : 0;  // its clock starts now
+    ArmRecv(c);
+  }
+}
+
+// Connections paused while all connections' replies were over their total,
+// once they are not.
+void Reactor::WakeReplyWaiters() {
+  if (reply_waiters_.empty() || reply_bytes_ >= limits_.reply_bytes_total) return;
+  std::deque<ConnectionId> waiting;
+  waiting.swap(reply_waiters_);
+  for (ConnectionId id : waiting) {
+    auto it = conns_.find(id);
+    if (it == conns_.end() || !it->second->waiting_for_replies) continue;
+    it->second->waiting_for_replies = false;
+    ArmRecv(*it->second);  // queues itself again if the total is over once more
+  }
+}
+
+// A peer that begun a frame and does not finish it, or does not read its
+// replies, within the timeout is closed. Time the reactor was not reading
+// from it (limits, budget) does not count.
+void Reactor::CheckPeerTimeouts(int64_t now_ms) {
+  std::vector<std::pair<ConnectionId, std::string>> late;
+  for (auto& [id, c] : conns_) {
+    if (c->closing) continue;
+    if (c->frame_since_ms != 0 && !c->recv_inflight) c->frame_since_ms = now_ms;
+    if (c->frame_since_ms != 0 && now_ms - c->frame_since_ms > limits_.timeout_ms) {
+      late.emplace_back(id, "did not finish a frame (" +
+                                std::to_string(c->reader.buffered_bytes()) + " bytes in) within " +
+                                std::to_string(limits_.timeout_ms) + " ms");
+    } else if (c->send_since_ms != 0 && now_ms - c->send_since_ms > limits_.timeout_ms) {
+      late.emplace_back(id, "does not read its replies (" + std::to_string(c->unsent_bytes) +
+                                " bytes unsent for " + std::to_string(limits_.timeout_ms) + " ms)");
+    }
+  }
+  for (auto& [id, why] : late) {
+    LOG(Warn) << "connection " << id << ": " << why;
+    BeginClose(*conns_.at(id), why);
+    MaybeFinishClose(id);
   }
 }
 
@@ -101,6 +219,9 @@ void Reactor::OnAccept(int res) {
   }
   if (res < 0) {
     LOG(Warn) << "accept: " << strerror(-res);
+  } else if (conns_.size() >= limits_.connections) {
+    LOG(Warn) << "refusing a connection: " << conns_.size() << " open, the most allowed";
+    close(res);
   } else {
     auto c = std::make_unique<Connection>();
     c->id = next_id_++;
@@ -118,9 +239,20 @@ void Reactor::OnAccept(int res) {
 }
 
 void Reactor::ArmRecv(Connection& c) {
-  if (c.closing || c.recv_inflight || c.inflight_requests >= kMaxInflightRequests) return;
+  if (c.closing || c.recv_inflight || c.waiting_for_budget || c.waiting_for_replies) return;
+  if (c.inflight_requests >= kMaxInflightRequests) return;
+  // Backpressure: a peer that does not read its replies is not read either.
+  size_t mine = c.inflight_bytes + c.unsent_bytes;
+  if (mine >= limits_.reply_bytes) return;
+  if (mine >= limits_.reply_bytes_floor && reply_bytes_ >= limits_.reply_bytes_total) {
+    c.waiting_for_replies = true;
+    reply_waiters_.push_back(c.id);
+    return;
+  }
+  if (!ChargeRecvBuffer(c)) return;
   size_t avail = 0;
-  char* tail = c.reader.WritableTail(kRecvChunkBytes, &avail);
+  char* tail = c.reader.BoundedTail(&avail);
+  CHECK(avail > 0);
   c.recv_inflight = true;
   ring_->Recv(c.fd, tail, avail, &c.recv_done);
 }
@@ -141,7 +273,9 @@ void Reactor::OnRecv(Connection& c, int res) {
       return MaybeFinishClose(c.id);
     }
     if (!next->has_value()) break;
+    c.frame_since_ms = 0;
     InFrame frame = std::move(**next);
+    size_t frame_bytes = kFrameHeaderBytes + frame.header.message_bytes + frame.header.bulk_bytes;
     if (frame.header.kind != FrameKind::kRequest) {
       BeginClose(c, "unexpected frame kind from a client");
       return MaybeFinishClose(c.id);
@@ -151,9 +285,15 @@ void Reactor::OnRecv(Connection& c, int res) {
       BeginClose(c, "bad message: " + decoded.status().ToString());
       return MaybeFinishClose(c.id);
     }
+    size_t charge = frame_bytes + ExpectedReplyBytes(**decoded);
+    c.inflight_charges.emplace((*decoded)->frame().header.request_id.value, charge);
+    c.inflight_bytes += charge;
+    reply_bytes_ += charge;
     c.inflight_requests++;
     sink_.OnRequest(c.id, std::move(decoded).value());
   }
+  if (c.reader.buffered_bytes() > 0 && c.frame_since_ms == 0) c.frame_since_ms = SteadyNowMs();
+  ReleaseRecvBuffer(c);
   ArmRecv(c);
 }
 
@@ -186,10 +326,15 @@ void Reactor::OnSend(Connection& c, int res) {
   size_t sent = static_cast<size_t>(res) + c.front_sent;
   while (!c.outq.empty() && sent >= c.outq.front().total_bytes()) {
     sent -= c.outq.front().total_bytes();
+    c.unsent_bytes -= c.outq.front().total_bytes();
+    reply_bytes_ -= c.outq.front().total_bytes();
     c.outq.pop_front();
   }
   c.front_sent = sent;
+  c.send_since_ms = c.outq.empty() ? 0 : SteadyNowMs();
   ArmSend(c);
+  ArmRecv(c);  // may have been paused for its unsent replies
+  WakeReplyWaiters();
 }
 
 void Reactor::ArmWake() {
@@ -209,14 +354,7 @@ void Reactor::OnWake() {
   for (auto& r : replies) {
     auto it = conns_.find(r.conn);
     if (it == conns_.end()) continue;  // connection already gone: drop the reply
-    Connection& c = *it->second;
-    if (r.is_reply) {
-      CHECK(c.inflight_requests > 0);
-      c.inflight_requests--;
-    }
-    c.outq.push_back(std::move(r.frame));
-    ArmSend(c);
-    ArmRecv(c);  // may have been paused at the in-flight limit
+    QueueFrame(*it->second, std::move(r));
   }
   for (ConnectionId id : closes) {
     auto it = conns_.find(id);
@@ -237,6 +375,25 @@ void Reactor::OnWake() {
   ArmWake();
 }
 
+void Reactor::QueueFrame(Connection& c, OutgoingReply r) {
+  if (r.is_reply) {
+    CHECK(c.inflight_requests > 0);
+    c.inflight_requests--;
+    auto charge = c.inflight_charges.find(r.frame.request_id().value);
+    if (charge != c.inflight_charges.end()) {
+      c.inflight_bytes -= charge->second;
+      reply_bytes_ -= charge->second;
+      c.inflight_charges.erase(charge);
+    }
+  }
+  if (c.outq.empty()) c.send_since_ms = SteadyNowMs();
+  c.unsent_bytes += r.frame.total_bytes();
+  reply_bytes_ += r.frame.total_bytes();
+  c.outq.push_back(std::move(r.frame));
+  ArmSend(c);
+  ArmRecv(c);  // may have been paused at the in-flight limit
+}
+
 void Reactor::BeginClose(Connection& c, const std::string& why) {
   if (c.closing) return;
   c.closing = true;
@@ -251,11 +408,17 @@ void Reactor::MaybeFinishClose(ConnectionId id) {
   Connection& c = *it->second;
   if (!c.closing || c.recv_inflight || c.send_inflight) return;
   close(c.fd);
+  partial_frame_bytes_ -= c.recv_charged;
+  c.recv_charged = 0;
+  CHECK(reply_bytes_ >= c.inflight_bytes + c.unsent_bytes);
+  reply_bytes_ -= c.inflight_bytes + c.unsent_bytes;
   // Destroyed after this completion returns: its callback is still running.
   closed_.push_back(std::move(it->second));
   conns_.erase(it);
   leases_.Forget(id);
   sink_.OnClosed(id, c.lease_expired);
+  WakeBudgetWaiters();
+  WakeReplyWaiters();
 }
 
 }  // namespace cohfs

@@ -6,6 +6,17 @@
 // one connection with a log line; the server goes on. So does a lease that ran
 // out (server/leases.h): the reactor sees every byte a client sends, so it
 // keeps the leases and closes silent connections, checked on the ring's timeout.
+//
+// Bounded peers: what a peer makes the server hold is bounded (PeerLimits),
+// whatever it sends. A frame larger than a connection's fixed receive buffer
+// reserves its whole size from one server-wide budget once its header is in
+// (or waits, unread, until there is room); requests read and not answered,
+// the replies expected for them and replies not yet sent are capped per
+// connection and in all (past a cap its requests are not read until it, or
+// another peer, reads replies); so are connections. A frame begun must be
+// finished, and queued replies must make progress, within
+// PeerLimits::timeout_ms of the reactor's reading (or sending), or the
+// connection closes.
 #pragma once
 
 #include <atomic>
@@ -37,11 +48,28 @@ struct OutgoingReply {
   bool is_reply = true;  // false: a recall, which answers no request
 };
 
+struct PeerLimits {
+  // Server-wide: bytes of half-received frames beyond each connection's fixed
+  // buffer (FrameReader::kInitialBufferBytes). Room for three largest frames.
+  size_t partial_frame_bytes = 32u << 20;
+  // Per connection: frames of requests read and not answered, the replies
+  // expected for them (ExpectedReplyBytes) and replies queued but unsent.
+  size_t reply_bytes = 16u << 20;
+  // The same, server-wide; past it only connections holding less than the
+  // floor are read (so each can always send a release or a renew).
+  size_t reply_bytes_total = 64u << 20;
+  size_t reply_bytes_floor = 1u << 20;
+  size_t connections = 1024;  // open at once; more are refused
+  // A frame begun, or queued replies, must progress within this.
+  uint32_t timeout_ms = 30000;
+};
+
 class Reactor {
  public:
   // Takes ownership of listen_fd. A connection silent for longer than
   // lease_ms is closed (and its session ends at once).
-  Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink, uint32_t lease_ms);
+  Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink, uint32_t lease_ms,
+          PeerLimits limits = {});
   ~Reactor();
 
   void Run();   // returns after Stop()
@@ -53,7 +81,6 @@ class Reactor {
 
   // Limits per connection.
   static constexpr size_t kMaxInflightRequests = 256;
-  static constexpr size_t kRecvChunkBytes = 256 * 1024;
 
  private:
   struct Connection;
@@ -68,11 +95,23 @@ class Reactor {
   void BeginClose(Connection& c, const std::string& why);
   void MaybeFinishClose(ConnectionId id);
   void CheckLeases();
+  void CheckPeerTimeouts(int64_t now_ms);
+  size_t ExtraRecvBytes(const Connection& c) const;
+  bool ChargeRecvBuffer(Connection& c);
+  void ReleaseRecvBuffer(Connection& c);
+  void WakeBudgetWaiters();
+  void WakeReplyWaiters();
+  void QueueFrame(Connection& c, OutgoingReply r);
 
   std::unique_ptr<Ring> ring_;
   int listen_fd_;
   FrameSink& sink_;
   Leases leases_;
+  PeerLimits limits_;
+  size_t partial_frame_bytes_ = 0;           // charged against limits_.partial_frame_bytes
+  std::deque<ConnectionId> budget_waiters_;  // not read until that has room for their frame
+  size_t reply_bytes_ = 0;                   // charged against limits_.reply_bytes_total
+  std::deque<ConnectionId> reply_waiters_;   // not read until reply_bytes_ is under it
   Completion accept_done_;
   Completion wake_done_;
   EventFd wake_;

@@ -37,8 +37,11 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
   ASSIGN_OR_RETURN(std::unique_ptr<Ring> ring, Ring::Create(1024));
   Executor executor(dispatcher, fs, options.sync_interval_ms, options.config.lease_ms,
                     options.grace_ms ? options.grace_ms : options.config.lease_ms);
-  Reactor reactor(std::move(ring), listen_fd, executor, options.config.lease_ms);
-  RETURN_IF_ERROR(executor.Start(reactor));  // orphans are reclaimed (now, or after the grace period)
+  PeerLimits peer_limits;
+  peer_limits.timeout_ms = options.peer_timeout_ms;
+  Reactor reactor(std::move(ring), listen_fd, executor, options.config.lease_ms, peer_limits);
+  // Orphans are reclaimed (now, or after the grace period).
+  RETURN_IF_ERROR(executor.Start(reactor));
   RETURN_IF_ERROR(fs.Sync());
 
   std::thread signal_waiter([&] {

@@ -14,8 +14,9 @@ struct ServeOptions {
   std::string device;
   std::string meta_dir;  // empty: default next to the image / under /var/lib/cohfs
   std::string listen = "127.0.0.1:7420";
-  uint32_t grace_ms = 0;  // after a restart, the clients' time to reclaim (0: one lease)
+  uint32_t grace_ms = 0;             // after a restart, the clients' time to reclaim (0: one lease)
   uint32_t sync_interval_ms = 5000;  // unsynced changes become durable at least this often
+  uint32_t peer_timeout_ms = 30000;  // to finish a frame begun, or read replies (PeerLimits)
   ServerConfig config;
 };
 

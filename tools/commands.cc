@@ -111,7 +111,8 @@ int FormatCommand(int argc, char** argv) {
 }
 
 int ServeCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease", "--grace"},
+  Args a = Parse(argc, argv, {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease", "--grace",
+                                 "--peer-timeout"},
                  {"--verbose"});
   int rc = CheckArgs(a, 1,
                      "usage: cohfs serve DEVICE --listen HOST:PORT [--meta DIR] [--lease SECONDS]\n"
@@ -126,6 +127,9 @@ int ServeCommand(int argc, char** argv) {
                      "                      client that disconnected has this long to come back\n"
                      "  --grace SECONDS     after a restart, the clients' time to reconnect and\n"
                      "                      reclaim their locks (default: one lease)\n"
+                     "  --peer-timeout SECONDS  a peer that does not finish a frame it began,\n"
+                     "                      or read its replies, this long is disconnected\n"
+                     "                      (default 30)\n"
                      "  --verbose           debug logging\n"
                      "Runs in the foreground; SIGINT or SIGTERM stop it after a final sync.\n");
   if (rc >= 0) return rc;
@@ -148,6 +152,12 @@ int ServeCommand(int argc, char** argv) {
     return 2;
   }
   o.grace_ms = static_cast<uint32_t>(grace_ms);
+  int64_t peer_timeout_ms = ParseSecondsMs(a.Get("--peer-timeout", "30"), 3600);
+  if (peer_timeout_ms < 0) {
+    std::fprintf(stderr, "cohfs serve: --peer-timeout wants seconds, more than 0 and at most 3600\n");
+    return 2;
+  }
+  o.peer_timeout_ms = static_cast<uint32_t>(peer_timeout_ms);
   Status st = Serve(o, [](int port) {
     std::printf("listening on port %d\n", port);
     std::fflush(stdout);

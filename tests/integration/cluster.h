@@ -45,6 +45,7 @@ class Cluster {
   void StopServer();  // SIGTERM and wait: a clean shutdown
   void KillServer();  // SIGKILL: a crash
   bool ServerRunning() const { return server_pid_ > 0; }
+  pid_t server_pid() const { return server_pid_; }  // the `cohfs serve` process (-1: none)
   // Mounts a client at `mountpoint` (default: mnt()).
   void Mount(const std::string& mountpoint = "") { MountVia(port_, mountpoint); }
   // Mounts through another port (a relay in front of the server).

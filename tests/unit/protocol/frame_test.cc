@@ -131,11 +131,11 @@ TEST(Frame, GrantedWriteGoldenVectorVersion5) {
   uint64_t words[15] = {};
   words[0] = 14ull << 32;                   // segment table: 1 segment of 14 words
   words[1] = (10ull << 32) | (3ull << 48);  // root: struct of 10 data words, 3 pointers
-  words[2] = 5;                            // write.ino
-  words[3] = 14;                           // union discriminant: write
-  words[4] = 8192;                         // write.offset
-  words[6] = 3 * 4096;                     // write.grantBytes
-  words[7] = 128ull << 20;                 // write.wantGrant
+  words[2] = 5;                             // write.ino
+  words[3] = 14;                            // union discriminant: write
+  words[4] = 8192;                          // write.offset
+  words[6] = 3 * 4096;                      // write.grantBytes
+  words[7] = 128ull << 20;                  // write.wantGrant
   ASSERT_EQ(bytes.size(), sizeof(header) + sizeof(words) + 4);
   EXPECT_EQ(std::memcmp(bytes.data(), header, sizeof(header)), 0);
   EXPECT_EQ(std::memcmp(bytes.data() + sizeof(header), words, sizeof(words)), 0);
@@ -273,6 +273,50 @@ TEST(Frame, DeeplyNestedOrHugeListsAreRejected) {
   auto decoded = DecodedRequest::Decode(std::move(f));
   ASSERT_FALSE(decoded.ok());
   EXPECT_EQ(decoded.errno_value(), EPROTO);
+}
+
+// What the server's reactor relies on: BoundedTail never grows the buffer,
+// NeededCapacity says how much a large frame takes once its header is in,
+// and Resize keeps what is buffered.
+TEST(Frame, BoundedReaderGrowsOnlyWhenToldAndShrinksBack) {
+  std::string bulk(3 * FrameReader::kInitialBufferBytes, 'b');
+  std::string big = Flatten(SampleRequest(RequestId(7), bulk));
+  std::string small = Flatten(SampleRequest(RequestId(8)));
+  FrameReader r;
+  EXPECT_EQ(r.NeededCapacity(), FrameReader::kInitialBufferBytes);
+  size_t fed = 0;
+  auto feed_bounded = [&](const std::string& bytes, size_t* at) {
+    size_t avail = 0;
+    char* tail = r.BoundedTail(&avail);
+    size_t n = std::min(avail, bytes.size() - *at);
+    std::memcpy(tail, bytes.data() + *at, n);
+    r.CommitReceived(n);
+    *at += n;
+  };
+  feed_bounded(big, &fed);
+  EXPECT_EQ(r.capacity_bytes(), FrameReader::kInitialBufferBytes);  // full, never grown
+  EXPECT_EQ(fed, FrameReader::kInitialBufferBytes);
+  ASSERT_EQ(r.NeededCapacity(), big.size());
+  auto none = r.Next();
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  r.Resize(r.NeededCapacity());
+  EXPECT_EQ(r.capacity_bytes(), big.size());
+  while (fed < big.size()) feed_bounded(big, &fed);
+  EXPECT_EQ(r.capacity_bytes(), big.size());
+  size_t small_fed = 0;
+  auto frame = r.Next();
+  ASSERT_TRUE(frame.ok());
+  ASSERT_TRUE(frame->has_value());
+  EXPECT_EQ((*frame)->bulk, bulk);
+  feed_bounded(small, &small_fed);
+  r.Resize(r.NeededCapacity());  // back down, the next frame kept
+  EXPECT_EQ(r.capacity_bytes(), FrameReader::kInitialBufferBytes);
+  auto next = r.Next();
+  ASSERT_TRUE(next.ok());
+  ASSERT_TRUE(next->has_value());
+  EXPECT_EQ((*next)->header.request_id, RequestId(8));
+  EXPECT_EQ(SampleRequest(RequestId(9)).request_id(), RequestId(9));
 }
 
 }  // namespace
