@@ -152,7 +152,9 @@ TEST(RecallDeadline, AClientThatRenewsButNeverAnswersARecallIsDeclaredDead) {
     return close(w) == 0 ? rc : -errno;
   });
   bool done = writer.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
-  bool closed_by_server = peer_closed;
+  // The write can finish before the renewer's next read sees the close.
+  bool closed_by_server =
+      done && WaitFor([&] { return peer_closed.load(); }, std::chrono::seconds(5));
   stop = true;
   if (!done) peer.Disconnect();  // its session then ends a lease later, and the write goes on
   renewer.join();
