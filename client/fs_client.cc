@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -85,6 +86,20 @@ void FsClient::BuildReclaim(wire::Request::Builder request) {
   std::vector<std::pair<InodeId, LockMode>> locks;
   std::vector<InodeId> refs;
   cache_.ReclaimState(&locks, &refs);
+  {
+    std::lock_guard<std::mutex> l(giving_mu_);
+    for (const auto& [token, given] : giving_back_) {
+      for (const auto& [ino, mode] : given) {
+        auto held = std::find_if(locks.begin(), locks.end(),
+                                 [ino = ino](const auto& p) { return p.first == ino; });
+        if (held == locks.end()) {
+          locks.emplace_back(ino, mode);
+        } else if (held->second < mode) {
+          held->second = mode;
+        }
+      }
+    }
+  }
   auto r = request.initReclaim();
   auto l = r.initLocks(static_cast<unsigned>(locks.size()));
   for (size_t i = 0; i < locks.size(); i++) {
@@ -95,6 +110,20 @@ void FsClient::BuildReclaim(wire::Request::Builder request) {
   for (size_t i = 0; i < refs.size(); i++) f.set(static_cast<unsigned>(i), refs[i].value);
   r.setGrantBytes(grant_.granted());
   reclaim_asked_ = locks.size();
+}
+
+uint64_t FsClient::NoteGivingBack(std::vector<std::pair<InodeId, LockMode>> locks) {
+  std::lock_guard<std::mutex> l(giving_mu_);
+  uint64_t token = next_giving_++;
+  if (!locks.empty()) giving_back_.emplace(token, std::move(locks));
+  return token;
+}
+
+Rpc::ReplyHandler FsClient::GivenBack(uint64_t token) {
+  return [this, token](Result<RpcReply>) {
+    std::lock_guard<std::mutex> g(giving_mu_);
+    giving_back_.erase(token);
+  };
 }
 
 void FsClient::OnReclaimed(wire::Reply::Reader reply) {
@@ -460,13 +489,18 @@ void FsClient::SendReleases(int64_t min_age_ms) {
   std::lock_guard<std::mutex> l(send_mu_);
   ShipLogLocked();
   uint64_t last_sent = rpc_.last_request_id();
-  std::erase_if(inos,
-                [&](uint64_t ino) { return !cache_.RevokeIfForgotten(InodeId(ino), last_sent); });
+  std::vector<std::pair<InodeId, LockMode>> given;
+  std::erase_if(inos, [&](uint64_t ino) {
+    LockMode held = cache_.lock(InodeId(ino));
+    if (!cache_.RevokeIfForgotten(InodeId(ino), last_sent)) return true;
+    if (held != LockMode::kNone) given.emplace_back(InodeId(ino), held);
+    return false;
+  });
   if (inos.empty()) return;
   OwnRequest r;
   auto list = r.root.initRelease(static_cast<unsigned>(inos.size()));
   for (size_t i = 0; i < inos.size(); i++) list.set(static_cast<unsigned>(i), inos[i]);
-  rpc_.Post(r.message);
+  rpc_.Post(r.message, GivenBack(NoteGivingBack(std::move(given))));
 }
 
 void FsClient::Tick() {
