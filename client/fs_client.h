@@ -359,14 +359,23 @@ class FsClient {
   // Locks being given back (the mode held before), from when the cache drops
   // them until the server answers the release, unlock or downgrade. The
   // server holds them until it takes that request, and the changes sent
-  // before it need them: after a restart they are reclaimed too (the resent
-  // release gives them back again). NoteGivingBack returns a token;
-  // GivenBack(token) is the release's reply handler, which forgets them.
-  uint64_t NoteGivingBack(std::vector<std::pair<InodeId, LockMode>> locks);
+  // before it (through request `changes_through`) need them: after a restart,
+  // while any of those may be unanswered, the reclaim lists them as given
+  // back (the server grants them at its grace period's end unless another
+  // client reclaimed them; the resent release gives them back again). NoteGivingBack returns a
+  // token (0: none); ChangesSent notes the last change sent; GivenBack(token) is the release's
+  // reply handler, which forgets them.
+  struct Giving {
+    std::vector<std::pair<InodeId, LockMode>> locks;
+    uint64_t changes_through = UINT64_MAX;  // not all sent yet
+  };
+  uint64_t NoteGivingBack(std::vector<std::pair<InodeId, LockMode>> locks,
+                          uint64_t changes_through = UINT64_MAX);
+  void ChangesSent(uint64_t token, uint64_t last_request_id);
   Rpc::ReplyHandler GivenBack(uint64_t token);
   std::mutex giving_mu_;  // guards the two fields below (rank: leaf)
   uint64_t next_giving_ = 1;
-  std::map<uint64_t, std::vector<std::pair<InodeId, LockMode>>> giving_back_;
+  std::map<uint64_t, Giving> giving_back_;
 
   static constexpr int64_t kAcquireRetryNs = 1000000000;
   static constexpr uint64_t kAcquireMaxEntries = 16384;  // the server lists no larger ones

@@ -127,6 +127,7 @@ void FsClient::SendRelease(InodeId ino, LockMode keep, uint64_t giving) {
       continue;
     }
     ShipLogLocked();
+    ChangesSent(giving, rpc_.last_request_id());
     capnp::MallocMessageBuilder m;
     auto root = m.initRoot<wire::Request>();
     ToWire(Caller{}, root.initCaller());

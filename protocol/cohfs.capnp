@@ -221,6 +221,10 @@ struct Request {
       locks @104 :List(Grant);   # the locks the client held (reply: grants, those given back)
       refs @105 :List(UInt64);   # inodes its kernel still references (open unlinked files)
       grantBytes @106 :UInt64;   # the space grant its written-behind data still uses
+      givingBack @107 :List(Grant);  # locks given back in requests not answered yet (the
+                                     # server may have taken them): granted at the grace
+                                     # period's end if nobody reclaimed them; until then
+                                     # its requests wait
     }
   }
 }
