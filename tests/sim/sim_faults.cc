@@ -124,6 +124,7 @@ void World::Reconnect(Client& c) {
     CHECK(c.rpc->reclaimer().build && !c.reclaimed);
     capnp::MallocMessageBuilder r;
     c.rpc->reclaimer().build(r.initRoot<wire::Request>());
+    TraceReclaim(c, r.getRoot<wire::Request>().getReclaim());
     auto reclaimed = Exchange(conn, r, out);
     CHECK(reclaimed);
     if (reclaimed->root().getErrno() != 0) {
@@ -139,6 +140,16 @@ void World::Reconnect(Client& c) {
   resumed.resumed = true;
   c.rpc->Resume(conn, resumed, w.getReclaim());
   Route(out);  // recalls it missed, replies to others' requests the reclaim unparked
+}
+
+void World::TraceReclaim(Client& c, wire::Request::Reclaim::Reader r) {
+  std::string t = "c" + std::to_string(c.index) + " reclaims";
+  for (auto g : r.getLocks()) t += " " + std::to_string(g.getIno());
+  t += "; gives back";
+  for (auto g : r.getGivingBack()) t += " " + std::to_string(g.getIno());
+  t += "; refs";
+  for (uint64_t ino : r.getRefs()) t += " " + std::to_string(ino);
+  Trace(t);
 }
 
 void World::ReconnectAll() {

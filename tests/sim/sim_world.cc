@@ -6,6 +6,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "common/check.h"
 
@@ -243,8 +245,9 @@ void World::OnReply(Client& c, uint64_t id, wire::Request::Which kind, wire::Rep
   const bool own = c.op && c.op->request_id == id;  // the application's, not written behind
   if (kind == wire::Request::COMMIT && r.isFailures() && r.getFailures().size() > 0) {
     Fail("client " + std::to_string(c.index) + ": an acknowledged change to inode " +
-         std::to_string(r.getFailures()[0].getIno()) +
-         " was refused: " + r.getFailures()[0].getMessage().cStr());
+         std::to_string(r.getFailures()[0].getIno()) + " was refused: errno " +
+         std::to_string(r.getFailures()[0].getErrno()) + " " +
+         r.getFailures()[0].getMessage().cStr());
   }
   if (kind == wire::Request::WRITE && !own && r.getErrno() != 0) {
     Fail("client " + std::to_string(c.index) +
@@ -401,6 +404,7 @@ void World::Fail(const std::string& what) {
 }
 
 void World::Trace(std::string event) {
+  if (std::getenv("COHFS_SIM_TRACE")) fprintf(stderr, "TRACE %s\n", event.c_str());
   trace_.push_back(std::move(event));
   if (trace_.size() > 80) trace_.pop_front();
 }

@@ -206,6 +206,7 @@ class World {
   void BuildServer();
   void Reconnect(Client& c);
   void ReconnectAll();
+  void TraceReclaim(Client& c, wire::Request::Reclaim::Reader r);
   std::unique_ptr<DecodedReply> Exchange(ConnectionId conn, capnp::MallocMessageBuilder& m,
                                          Scheduler::Out& out);
   void EndSessions();
