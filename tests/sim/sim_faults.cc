@@ -131,6 +131,11 @@ void World::Reconnect(Client& c) {
       return Fail("client " + std::to_string(c.index) +
                   ": reclaim refused: " + reclaimed->root().getMessage().cStr());
     }
+    // Two correct clients never reclaim conflicting locks.
+    if (reclaimed->root().getGrants().size() !=
+        r.getRoot<wire::Request>().getReclaim().getLocks().size()) {
+      return Fail("client " + std::to_string(c.index) + ": a lock it held was refused at reclaim");
+    }
     c.rpc->reclaimer().done(reclaimed->root());
   } else if (!c.reclaimed) {
     return Fail("client " + std::to_string(c.index) + " was not asked to reclaim after a crash");
