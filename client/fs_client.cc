@@ -46,8 +46,9 @@ struct OwnRequest {
 // The grants of one reply, indexed once (a reply may carry thousands).
 class FsClient::Grants {
  public:
-  explicit Grants(wire::Reply::Reader r) {
-    for (auto g : r.getGrants()) {
+  explicit Grants(const RpcReply& reply) {
+    if (reply.stale_grants()) return;
+    for (auto g : reply.root().getGrants()) {
       LockMode& m = modes_[g.getIno()];
       m = std::max(m, FromWire(g.getMode()));
     }
@@ -85,7 +86,19 @@ FsClient::~FsClient() { Stop(); }
 void FsClient::BuildReclaim(wire::Request::Builder request) {
   std::vector<std::pair<InodeId, LockMode>> locks;
   std::vector<InodeId> refs;
-  cache_.ReclaimState(&locks, &refs);
+  // Forgotten, their release not sent yet (their changes may not be either);
+  // being given back while changes sent before the release may be
+  // unanswered: the server may not have taken the release.
+  std::vector<std::pair<InodeId, LockMode>> giving;
+  cache_.ReclaimState(&locks, &refs, &giving);
+  const uint64_t oldest = rpc_.oldest_unanswered_id();
+  {
+    std::lock_guard<std::mutex> l(giving_mu_);
+    for (const auto& [token, given] : giving_back_) {
+      if (oldest > given.changes_through) continue;  // every change it covers was answered
+      giving.insert(giving.end(), given.locks.begin(), given.locks.end());
+    }
+  }
   auto r = request.initReclaim();
   auto l = r.initLocks(static_cast<unsigned>(locks.size()));
   for (size_t i = 0; i < locks.size(); i++) {
@@ -94,9 +107,35 @@ void FsClient::BuildReclaim(wire::Request::Builder request) {
   }
   auto f = r.initRefs(static_cast<unsigned>(refs.size()));
   for (size_t i = 0; i < refs.size(); i++) f.set(static_cast<unsigned>(i), refs[i].value);
+  auto g = r.initGivingBack(static_cast<unsigned>(giving.size()));
+  for (size_t i = 0; i < giving.size(); i++) {
+    g[i].setIno(giving[i].first.value);
+    g[i].setMode(ToWire(giving[i].second));
+  }
   r.setGrantBytes(grant_.granted());
   reclaim_asked_.clear();
   for (auto& [ino, mode] : locks) reclaim_asked_.push_back(ino);
+}
+
+uint64_t FsClient::NoteGivingBack(std::vector<std::pair<InodeId, LockMode>> locks,
+                                  uint64_t changes_through) {
+  std::lock_guard<std::mutex> l(giving_mu_);
+  uint64_t token = next_giving_++;
+  if (!locks.empty()) giving_back_[token] = Giving{std::move(locks), changes_through};
+  return token;
+}
+
+Rpc::ReplyHandler FsClient::GivenBack(uint64_t token) {
+  return [this, token](Result<RpcReply>) {
+    std::lock_guard<std::mutex> g(giving_mu_);
+    giving_back_.erase(token);
+  };
+}
+
+void FsClient::ChangesSent(uint64_t token, uint64_t last_request_id) {
+  std::lock_guard<std::mutex> l(giving_mu_);
+  auto it = giving_back_.find(token);
+  if (it != giving_back_.end()) it->second.changes_through = last_request_id;
 }
 
 void FsClient::OnReclaimed(wire::Reply::Reader reply) {
@@ -169,10 +208,10 @@ void FsClient::AbsorbChanged(const RpcReply& reply, const Grants& grants) {
   }
 }
 
-void FsClient::Absorb(const RpcReply& reply) { AbsorbChanged(reply, Grants(reply.root())); }
+void FsClient::Absorb(const RpcReply& reply) { AbsorbChanged(reply, Grants(reply)); }
 
 Attr FsClient::AbsorbAttr(const RpcReply& reply, LockMode* lock) {
-  Grants grants(reply.root());
+  Grants grants(reply);
   AbsorbChanged(reply, grants);
   Attr attr = FromWire(reply.root().getAttr());
   Attr now = PutReplyAttr(attr, grants.For(attr.ino), reply);
@@ -181,7 +220,7 @@ Attr FsClient::AbsorbAttr(const RpcReply& reply, LockMode* lock) {
 }
 
 LockMode FsClient::AbsorbRead(InodeId ino, const RpcReply& reply) {
-  Grants grants(reply.root());
+  Grants grants(reply);
   AbsorbChanged(reply, grants);
   cache_.SetLock(ino, grants.For(ino), reply.request_id());
   return cache_.lock(ino);
@@ -189,7 +228,7 @@ LockMode FsClient::AbsorbRead(InodeId ino, const RpcReply& reply) {
 
 void FsClient::AbsorbLookup(InodeId dir, const RpcReply& reply) {
   auto root = reply.root();
-  Grants grants(root);
+  Grants grants(reply);
   cache_.SetLock(dir, grants.For(dir), reply.request_id());
   if (!root.getLeafComplete()) return;
   std::vector<DirEntry> entries;
@@ -203,7 +242,7 @@ void FsClient::AbsorbLookup(InodeId dir, const RpcReply& reply) {
 
 std::vector<DirEntry> FsClient::AbsorbEntries(const RpcReply& reply) {
   auto root = reply.root();
-  Grants grants(root);
+  Grants grants(reply);
   std::vector<DirEntry> entries;
   for (auto e : root.getEntries()) {
     DirEntry d = FromWire(e);
@@ -397,7 +436,7 @@ bool FsClient::AbsorbAcquire(InodeId dir, const Acquiring& sent, Result<RpcReply
     reply->set_log_seq(sent.log_seq);
     LockMode lock;
     AbsorbAttr(*reply, &lock);
-    Grants grants(reply->root());
+    Grants grants(*reply);
     if (reply->root().getLeafComplete()) {
       std::vector<DirEntry> entries;
       for (auto e : reply->root().getLeaf()) {
@@ -468,13 +507,18 @@ void FsClient::SendReleases(int64_t min_age_ms) {
   std::lock_guard<std::mutex> l(send_mu_);
   ShipLogLocked();
   uint64_t last_sent = rpc_.last_request_id();
-  std::erase_if(inos,
-                [&](uint64_t ino) { return !cache_.RevokeIfForgotten(InodeId(ino), last_sent); });
+  std::vector<std::pair<InodeId, LockMode>> given;
+  std::erase_if(inos, [&](uint64_t ino) {
+    LockMode held = LockMode::kNone;
+    if (!cache_.RevokeIfForgotten(InodeId(ino), last_sent, &held)) return true;
+    if (held != LockMode::kNone) given.emplace_back(InodeId(ino), held);
+    return false;
+  });
   if (inos.empty()) return;
   OwnRequest r;
   auto list = r.root.initRelease(static_cast<unsigned>(inos.size()));
   for (size_t i = 0; i < inos.size(); i++) list.set(static_cast<unsigned>(i), inos[i]);
-  rpc_.Post(r.message);
+  rpc_.Post(r.message, GivenBack(NoteGivingBack(std::move(given), last_sent)));
 }
 
 void FsClient::Tick() {
@@ -539,7 +583,7 @@ Status FsClient::WriteThrough(InodeId ino, const Caller& c, uint64_t offset, std
   BuildWrite(m, ino, c, offset, append, 0, owned ? SpaceGrant::kWantBytes : 0);
   stats_.writes_through++;
   ASSIGN_OR_RETURN(RpcReply reply, Call(m, std::string(data)));
-  grant_.Add(reply.root().getGrantAdded());
+  if (!reply.stale_grants()) grant_.Add(reply.root().getGrantAdded());
   stats_.space_grant_bytes = grant_.granted();
   LockMode lock;
   AbsorbAttr(reply, &lock);
@@ -597,7 +641,7 @@ void FsClient::OnWritten(InodeId ino, uint64_t seq, uint64_t grant_bytes, Result
     errors_.Record(ino, reply.status());
     return;
   }
-  grant_.Add(reply->root().getGrantAdded());
+  if (!reply->stale_grants()) grant_.Add(reply->root().getGrantAdded());
   stats_.space_grant_bytes = grant_.granted();
   reply->set_log_seq(seq);
   LockMode lock;

@@ -20,7 +20,7 @@
 //
 // Mutex ranks (outer first): pin stripes, a WriteBehind buffer's lock,
 // send_mu_, inval_mu_, then the leaves (the cache's, gate_mu_, flight_mu_,
-// release_mu_, ino_mu_, tasks_mu_, the Rpc's, grant_'s, errors_').
+// release_mu_, giving_mu_, ino_mu_, tasks_mu_, the Rpc's, grant_'s, errors_').
 //
 // Space grants and deferred errors: written-behind data is acknowledged only
 // within grant_ (client/space_grant.h), and what the server refuses later is
@@ -33,6 +33,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -283,7 +284,8 @@ class FsClient {
   int64_t MonoNow() const;  // monotonic (data ages), unless FsClientOptions::clock_ns
   void HandleRecall(InodeId ino, LockMode keep);
   void WaitForReads(InodeId ino);
-  void SendRelease(InodeId ino, LockMode keep);
+  // `giving`: the NoteGivingBack token of the lock given back.
+  void SendRelease(InodeId ino, LockMode keep, uint64_t giving);
   // Drops the kernel's caches of `ino` (attributes, pages, and the names in
   // it) from a thread of their own, waiting for that until done, or a request
   // the kernel holds a lock of `ino` for is in flight (see KernelHold).
@@ -356,6 +358,27 @@ class FsClient {
   std::mutex release_mu_;  // guards the two fields below
   std::vector<uint64_t> pending_release_;
   int64_t oldest_release_ns_ = 0;
+
+  // Locks being given back (the mode held before), from when the cache drops
+  // them until the server answers the release, unlock or downgrade. The
+  // server holds them until it takes that request, and the changes sent
+  // before it (through request `changes_through`) need them: after a restart,
+  // while any of those may be unanswered, the reclaim lists them as given
+  // back (the server grants them at its grace period's end unless another
+  // client reclaimed them; the resent release gives them back again). NoteGivingBack returns a
+  // token (0: none); ChangesSent notes the last change sent; GivenBack(token) is the release's
+  // reply handler, which forgets them.
+  struct Giving {
+    std::vector<std::pair<InodeId, LockMode>> locks;
+    uint64_t changes_through = UINT64_MAX;  // not all sent yet
+  };
+  uint64_t NoteGivingBack(std::vector<std::pair<InodeId, LockMode>> locks,
+                          uint64_t changes_through = UINT64_MAX);
+  void ChangesSent(uint64_t token, uint64_t last_request_id);
+  Rpc::ReplyHandler GivenBack(uint64_t token);
+  std::mutex giving_mu_;  // guards the two fields below (rank: leaf)
+  uint64_t next_giving_ = 1;
+  std::map<uint64_t, Giving> giving_back_;
 
   static constexpr int64_t kAcquireRetryNs = 1000000000;
   static constexpr uint64_t kAcquireMaxEntries = 16384;  // the server lists no larger ones

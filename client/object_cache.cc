@@ -117,8 +117,12 @@ bool ObjectCache::NoteKernelNameIfHeld(InodeId dir, const std::string& name) {
   return true;
 }
 
-bool ObjectCache::RevokeIfForgotten(InodeId ino, uint64_t last_request_id) {
+bool ObjectCache::RevokeIfForgotten(InodeId ino, uint64_t last_request_id, LockMode* held) {
   std::lock_guard<std::mutex> l(mu_);
+  auto forgotten = forgotten_locks_.find(ino);
+  LockMode was = forgotten == forgotten_locks_.end() ? LockMode::kNone : forgotten->second;
+  if (forgotten != forgotten_locks_.end()) forgotten_locks_.erase(forgotten);
+  if (held) *held = was;
   if (auto it = nodes_.find(ino); it != nodes_.end() && it->second.nlookup > 0) return false;
   nodes_.erase(ino);
   AddRevocationLocked(ino, Revocation{last_request_id, LockMode::kNone});
@@ -231,6 +235,7 @@ bool ObjectCache::Forget(InodeId ino, uint64_t n) {
   Node& node = it->second;
   node.nlookup = node.nlookup > n ? node.nlookup - n : 0;
   if (node.nlookup > 0) return false;
+  if (node.lock != LockMode::kNone) forgotten_locks_[ino] = node.lock;
   nodes_.erase(it);
   return true;
 }
@@ -260,8 +265,10 @@ bool ObjectCache::KernelHas(InodeId ino) const {
 }
 
 void ObjectCache::ReclaimState(std::vector<std::pair<InodeId, LockMode>>* locks,
-                               std::vector<InodeId>* refs) const {
+                               std::vector<InodeId>* refs,
+                               std::vector<std::pair<InodeId, LockMode>>* forgotten) const {
   std::lock_guard<std::mutex> l(mu_);
+  if (forgotten) forgotten->assign(forgotten_locks_.begin(), forgotten_locks_.end());
   for (const auto& [ino, n] : nodes_) {
     if (n.lock != LockMode::kNone) locks->emplace_back(ino, n.lock);
     bool known_linked = n.lock != LockMode::kNone && n.has_attr && n.attr.nlink > 0;

@@ -152,18 +152,21 @@ class ObjectCache {
   // Kernel reference counting (FUSE lookup count).
   void AddLookup(InodeId ino, uint64_t n = 1);
   // Returns true when the kernel's last reference went: the node is evicted
-  // and its lock should be released to the server.
+  // and its lock should be released to the server (until then the lock it
+  // held is remembered: ReclaimState).
   bool Forget(InodeId ino, uint64_t n);
   // Before a release of a forgotten inode goes out: false when the kernel has
-  // looked it up again meanwhile (keep the lock); else records the revocation.
-  bool RevokeIfForgotten(InodeId ino, uint64_t last_request_id);
+  // looked it up again meanwhile (keep the lock); else records the revocation
+  // and sets `*held` to the lock the node held when it was forgotten.
+  bool RevokeIfForgotten(InodeId ino, uint64_t last_request_id, LockMode* held = nullptr);
 
   size_t size() const;
   // What a restarted server is asked to give back (reclaim): every lock
   // held, and the inodes the kernel references that may be unlinked (not
-  // known linked under a lock), so the server keeps them.
-  void ReclaimState(std::vector<std::pair<InodeId, LockMode>>* locks,
-                    std::vector<InodeId>* refs) const;
+  // known linked under a lock), so the server keeps them; `forgotten`: the
+  // locks of nodes forgotten whose release has not gone out yet.
+  void ReclaimState(std::vector<std::pair<InodeId, LockMode>>* locks, std::vector<InodeId>* refs,
+                    std::vector<std::pair<InodeId, LockMode>>* forgotten = nullptr) const;
   bool KernelHas(InodeId ino) const;  // the kernel references it (nlookup > 0)
   // When more than `bound` inodes (never counting the root) are cached under a
   // lock: the least recently used of them, a sixteenth of the bound more than
@@ -200,6 +203,7 @@ class ObjectCache {
   static std::optional<Xattrs> KnownXattrsOf(const Node& n);
   mutable std::mutex mu_;
   std::unordered_map<InodeId, Node> nodes_;
+  std::unordered_map<InodeId, LockMode> forgotten_locks_;  // Forget to RevokeIfForgotten
   std::unordered_map<InodeId, std::vector<Revocation>> revoked_;
   void AddRevocationLocked(InodeId ino, Revocation r);
 };

@@ -81,10 +81,12 @@ bool FsClient::RunPendingTask() {
 
 void FsClient::HandleRecall(InodeId ino, LockMode keep) {
   std::vector<std::string> names;
+  uint64_t giving = 0;  // none (tokens start at 1)
   {
     // Replies already built from the lock are out; later ones see it gone.
     std::unique_lock<std::shared_mutex> pin(Stripe(ino));
     std::lock_guard<std::mutex> l(send_mu_);
+    if (LockMode held = cache_.lock(ino); held > keep) giving = NoteGivingBack({{ino, held}});
     names = cache_.Revoke(ino, keep, rpc_.last_request_id());
     {
       std::lock_guard<std::mutex> g(gate_mu_);
@@ -97,7 +99,7 @@ void FsClient::HandleRecall(InodeId ino, LockMode keep) {
   if (!st.ok()) errors_.Record(ino, st);  // still reported by the next fsync or close
   WaitForReads(ino);
   if (keep == LockMode::kNone) InvalidateKernel(ino, std::move(names));
-  SendRelease(ino, keep);
+  SendRelease(ino, keep, giving);
   {
     std::lock_guard<std::mutex> g(gate_mu_);
     auto it = gates_.find(ino);
@@ -112,7 +114,7 @@ void FsClient::HandleRecall(InodeId ino, LockMode keep) {
 // send order lock (no request slips in between). A grant that came back in the
 // meantime (a recall that crossed an earlier release, then a new request)
 // may have let the kernel cache something: drop that first.
-void FsClient::SendRelease(InodeId ino, LockMode keep) {
+void FsClient::SendRelease(InodeId ino, LockMode keep, uint64_t giving) {
   for (int attempt = 0;; attempt++) {
     std::unique_lock<std::shared_mutex> pin(Stripe(ino));
     std::unique_lock<std::mutex> l(send_mu_);
@@ -125,6 +127,7 @@ void FsClient::SendRelease(InodeId ino, LockMode keep) {
       continue;
     }
     ShipLogLocked();
+    ChangesSent(giving, rpc_.last_request_id());
     capnp::MallocMessageBuilder m;
     auto root = m.initRoot<wire::Request>();
     ToWire(Caller{}, root.initCaller());
@@ -134,7 +137,7 @@ void FsClient::SendRelease(InodeId ino, LockMode keep) {
                 : cache_.KernelHas(ino) ? root.initUnlock(1)
                                         : root.initRelease(1);
     list.set(0, ino.value);
-    rpc_.Post(m);
+    rpc_.Post(m, GivenBack(giving));
     return;
   }
 }

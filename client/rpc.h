@@ -51,10 +51,16 @@ class RpcReply {
   // Request ids follow send order: a reply to request N was produced before
   // the server saw anything this client sent after N.
   uint64_t request_id() const { return m_->frame().header.request_id.value; }
+  // The reply reached the client before the server restarted (and it was
+  // taken after): the locks it grants are void (the server lost them; the
+  // reclaim asked only for those the client held then).
+  bool stale_grants() const { return stale_grants_; }
+  void set_stale_grants() { stale_grants_ = true; }
 
  private:
   std::unique_ptr<DecodedReply> m_;
   uint64_t log_seq_ = 0;
+  bool stale_grants_ = false;
 };
 
 // The errno a decoded reply carries, as a Status (a bad errno is EIO).
@@ -77,6 +83,7 @@ class Rpc {
     Status error;
     std::unique_ptr<DecodedReply> reply;
     ReplyHandler on_reply;  // set: the reply goes here instead of to a waiter
+    uint64_t restarts = 0;  // server restarts the connection had seen when the reply came
   };
   using Ticket = std::shared_ptr<Pending>;
 

@@ -243,7 +243,9 @@ Result<RpcReply> RpcClient::DoWait(const Ticket& p, int timeout_ms) {
   }
   Status st = GuardDecode([&] { return ReplyStatus(p->reply->root()); });
   if (!st.ok()) return st;
-  return RpcReply(std::move(p->reply));
+  RpcReply reply(std::move(p->reply));
+  if (p->restarts != restarts_) reply.set_stale_grants();
+  return reply;
 }
 
 void RpcClient::DoPost(capnp::MallocMessageBuilder& request, ReplyHandler on_reply,
@@ -261,6 +263,7 @@ void RpcClient::Deliver(const Ticket& p, Result<std::unique_ptr<DecodedReply>> r
     return p->on_reply(RpcReply(std::move(reply).value()));
   }
   std::lock_guard<std::mutex> l(p->mu);
+  p->restarts = restarts_;
   if (reply.ok()) {
     p->reply = std::move(reply).value();
   } else {
@@ -377,7 +380,10 @@ Status RpcClient::Reconnect() {
                                "than its lease): what it had not shipped is lost; remount"));
     return Status::Error(EIO, "session lost");
   }
-  if (w.reclaim) RETURN_IF_ERROR(Reclaim(deadline_ms));
+  if (w.reclaim) {
+    RETURN_IF_ERROR(Reclaim(deadline_ms));
+    restarts_++;  // what arrived before and is not taken yet grants nothing now
+  }
   size_t resent = 0;
   {
     std::lock_guard<std::mutex> l(mu_);

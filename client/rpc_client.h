@@ -124,6 +124,7 @@ class RpcClient : public Rpc {
   std::atomic<int64_t> disconnected_ms_{0};  // when the connection broke (steady clock)
   std::atomic<int64_t> give_up_ms_{0};       // GiveUpAfter (0: a hard mount)
   std::atomic<int64_t> heard_ms_{0};         // the server was last heard from (steady clock)
+  std::atomic<uint64_t> restarts_{0};        // reconnects that reclaimed (server restarts)
   Reclaimer reclaimer_;
   uint64_t next_id_ = 1;  // guarded by mu_ (ids in queue order)
   std::thread thread_;

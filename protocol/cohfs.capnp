@@ -1,4 +1,4 @@
-# cohfs wire protocol, version 5 (docs/wire-protocol.md).
+# cohfs wire protocol, version 6 (docs/wire-protocol.md).
 # Every frame: a fixed 24-byte header (frame.h), one Request or Reply message,
 # then an optional bulk payload (file data for Write requests and Read replies).
 @0x833f476b7730c616;
@@ -11,7 +11,7 @@ $Cxx.namespace("cohfs::wire");
 # Welcome.grantBytes, write.grantBytes, write.wantGrant, Reply.grantAdded); 5: sessions
 # that outlive connections and server restarts (hello.resume*, Request.repliedBelow,
 # reclaim, Welcome.sessionKey/resumed/reclaim)
-const protocolVersion :UInt32 = 5;
+const protocolVersion :UInt32 = 6;
 
 enum LockMode {
   none @0;
@@ -221,6 +221,10 @@ struct Request {
       locks @104 :List(Grant);   # the locks the client held (reply: grants, those given back)
       refs @105 :List(UInt64);   # inodes its kernel still references (open unlinked files)
       grantBytes @106 :UInt64;   # the space grant its written-behind data still uses
+      givingBack @107 :List(Grant);  # locks given back in requests not answered yet (the
+                                     # server may have taken them): granted at the grace
+                                     # period's end if nobody reclaimed them; until then
+                                     # its requests wait
     }
   }
 }

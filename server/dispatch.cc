@@ -92,6 +92,9 @@ bool Dispatcher::Admit(Session& session, DecodedRequest& request, int64_t now_ms
 }
 
 void Dispatcher::MaybeReclaim(InodeId ino) {
+  // In the grace period clients not back yet may reference it: ReclaimOrphans
+  // at its end decides.
+  if (grace_) return;
   if (locks_.IsHeld(ino) || locks_.IsReferenced(ino)) return;
   Status st = fs_.Reclaim(ino);
   if (!st.ok() && st.errno_value() != ENOENT) {

@@ -32,6 +32,9 @@ struct Session {
   int64_t ends_ms = 0;                   // detached: when it ends unless resumed
   bool reclaiming = false;  // stored before a restart, locks not reclaimed yet
   bool goodbye = false;     // a clean unmount: ends with its connection
+  // Reclaimed as given back (Reclaim.givingBack): granted at the grace
+  // period's end unless another client reclaimed them.
+  std::vector<std::pair<InodeId, LockMode>> giving_back;
   std::set<uint64_t> replays;  // requests whose replies are stored
   uint64_t replied_below = 0;  // the client has every reply below this request id
   bool OwnsInode(InodeId ino) const;
@@ -94,6 +97,8 @@ class Dispatcher {
   void EndSession(Session& session, bool forget = true);
   // At start, and at the grace period's end: orphans nobody references.
   void ReclaimOrphans();
+  // The grace period's end: what `s` reclaimed as given back (Session::giving_back).
+  void GrantGivingBack(Session& s);
   SessionStore& session_store() { return store_; }
   LockManager& locks() { return locks_; }
   FileSystem& fs() { return fs_; }

@@ -109,6 +109,8 @@ Status Dispatcher::Reclaim(Ctx& ctx) {
     }
   }
   for (uint64_t ino : r.getRefs()) locks_.AddRef(s.client, InodeId(ino));
+  for (auto g : r.getGivingBack())
+    s.giving_back.emplace_back(InodeId(g.getIno()), FromWire(g.getMode()));
   ctx.reply.setGrantAdded(grants_.Restore(s.client, r.getGrantBytes(), fs_.free_bytes()));
   ctx.reply.setNone();
   s.reclaiming = false;
@@ -214,6 +216,19 @@ std::optional<OutFrame> Dispatcher::Replay(Session& s, DecodedRequest& request) 
   reply.initGrants(0);  // locks and space it granted then may be gone now
   reply.setGrantAdded(0);
   return EncodeFrame(FrameKind::kReply, id, m);
+}
+
+// The grace period's end: a lock given back in a request the server may
+// have taken before its restart is the client's again unless another client
+// reclaimed it (then the server had taken the release).
+void Dispatcher::GrantGivingBack(Session& s) {
+  size_t granted = 0;
+  for (auto [ino, mode] : s.giving_back) granted += locks_.Acquire(s.client, ino, mode) == mode;
+  if (!s.giving_back.empty()) {
+    LOG(Info) << "client " << s.client.value << " has " << granted << " of " << s.giving_back.size()
+              << " locks it was giving back";
+  }
+  s.giving_back.clear();
 }
 
 void Dispatcher::ReclaimOrphans() {

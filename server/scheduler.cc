@@ -156,6 +156,7 @@ void Scheduler::EndGrace(int64_t now_ms, Out& out) {
   }
   LOG(Info) << "grace period over; " << missing.size() << " clients did not come back";
   for (ClientId client : missing) End(client, "not back after the restart", now_ms, out);
+  for (auto& [client, s] : sessions_) dispatcher_.GrantGivingBack(s);
   dispatcher_.ReclaimOrphans();  // those nobody reclaimed a reference to
   RetryParked(now_ms, out);
 }
@@ -180,6 +181,8 @@ bool Scheduler::RunnableInGrace(const Session& session, DecodedRequest& request)
     auto req = request.root();
     if (req.isReclaim()) return runnable = true, Status::Ok();
     if (session.reclaiming) return Status::Ok();  // reclaim first
+    // Locks it was giving back come at the end: its requests wait, in order.
+    if (!session.giving_back.empty()) return Status::Ok();
     runnable = true;
     for (const LockNeed& n : LockNeedsOf(dispatcher_.fs(), req)) {
       runnable &= dispatcher_.locks().HeldBy(session.client, n.ino) >= n.mode;

@@ -13,7 +13,9 @@
 // replies answer what was applied already: Dispatcher::Replay); one silent
 // past its lease, or gone for a lease, ends. After a restart the stored
 // sessions get a grace period (default one lease): until each has reclaimed
-// its locks or the period is over, nothing is granted anew.
+// its locks or the period is over, nothing is granted anew. Locks a client
+// was giving back when the server stopped come back at the period's end if
+// nobody else reclaimed them; its requests wait until then, in order.
 // Free of threads and sockets: the Executor drives it, and so does the
 // deterministic simulation of the protocol (tests/sim).
 // Thread: whoever owns it (the storage executor).

@@ -5,7 +5,8 @@
 // A failure names its seed. COHFS_SIM_SEEDS=N sets how many run;
 // COHFS_SIM_SEED=N replays seed N exactly as the batch ran it: its block's
 // seeds up to N again, on a fresh volume (the volume's history, inode
-// numbers included, is part of a seed's input).
+// numbers included, is part of a seed's input). COHFS_SIM_TRACE=1 prints
+// every event as it happens (a failure prints only the last ones).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 

@@ -21,10 +21,24 @@ InFrame ThroughWire(const OutFrame& f) {
   return std::move(**next);
 }
 
-OutFrame SimRpc::TakeToServer() {
-  OutFrame f = std::move(to_server_.front());
+std::shared_ptr<const OutFrame> SimRpc::TakeToServer() {
+  auto f = std::move(to_server_.front());
   to_server_.pop_front();
   return f;
+}
+
+void SimRpc::Cut() {
+  connected_ = false;
+  to_server_.clear();
+  to_client_.clear();
+}
+
+void SimRpc::Resume(ConnectionId conn, const Welcome& w, bool restarted) {
+  CHECK(!connected_ && w.resumed && w.session_id == welcome_.session_id);
+  restarts_ += restarted;
+  conn_ = conn;
+  connected_ = true;
+  for (auto& [id, frame] : unanswered_) to_server_.push_back(frame);
 }
 
 uint64_t SimRpc::oldest_unanswered_id() {
@@ -35,6 +49,7 @@ SimRpc::Ticket SimRpc::Enqueue(capnp::MallocMessageBuilder& request, std::string
                                bool want_reply, ReplyHandler on_reply) {
   const uint64_t id = next_id_++;
   auto root = request.getRoot<wire::Request>();
+  root.setRepliedBelow(unanswered_.empty() ? id : unanswered_.begin()->first);
   if (on_send_) on_send_(id, root.asReader(), bulk);
   kinds_[id] = root.which();
   if (root.isCommit()) commits_unanswered_++;
@@ -43,7 +58,10 @@ SimRpc::Ticket SimRpc::Enqueue(capnp::MallocMessageBuilder& request, std::string
     p->on_reply = std::move(on_reply);
     pending_[id] = p;
   }
-  to_server_.push_back(EncodeFrame(FrameKind::kRequest, RequestId(id), request, std::move(bulk)));
+  auto frame = std::make_shared<const OutFrame>(
+      EncodeFrame(FrameKind::kRequest, RequestId(id), request, std::move(bulk)));
+  unanswered_[id] = frame;
+  if (connected_) to_server_.push_back(std::move(frame));
   return p;
 }
 
@@ -65,7 +83,9 @@ Result<RpcReply> SimRpc::DoWait(const Ticket& p, int) {
   if (!p->error.ok()) return p->error;
   Status st = GuardDecode([&] { return ReplyStatus(p->reply->root()); });
   if (!st.ok()) return st;
-  return RpcReply(std::move(p->reply));
+  RpcReply reply(std::move(p->reply));
+  if (p->restarts != restarts_) reply.set_stale_grants();
+  return reply;
 }
 
 void SimRpc::DeliverToClient() {
@@ -87,6 +107,7 @@ void SimRpc::DeliverToClient() {
   if (kind->second == wire::Request::COMMIT) commits_unanswered_--;
   if (on_reply_) on_reply_(id, kind->second, (*decoded)->root());
   kinds_.erase(kind);
+  unanswered_.erase(id);
   auto it = pending_.find(id);
   if (it == pending_.end()) return;  // a Post without a handler
   Ticket p = it->second;
@@ -97,6 +118,7 @@ void SimRpc::DeliverToClient() {
     return p->on_reply(RpcReply(std::move(decoded).value()));
   }
   p->reply = std::move(decoded).value();
+  p->restarts = restarts_;
   p->done = true;
 }
 

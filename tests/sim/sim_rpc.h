@@ -5,11 +5,19 @@
 // simulation's step loop moves, one frame per step, in the order its seed
 // picks across connections (each connection stays FIFO, as TCP is).
 // Single-threaded: everything runs on the simulation's thread.
+//
+// A connection can be cut (Cut) and a new one taken up (Resume), as
+// client/rpc_client.cc's reconnect does it: frames on the wire are lost
+// either way, every request not answered yet is kept (its frame as first
+// encoded, repliedBelow included) and sent again, in id order, on the new
+// connection after the hello (resuming the session) and, after a server
+// restart, the reclaim, both of which the simulation exchanges at once.
 #pragma once
 
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "client/rpc.h"
@@ -40,9 +48,19 @@ class SimRpc : public Rpc {
   void set_pump(std::function<bool()> pump) { pump_ = std::move(pump); }
 
   ConnectionId conn() const { return conn_; }
+  bool connected() const { return connected_; }
+  // The wire breaks: what is on it in either direction is lost; requests
+  // sent from now until Resume wait with the unanswered ones.
+  void Cut();
+  // A new connection whose hello was welcomed: every unanswered request
+  // goes out again, oldest first. `restarted`: the server restarted (the
+  // session reclaimed): replies that arrived before and are taken after
+  // grant nothing (RpcReply::stale_grants), as RpcClient marks them.
+  void Resume(ConnectionId conn, const Welcome& w, bool restarted);
+  const Reclaimer& reclaimer() const { return reclaimer_; }
   // The simulation's side of the wire.
   bool HasToServer() const { return !to_server_.empty(); }
-  OutFrame TakeToServer();
+  std::shared_ptr<const OutFrame> TakeToServer();
   void PushToClient(OutFrame frame) { to_client_.push_back(std::move(frame)); }
   bool HasToClient() const { return !to_client_.empty(); }
   // The oldest frame from the server reaches the core: a recall goes to the
@@ -50,9 +68,12 @@ class SimRpc : public Rpc {
   void DeliverToClient();
   // Commits posted whose replies have not reached the core yet.
   int commits_unanswered() const { return commits_unanswered_; }
-  bool idle() const { return to_server_.empty() && to_client_.empty() && pending_.empty(); }
+  bool idle() const {
+    return connected_ && to_server_.empty() && to_client_.empty() && pending_.empty();
+  }
 
   void SetRecallHandler(RecallHandler h) override { recall_handler_ = std::move(h); }
+  void SetReclaimer(Reclaimer r) override { reclaimer_ = std::move(r); }
   uint64_t last_request_id() override { return next_id_ - 1; }
   uint64_t oldest_unanswered_id() override;
   const Welcome& welcome() const override { return welcome_; }
@@ -70,11 +91,17 @@ class SimRpc : public Rpc {
   ConnectionId conn_;
   Welcome welcome_;
   uint64_t next_id_ = 2;  // 1 was the Hello
-  std::deque<OutFrame> to_server_, to_client_;
+  bool connected_ = true;
+  std::deque<std::shared_ptr<const OutFrame>> to_server_;
+  std::deque<OutFrame> to_client_;
+  // Every request not answered yet, as sent (RpcClient's unanswered_).
+  std::map<uint64_t, std::shared_ptr<const OutFrame>> unanswered_;
   std::map<uint64_t, Ticket> pending_;              // requests that want their reply
   std::map<uint64_t, wire::Request::Which> kinds_;  // every request not answered yet
   int commits_unanswered_ = 0;
+  uint64_t restarts_ = 0;
   RecallHandler recall_handler_;
+  Reclaimer reclaimer_;
   SendObserver on_send_;
   ReplyObserver on_reply_;
   std::function<bool()> pump_;

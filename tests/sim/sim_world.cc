@@ -6,17 +6,13 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 #include "common/check.h"
 
 namespace cohfs::sim {
 namespace {
-
-ServerConfig SimServerConfig() {
-  ServerConfig c;
-  c.max_locked_inodes = 10;  // small: the server recalls locks to stay under it
-  return c;
-}
 
 constexpr size_t kClientMaxLocks = 6;  // small: the cores give back their LRU locks
 
@@ -24,10 +20,9 @@ constexpr size_t kClientMaxLocks = 6;  // small: the cores give back their LRU l
 
 World::World(FileSystem& fs, const Volume& volume, const std::vector<InodeId>& fixed_files,
              uint64_t seed)
-    : fs_(fs),
-      dispatcher_(fs, locks_, volume, SimServerConfig()),
-      scheduler_(dispatcher_, SimServerConfig().lease_ms, SimServerConfig().lease_ms),
-      rng_(seed) {
+    : fs_(fs), volume_(volume), rng_(seed) {
+  BuildServer();
+  crashes_left_ = Pick(3) == 0 ? 1 : 0;  // a third of the seeds see the server crash
   // The model starts from the server: the root and the fixed files in it.
   auto root = fs_.GetAttr(kRootInode);
   CHECK(root.ok());
@@ -43,7 +38,15 @@ World::World(FileSystem& fs, const Volume& volume, const std::vector<InodeId>& f
 }
 
 World::~World() {
+  EndSessions();
   for (Client& c : clients_) c.core.reset();  // before the connections they use
+}
+
+Client* World::OnConn(ConnectionId conn) {
+  for (Client& c : clients_) {
+    if (c.rpc->connected() && c.rpc->conn() == conn) return &c;
+  }
+  return nullptr;
 }
 
 // The Hello goes through the real server at once: the core starts from its Welcome.
@@ -60,7 +63,7 @@ void World::Connect(Client& c, const std::vector<InodeId>& fixed_files) {
       DecodedRequest::Decode(ThroughWire(EncodeFrame(FrameKind::kRequest, RequestId(1), m)));
   CHECK(hello.ok());
   Scheduler::Out out;
-  scheduler_.OnRequest(c.rpc->conn(), std::move(hello).value(), now_ms(), out);
+  scheduler_->OnRequest(c.rpc->conn(), std::move(hello).value(), now_ms(), out);
   CHECK(out.frames.size() == 1);
   auto reply = DecodedReply::Decode(ThroughWire(out.frames[0].frame));
   CHECK(reply.ok());
@@ -68,6 +71,8 @@ void World::Connect(Client& c, const std::vector<InodeId>& fixed_files) {
   Welcome welcome;
   welcome.version = w.getVersion();
   welcome.session_id = w.getSessionId();
+  welcome.session_key = w.getSessionKey();
+  welcome.lease_ms = w.getLeaseMs();
   welcome.root = InodeId(w.getRootIno());
   welcome.inodes_first = w.getInodes().getFirst();
   welcome.inodes_count = w.getInodes().getCount();
@@ -100,6 +105,7 @@ void World::Step() {
       return FinishOp(late);
     }
   }
+  if (MaybeFault()) return;
   Client& c = clients_[Pick(kClients)];
   switch (Pick(12)) {
     case 0:
@@ -127,7 +133,7 @@ void World::Step() {
     case 9:
       if (Pick(8) == 0) {
         Scheduler::Out out;
-        scheduler_.Tick(now_ms(), out);
+        scheduler_->Tick(now_ms(), out);
         return Route(out);
       }
       break;
@@ -138,13 +144,13 @@ void World::Step() {
 }
 
 void World::ToServer(Client& c) {
-  auto decoded = DecodedRequest::Decode(ThroughWire(c.rpc->TakeToServer()));
+  auto decoded = DecodedRequest::Decode(ThroughWire(*c.rpc->TakeToServer()));
   CHECK(decoded.ok());
   Trace("server <- c" + std::to_string(c.index) + " #" +
         std::to_string((*decoded)->frame().header.request_id.value) + " kind " +
         std::to_string(static_cast<int>((*decoded)->root().which())));
   Scheduler::Out out;
-  scheduler_.OnRequest(c.rpc->conn(), std::move(decoded).value(), now_ms(), out);
+  scheduler_->OnRequest(c.rpc->conn(), std::move(decoded).value(), now_ms(), out);
   Route(out);
 }
 
@@ -153,7 +159,12 @@ void World::Route(Scheduler::Out& out) {
     out.frames.push_back(OutgoingReply{conn, Dispatcher::SyncReply(id, Status::Ok())});
   }
   for (auto& f : out.frames) {
-    Client& c = clients_[f.conn - 1];
+    Client* on = OnConn(f.conn);
+    if (!on) {  // its connection is gone: the client sends the request again
+      Trace("server -> connection " + std::to_string(f.conn) + ": lost");
+      continue;
+    }
+    Client& c = *on;
     if (!f.is_reply) Trace("server recalls from c" + std::to_string(c.index));
     // A change through the server takes effect when the server answers it.
     if (f.is_reply && c.op && c.op->changes && !c.op->applied) {
@@ -233,8 +244,10 @@ void World::CheckRelease(Client& c, InodeId ino, bool keeps_shared) {
 void World::OnReply(Client& c, uint64_t id, wire::Request::Which kind, wire::Reply::Reader r) {
   const bool own = c.op && c.op->request_id == id;  // the application's, not written behind
   if (kind == wire::Request::COMMIT && r.isFailures() && r.getFailures().size() > 0) {
-    Fail("client " + std::to_string(c.index) +
-         ": an acknowledged change was refused: " + r.getFailures()[0].getMessage().cStr());
+    Fail("client " + std::to_string(c.index) + ": an acknowledged change to inode " +
+         std::to_string(r.getFailures()[0].getIno()) + " was refused: errno " +
+         std::to_string(r.getFailures()[0].getErrno()) + " " +
+         r.getFailures()[0].getMessage().cStr());
   }
   if (kind == wire::Request::WRITE && !own && r.getErrno() != 0) {
     Fail("client " + std::to_string(c.index) +
@@ -251,13 +264,14 @@ void World::CheckLocks() {
   for (const auto& [ino, obj] : model_.objs()) {
     int exclusive = 0, holders = 0;
     for (Client& c : clients_) {
-      LockMode server = locks_.HeldBy(scheduler_.ClientOf(c.rpc->conn()), ino);
+      LockMode server = locks_->HeldBy(SessionOf(c), ino);
       holders += server != LockMode::kNone;
       exclusive += server == LockMode::kExclusive;
       // An inode created locally is born EXCLUSIVE here; the server learns of
       // it (and of the lock) from the commit.
       LockMode cached = c.core->cache().lock(ino);
-      if (cached > server && !(c.born.count(ino) && !fs_.GetAttr(ino).ok())) {
+      // After a server crash, locks come back when the client reclaims them.
+      if (c.reclaimed && cached > server && !(c.born.count(ino) && !fs_.GetAttr(ino).ok())) {
         return Fail("client " + std::to_string(c.index) + " believes in a lock on inode " +
                     std::to_string(ino.value) + " the server does not give it");
       }
@@ -300,6 +314,7 @@ void World::CheckNames() {
 bool World::DrainRound() {
   bool moved = false;
   now_ns_ += 200000000;  // the log's and the releases' delays pass
+  ReconnectAll();
   for (Client& c : clients_) {
     while (c.rpc->HasToServer()) ToServer(c), moved = true;
     while (c.rpc->HasToClient()) ToClient(c), moved = true;
@@ -330,7 +345,7 @@ void World::Drain() {
     }  // a tick queues a data flush: it must find nothing to send
     if (!c.rpc->idle()) Fail("client " + std::to_string(c.index) + ": frames never delivered");
   }
-  if (scheduler_.parked() != 0) Fail("requests still parked at the server");
+  if (scheduler_->parked() != 0) Fail("requests still parked at the server");
   CheckFinalState();
 }
 
@@ -389,6 +404,7 @@ void World::Fail(const std::string& what) {
 }
 
 void World::Trace(std::string event) {
+  if (std::getenv("COHFS_SIM_TRACE")) fprintf(stderr, "TRACE %s\n", event.c_str());
   trace_.push_back(std::move(event));
   if (trace_.size() > 80) trace_.pop_front();
 }

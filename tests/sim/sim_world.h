@@ -17,8 +17,18 @@
 // recall waits in the queue while reads of its inode are in flight.
 // Assumed, as the core assumes it: an application takes its reply within
 // kMaxAbsorbNs of its arrival (revocations are pruned a second later).
+// Faults (sim_faults.cc), chosen by the same generator: a client's
+// connection is cut (the server sees it close) and comes back within a
+// lease; the server crashes (its locks, sessions, grants and parked requests
+// are dropped and rebuilt from the store, a grace period begins) and every
+// client comes back within the grace period. A client that comes back
+// resumes its session, reclaims its locks after a crash, and sends again
+// what it got no reply to (SimRpc); the server applies each at most once,
+// so every check below holds across faults unchanged.
 // Not modelled: more than one operation at a time per client, KernelHold
-// (invalidations run inline), lost connections and restarts, open files
+// (invalidations run inline), a client away past its lease or the grace
+// period (its session ends: what it never shipped is lost), a crash that
+// loses the store's unsynced writes (the volume stays open), open files
 // (a looked-up inode the server holds no reference for may be reclaimed
 // after its last name goes: ENOENT is then accepted), symlinks, xattrs,
 // permissions (every caller is root), and the kernel's dentries after a
@@ -33,7 +43,8 @@
 // a later step) and local again; else the ordinary request.
 //
 // Checked after every step: never two holders of an EXCLUSIVE lock; a
-// client's cache believes only in locks the server gives it; what a client
+// client's cache believes only in locks the server gives it (after a crash,
+// from its reclaim on); what a client
 // (its cache while it holds the directory, or its kernel) believes a name
 // maps to is what it maps to now (so no two clients disagree), except in the
 // directories of its own request in flight. Checked as they happen: a
@@ -148,6 +159,8 @@ struct Client {
   std::map<InodeId, size_t> unsent_bytes;  // written behind, not sent yet
   std::set<InodeId> born;                  // created locally
   bool sending_own = false;                // the application's own request is being sent
+  int64_t back_ns = 0;                     // cut: when it reconnects (0: connected)
+  bool reclaimed = true;                   // after a server crash: its locks are back
 };
 
 class World {
@@ -183,6 +196,20 @@ class World {
   void CheckFinalState();
   void CheckFinalObject(InodeId ino, const ModelObj& o);
   void Fail(const std::string& what);
+  ClientId SessionOf(const Client& c) const { return ClientId(c.rpc->welcome().session_id); }
+  Client* OnConn(ConnectionId conn);
+
+  // sim_faults.cc: dropped connections and server crashes.
+  bool MaybeFault();
+  void CutLink(Client& c);
+  void CrashServer();
+  void BuildServer();
+  void Reconnect(Client& c);
+  void ReconnectAll();
+  void TraceReclaim(Client& c, wire::Request::Reclaim::Reader r);
+  std::unique_ptr<DecodedReply> Exchange(ConnectionId conn, capnp::MallocMessageBuilder& m,
+                                         Scheduler::Out& out);
+  void EndSessions();
   void Trace(std::string event);
   std::string Traced() const;
 
@@ -236,9 +263,13 @@ class World {
   void KernelSawChange(Client& c, const Op& op, InodeId moved, InodeId victim);
 
   FileSystem& fs_;
-  LockManager locks_;
-  Dispatcher dispatcher_;
-  Scheduler scheduler_;
+  const Volume& volume_;
+  // The server's memory (lost in a crash); its store is fs_ and volume_.
+  std::unique_ptr<LockManager> locks_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<Scheduler> scheduler_;
+  ConnectionId next_conn_ = kClients + 1;
+  int crashes_left_ = 0;
   std::mt19937_64 rng_;
   int64_t now_ns_ = 1000000000;
   Client clients_[kClients];
