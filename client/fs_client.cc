@@ -95,6 +95,15 @@ void FsClient::BuildReclaim(wire::Request::Builder request) {
   auto f = r.initRefs(static_cast<unsigned>(refs.size()));
   for (size_t i = 0; i < refs.size(); i++) f.set(static_cast<unsigned>(i), refs[i].value);
   r.setGrantBytes(grant_.granted());
+  std::vector<std::pair<InodeId, FileLock>> held;
+  {
+    std::lock_guard<std::mutex> g(file_locks_mu_);
+    held = file_locks_.Held(ClientId());
+  }
+  auto fl = r.initFileLocks(static_cast<unsigned>(held.size()));
+  for (size_t i = 0; i < held.size(); i++) {
+    ToWire(held[i].first, held[i].second, fl[static_cast<unsigned>(i)]);
+  }
   reclaim_asked_.clear();
   for (auto& [ino, mode] : locks) reclaim_asked_.push_back(ino);
 }
@@ -113,6 +122,21 @@ void FsClient::OnReclaimed(wire::Reply::Reader reply) {
   for (auto g : reply.getGrants()) granted.insert(g.getIno());
   for (InodeId ino : reclaim_asked_) {
     if (granted.count(ino.value) == 0) OnRecall(ino, LockMode::kNone);
+  }
+}
+
+// Replies to two owners' calls can arrive out of the server's order (one's
+// unlock after another's lock of the range): a conflict here keeps the
+// newer lock in place of the older one.
+void FsClient::NoteFileLock(wire::FileLock::Reader l) {
+  FileLock lock = FromWire(ClientId(), l);
+  std::lock_guard<std::mutex> g(file_locks_mu_);
+  while (!file_locks_.Set(InodeId(l.getIno()), lock)) {
+    auto other = file_locks_.Test(InodeId(l.getIno()), lock);
+    if (!other) break;
+    FileLock unlock = *other;
+    unlock.type = FileLock::Type::kUnlock;
+    file_locks_.Set(InodeId(l.getIno()), unlock);
   }
 }
 

@@ -49,6 +49,7 @@
 #include "client/stats.h"
 #include "client/write_behind.h"
 #include "client/writeback_log.h"
+#include "common/file_locks.h"
 
 namespace cohfs {
 
@@ -94,6 +95,9 @@ class FsClient {
   // Before the cache answers anything: waits while the lease may have run
   // out (Rpc::AwaitLease).
   Status AwaitLease() { return rpc_.AwaitLease(); }
+  // A setLock the server applied (any thread): the client's copy of the file
+  // locks its processes hold, which it reclaims after a server restart.
+  void NoteFileLock(wire::FileLock::Reader lock);
 
   // Sends `m` behind the pending log and waits for the reply (at most
   // timeout_ms; -1: as long as it takes).
@@ -323,6 +327,8 @@ class FsClient {
   const FsClientOptions options_;
   ObjectCache cache_;
   SpaceGrant grant_;  // what data written behind may take on the server
+  std::mutex file_locks_mu_;  // guards file_locks_
+  FileLocks file_locks_;     // every owner under ClientId() (the server knows who we are)
   std::vector<InodeId> reclaim_asked_;  // network thread: locks the last reclaim asked for
   WriteBehind write_behind_;
   ErrorSeq errors_;

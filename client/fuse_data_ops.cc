@@ -97,7 +97,7 @@ struct DataOps {
       Request r(req);
       auto set = r.root.initSetLock();
       FillLock(set.initLock(), ino, fi->lock_owner, &all);
-      auto reply = s->core().Call(r.message);
+      auto reply = CallSetLock(s, r);
       if (st.ok() && !reply.ok()) st = reply.status();
     }
     fuse_reply_err(req, st.ok() ? 0 : st.errno_value());
@@ -120,6 +120,15 @@ struct DataOps {
     FuseOps* s = Self(req);
     Count(s, FUSE_FSYNC);
     ReplyErr(req, s->core().Fsync(fi ? fi->fh : 0, InodeId(ino)));
+  }
+
+  // A setLock call; what the server applied is noted in the client's copy of
+  // its file locks (reclaimed after a server restart).
+  static Result<RpcReply> CallSetLock(FuseOps* s, Request& r,
+                                      int timeout_ms = RpcClient::kCallTimeoutMs) {
+    auto reply = s->core().Call(r.message, {}, timeout_ms);
+    if (reply.ok()) s->core().NoteFileLock(r.root.getSetLock().getLock().asReader());
+    return reply;
   }
 
   static void FillLock(wire::FileLock::Builder b, fuse_ino_t ino, uint64_t owner,
@@ -160,7 +169,7 @@ struct DataOps {
     FillLock(set.initLock(), ino, fi->lock_owner, lk);
     set.setWait(sleep != 0);
     if (lk->l_type != F_UNLCK) s->NoteRecordLocks(InodeId(ino));
-    auto reply = s->core().Call(r.message, {}, sleep ? -1 : RpcClient::kCallTimeoutMs);
+    auto reply = CallSetLock(s, r, sleep ? -1 : RpcClient::kCallTimeoutMs);
     fuse_reply_err(req, reply.ok() ? 0 : reply.errno_value());
   }
 
@@ -176,7 +185,7 @@ struct DataOps {
     l.setType(kind == LOCK_SH ? 0 : kind == LOCK_EX ? 1 : 2);
     bool wait = kind != LOCK_UN && !(op & LOCK_NB);
     set.setWait(wait);
-    return s->core().Call(r.message, {}, wait ? -1 : RpcClient::kCallTimeoutMs).status();
+    return CallSetLock(s, r, wait ? -1 : RpcClient::kCallTimeoutMs).status();
   }
 
   static void Flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {

@@ -221,6 +221,7 @@ struct Request {
       locks @104 :List(Grant);   # the locks the client held (reply: grants, those given back)
       refs @105 :List(UInt64);   # inodes its kernel still references (open unlinked files)
       grantBytes @106 :UInt64;   # the space grant its written-behind data still uses
+      fileLocks @107 :List(FileLock);  # the record and flock locks its processes hold
     }
   }
 }

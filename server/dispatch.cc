@@ -13,22 +13,6 @@
 
 namespace cohfs {
 
-namespace {
-
-FileLock FromWire(ClientId client, wire::FileLock::Reader r) {
-  FileLock l;
-  l.client = client;
-  l.owner = r.getOwner();
-  l.flock = r.getFlock();
-  l.type = r.getType() <= 2 ? static_cast<FileLock::Type>(r.getType()) : FileLock::Type::kUnlock;
-  l.start = l.flock ? 0 : r.getStart();
-  l.end = l.flock ? FileLock::kToEnd : r.getEnd();
-  l.pid = r.getPid();
-  return l;
-}
-
-}  // namespace
-
 Dispatcher::Dispatcher(FileSystem& fs, LockManager& locks, const Volume& volume,
                        const ServerConfig& config)
     : fs_(fs), locks_(locks), grants_(config.max_grant_bytes), volume_(volume), config_(config), store_(fs.items()) {}

@@ -11,7 +11,7 @@
 
 #include "common/ids.h"
 #include "protocol/codec.h"
-#include "server/file_locks.h"
+#include "common/file_locks.h"
 #include "server/file_system.h"
 #include "server/leases.h"
 #include "server/lock_manager.h"

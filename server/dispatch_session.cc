@@ -109,11 +109,18 @@ Status Dispatcher::Reclaim(Ctx& ctx) {
     }
   }
   for (uint64_t ino : r.getRefs()) locks_.AddRef(s.client, InodeId(ino));
+  size_t file_locks_refused = 0;
+  for (auto l : r.getFileLocks()) {
+    FileLock lock = FromWire(s.client, l);
+    if (lock.type == FileLock::Type::kUnlock || lock.start > lock.end) continue;
+    file_locks_refused += file_locks_.Set(InodeId(l.getIno()), lock) ? 0 : 1;
+  }
   ctx.reply.setGrantAdded(grants_.Restore(s.client, r.getGrantBytes(), fs_.free_bytes()));
   ctx.reply.setNone();
   s.reclaiming = false;
   LOG(Info) << "client " << s.client.value << " reclaimed " << ctx.grants.size() << " locks ("
-            << refused << " refused), " << r.getRefs().size() << " references";
+            << refused << " refused), " << r.getRefs().size() << " references, "
+            << r.getFileLocks().size() << " file locks (" << file_locks_refused << " refused)";
   return Status::Ok();
 }
 

@@ -180,6 +180,8 @@ bool Scheduler::RunnableInGrace(const Session& session, DecodedRequest& request)
     auto req = request.root();
     if (req.isReclaim()) return runnable = true, Status::Ok();
     if (session.reclaiming) return Status::Ok();  // reclaim first
+    // File locks not reclaimed yet may be in the way of any file lock call.
+    if (req.isSetLock() || req.isGetLock()) return Status::Ok();
     runnable = true;
     for (const LockNeed& n : LockNeedsOf(dispatcher_.fs(), req)) {
       runnable &= dispatcher_.locks().HeldBy(session.client, n.ino) >= n.mode;

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -172,6 +173,54 @@ TEST(Restart, ClientCutOffPastItsLeaseDoesNotServeItsCache) {
   EXPECT_EQ(read.get(), "<" + std::string(strerror(EIO)) + ">") << "not A's stale copy";
   EXPECT_NE(c.ServerLog().find("did not reconnect within its lease"), std::string::npos);
   c.Unmount(a);
+}
+
+// Record and flock locks a client's processes hold come back after a server
+// crash (the client reclaims them), so another mount is still refused them.
+TEST(Restart, FileLocksAreReclaimedAfterAServerCrash) {
+  Cluster c;
+  std::string b = c.dir() + "/b";
+  c.Mount(b);
+  ASSERT_TRUE(WriteFile(c.Path("f"), "f", true));
+  ASSERT_TRUE(WriteFile(c.Path("g"), "g", true));
+  // O_CLOEXEC: the restarted server (a child of this process) must not
+  // inherit the open files, and with them the flock lock.
+  int f = open(c.Path("f").c_str(), O_RDWR | O_CLOEXEC);
+  int g = open(c.Path("g").c_str(), O_RDWR | O_CLOEXEC);
+  ASSERT_GE(f, 0);
+  ASSERT_GE(g, 0);
+  struct flock range {};
+  range.l_type = F_WRLCK;
+  range.l_start = 10;
+  range.l_len = 5;
+  ASSERT_EQ(fcntl(f, F_SETLK, &range), 0) << strerror(errno);
+  ASSERT_EQ(flock(g, LOCK_EX | LOCK_NB), 0) << strerror(errno);
+  c.KillServer();
+  c.StartServer();
+  int bf = open((b + "/f").c_str(), O_RDWR);  // waits for B's reconnect
+  int bg = open((b + "/g").c_str(), O_RDWR);
+  ASSERT_GE(bf, 0) << strerror(errno);
+  ASSERT_GE(bg, 0) << strerror(errno);
+  struct flock overlap = range;
+  overlap.l_start = 12;
+  overlap.l_len = 1;
+  EXPECT_EQ(fcntl(bf, F_SETLK, &overlap), -1) << "A's record lock was forgotten";
+  EXPECT_TRUE(errno == EAGAIN || errno == EACCES) << strerror(errno);
+  EXPECT_EQ(flock(bg, LOCK_EX | LOCK_NB), -1) << "A's flock lock was forgotten";
+  EXPECT_EQ(errno, EWOULDBLOCK);
+  struct flock outside = range;
+  outside.l_start = 0;
+  outside.l_len = 10;
+  EXPECT_EQ(fcntl(bf, F_SETLK, &outside), 0) << "only the range A holds is taken";
+  // A's locks go when A lets go of them (a flock lock at the release, which
+  // the kernel sends after close returns).
+  close(f);
+  close(g);
+  EXPECT_EQ(fcntl(bf, F_SETLK, &overlap), 0) << strerror(errno);
+  EXPECT_TRUE(WaitFor([&] { return flock(bg, LOCK_EX | LOCK_NB) == 0; }, seconds(30)));
+  close(bf);
+  close(bg);
+  c.Unmount(b);
 }
 
 TEST(Restart, CleanUnmountEndsTheSessionAtOnce) {

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 #include <unordered_map>
 #include <vector>
 
@@ -40,6 +41,8 @@ class FileLocks {
   bool Set(InodeId ino, const FileLock& want);
   // Drops every lock of a client (session end).
   void ReleaseClient(ClientId client);
+  // Every lock `client` holds, with its inode (reclaimed after a restart).
+  std::vector<std::pair<InodeId, FileLock>> Held(ClientId client) const;
   size_t count(InodeId ino) const;
 
  private:
