@@ -21,9 +21,10 @@ int64_t NowNs() {
 
 // A write of file data (the data travels as the frame's bulk payload).
 // `grant_bytes`: what it takes out of this client's space grant (written
-// behind); `want_grant`: the grant to be topped up to in the reply.
+// behind); `want_grant`: the grant to be topped up to in the reply;
+// `mtime_ns`: what the server stores as the file's mtime (0: its clock).
 void BuildWrite(capnp::MallocMessageBuilder& m, InodeId ino, const Caller& c, uint64_t offset,
-                bool append, uint64_t grant_bytes, uint64_t want_grant) {
+                bool append, uint64_t grant_bytes, uint64_t want_grant, int64_t mtime_ns = 0) {
   auto root = m.initRoot<wire::Request>();
   ToWire(c, root.initCaller());
   auto w = root.initWrite();
@@ -32,6 +33,7 @@ void BuildWrite(capnp::MallocMessageBuilder& m, InodeId ino, const Caller& c, ui
   w.setAppend(append);
   w.setGrantBytes(grant_bytes);
   w.setWantGrant(want_grant);
+  w.setMtimeNs(mtime_ns);
 }
 
 // A request with no caller of its own (the client's bookkeeping).
@@ -113,6 +115,15 @@ void FsClient::BuildReclaim(wire::Request::Builder request) {
     g[i].setMode(ToWire(giving[i].second));
   }
   r.setGrantBytes(grant_.granted());
+  std::vector<std::pair<InodeId, FileLock>> held;
+  {
+    std::lock_guard<std::mutex> g(file_locks_mu_);
+    held = file_locks_.Held(ClientId());
+  }
+  auto fl = r.initFileLocks(static_cast<unsigned>(held.size()));
+  for (size_t i = 0; i < held.size(); i++) {
+    ToWire(held[i].first, held[i].second, fl[static_cast<unsigned>(i)]);
+  }
   reclaim_asked_.clear();
   for (auto& [ino, mode] : locks) reclaim_asked_.push_back(ino);
 }
@@ -152,6 +163,26 @@ void FsClient::OnReclaimed(wire::Reply::Reader reply) {
   for (auto g : reply.getGrants()) granted.insert(g.getIno());
   for (InodeId ino : reclaim_asked_) {
     if (granted.count(ino.value) == 0) OnRecall(ino, LockMode::kNone);
+  }
+}
+
+// Replies to two owners' calls can arrive out of the server's order (one's
+// unlock after another's lock of the range): a conflict here keeps the
+// newer lock in place of the older one.
+bool FsClient::HoldsRecordLock(InodeId ino, uint64_t owner) {
+  std::lock_guard<std::mutex> g(file_locks_mu_);
+  return file_locks_.HoldsRecordLock(ino, ClientId(), owner);
+}
+
+void FsClient::NoteFileLock(wire::FileLock::Reader l) {
+  FileLock lock = FromWire(ClientId(), l);
+  std::lock_guard<std::mutex> g(file_locks_mu_);
+  while (!file_locks_.Set(InodeId(l.getIno()), lock)) {
+    auto other = file_locks_.Test(InodeId(l.getIno()), lock);
+    if (!other) break;
+    FileLock unlock = *other;
+    unlock.type = FileLock::Type::kUnlock;
+    file_locks_.Set(InodeId(l.getIno()), unlock);
   }
 }
 
@@ -610,8 +641,12 @@ Status FsClient::PostWrite(InodeId ino, const Caller& c, uint64_t offset, std::s
     std::lock_guard<std::mutex> l(flight_mu_);
     bytes_in_flight_ += n;
   }
+  // The server takes the mtime this cache shows (the local write's, or a
+  // later utimes'), so that every client sees the one this one does.
+  auto cached = cache_.GetAttr(ino);
   capnp::MallocMessageBuilder m;
-  BuildWrite(m, ino, c, offset, /*append=*/false, grant_bytes, SpaceGrant::kWantBytes);
+  BuildWrite(m, ino, c, offset, /*append=*/false, grant_bytes, SpaceGrant::kWantBytes,
+             cached ? cached->mtime_ns : 0);
   {
     std::lock_guard<std::mutex> l(send_mu_);
     cache_.NoteLocalChange(ino, log_.NoteLocalChange());  // replies sent before lack this data

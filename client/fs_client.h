@@ -50,6 +50,7 @@
 #include "client/stats.h"
 #include "client/write_behind.h"
 #include "client/writeback_log.h"
+#include "common/file_locks.h"
 
 namespace cohfs {
 
@@ -95,6 +96,12 @@ class FsClient {
   // Before the cache answers anything: waits while the lease may have run
   // out (Rpc::AwaitLease).
   Status AwaitLease() { return rpc_.AwaitLease(); }
+  // A setLock the server applied (any thread): the client's copy of the file
+  // locks its processes hold, which it reclaims after a server restart.
+  void NoteFileLock(wire::FileLock::Reader lock);
+  // Whether the kernel's lock `owner` holds a record lock on `ino` (a close
+  // then has to drop it on the server).
+  bool HoldsRecordLock(InodeId ino, uint64_t owner);
 
   // Sends `m` behind the pending log and waits for the reply (at most
   // timeout_ms; -1: as long as it takes).
@@ -151,16 +158,15 @@ class FsClient {
     uint32_t mode = 0;   // type | permissions
     std::string target;  // symlinks
   };
-  std::optional<Result<Attr>> MakeLocally(InodeId parent, const std::string& name,
-                                          const Caller& c, const NewNode& node, InodeId ino);
+  std::optional<Result<Attr>> MakeLocally(InodeId parent, const std::string& name, const Caller& c,
+                                          const NewNode& node, InodeId ino);
   // unlink (or rmdir, `want_dir`) of a name whose inode is held EXCLUSIVE too.
   std::optional<Status> RemoveLocally(InodeId parent, const std::string& name, const Caller& c,
                                       bool want_dir);
   // rename(2) with its flags, when both directories, the moved inode and any
   // victim are held EXCLUSIVE (a directory moving elsewhere: the server).
-  std::optional<Status> RenameLocally(InodeId parent, const std::string& name,
-                                      InodeId new_parent, const std::string& new_name,
-                                      uint32_t flags, const Caller& c);
+  std::optional<Status> RenameLocally(InodeId parent, const std::string& name, InodeId new_parent,
+                                      const std::string& new_name, uint32_t flags, const Caller& c);
   // setxattr(2) / removexattr(2) of an inode held EXCLUSIVE whose extended
   // attributes this client knows (ObjectCache::KnownXattrs).
   std::optional<Status> SetXattrLocally(InodeId ino, const std::string& name,
@@ -324,7 +330,9 @@ class FsClient {
   size_t max_locked_inodes_;
   const FsClientOptions options_;
   ObjectCache cache_;
-  SpaceGrant grant_;  // what data written behind may take on the server
+  SpaceGrant grant_;          // what data written behind may take on the server
+  std::mutex file_locks_mu_;  // guards file_locks_
+  FileLocks file_locks_;      // every owner under ClientId() (the server knows who we are)
   std::vector<InodeId> reclaim_asked_;  // network thread: locks the last reclaim asked for
   WriteBehind write_behind_;
   ErrorSeq errors_;
@@ -382,8 +390,8 @@ class FsClient {
 
   static constexpr int64_t kAcquireRetryNs = 1000000000;
   static constexpr uint64_t kAcquireMaxEntries = 16384;  // the server lists no larger ones
-  std::mutex acquire_mu_;  // guards refused_ns_ (rank: leaf)
-  std::unordered_map<InodeId, int64_t> refused_ns_;  // directory -> when it was refused
+  std::mutex acquire_mu_;                                // guards refused_ns_ (rank: leaf)
+  std::unordered_map<InodeId, int64_t> refused_ns_;      // directory -> when it was refused
 
   std::mutex ino_mu_;  // guards next_ino_, end_ino_
   uint64_t next_ino_ = 0;

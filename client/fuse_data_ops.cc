@@ -90,14 +90,15 @@ struct DataOps {
     if (st.ok())
       st = s->core().TakeDeferredError(InodeId(ino));  // close() reports what failed so far
     // close() drops the closing process's record locks on the file (POSIX),
-    // and FUSE leaves that to the flush.
-    if (s->HasRecordLocks(InodeId(ino))) {
+    // and FUSE leaves that to the flush. Only an owner that holds one costs a
+    // round trip (any process's close, an exec's included, sends a flush).
+    if (s->core().HoldsRecordLock(InodeId(ino), fi->lock_owner)) {
       struct flock all {};
       all.l_type = F_UNLCK;
       Request r(req);
       auto set = r.root.initSetLock();
       FillLock(set.initLock(), ino, fi->lock_owner, &all);
-      auto reply = s->core().Call(r.message);
+      auto reply = CallSetLock(s, r);
       if (st.ok() && !reply.ok()) st = reply.status();
     }
     fuse_reply_err(req, st.ok() ? 0 : st.errno_value());
@@ -120,6 +121,15 @@ struct DataOps {
     FuseOps* s = Self(req);
     Count(s, FUSE_FSYNC);
     ReplyErr(req, s->core().Fsync(fi ? fi->fh : 0, InodeId(ino)));
+  }
+
+  // A setLock call; what the server applied is noted in the client's copy of
+  // its file locks (reclaimed after a server restart).
+  static Result<RpcReply> CallSetLock(FuseOps* s, Request& r,
+                                      int timeout_ms = RpcClient::kCallTimeoutMs) {
+    auto reply = s->core().Call(r.message, {}, timeout_ms);
+    if (reply.ok()) s->core().NoteFileLock(r.root.getSetLock().getLock().asReader());
+    return reply;
   }
 
   static void FillLock(wire::FileLock::Builder b, fuse_ino_t ino, uint64_t owner,
@@ -159,8 +169,7 @@ struct DataOps {
     auto set = r.root.initSetLock();
     FillLock(set.initLock(), ino, fi->lock_owner, lk);
     set.setWait(sleep != 0);
-    if (lk->l_type != F_UNLCK) s->NoteRecordLocks(InodeId(ino));
-    auto reply = s->core().Call(r.message, {}, sleep ? -1 : RpcClient::kCallTimeoutMs);
+    auto reply = CallSetLock(s, r, sleep ? -1 : RpcClient::kCallTimeoutMs);
     fuse_reply_err(req, reply.ok() ? 0 : reply.errno_value());
   }
 
@@ -176,7 +185,7 @@ struct DataOps {
     l.setType(kind == LOCK_SH ? 0 : kind == LOCK_EX ? 1 : 2);
     bool wait = kind != LOCK_UN && !(op & LOCK_NB);
     set.setWait(wait);
-    return s->core().Call(r.message, {}, wait ? -1 : RpcClient::kCallTimeoutMs).status();
+    return CallSetLock(s, r, wait ? -1 : RpcClient::kCallTimeoutMs).status();
   }
 
   static void Flock(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, int op) {

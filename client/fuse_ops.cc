@@ -402,16 +402,6 @@ FuseOps::FuseOps(RpcClient& rpc, ClientStats& stats, const FuseOpsConfig& config
 
 FuseOps::~FuseOps() { core_.Stop(); }
 
-void FuseOps::NoteRecordLocks(InodeId ino) {
-  std::lock_guard<std::mutex> l(record_locks_mu_);
-  record_locks_.insert(ino);
-}
-
-bool FuseOps::HasRecordLocks(InodeId ino) {
-  std::lock_guard<std::mutex> l(record_locks_mu_);
-  return record_locks_.count(ino) != 0;
-}
-
 void FuseOps::InvalInode(InodeId ino) {
   fuse_session* se = session_.load();
   if (se) fuse_lowlevel_notify_inval_inode(se, ino.value, 0, 0);  // attributes and all pages

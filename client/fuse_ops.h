@@ -13,10 +13,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "client/fs_client.h"
@@ -25,8 +23,8 @@
 namespace cohfs {
 
 struct FuseOpsConfig {
-  double cached_timeout_s = 86400;  // kernel entry/attr timeout while a lock is held
-  uint32_t readdir_batch = 1024;    // entries fetched per ReadDir round trip
+  double cached_timeout_s = 86400;     // kernel entry/attr timeout while a lock is held
+  uint32_t readdir_batch = 1024;       // entries fetched per ReadDir round trip
   size_t max_locked_inodes = 1 << 20;  // cached inodes; past it LRU locks go back
 };
 
@@ -59,9 +57,6 @@ class FuseOps : public KernelCache {
   const FuseOpsConfig& config() const { return config_; }
   ClientStats& stats() { return stats_; }
   fuse_session* session() { return session_.load(); }
-  // Inodes some process here took fcntl locks on: their closes drop them.
-  void NoteRecordLocks(InodeId ino);
-  bool HasRecordLocks(InodeId ino);
 
  private:
   ClientStats& stats_;
@@ -69,9 +64,6 @@ class FuseOps : public KernelCache {
   FsClient core_;
   std::function<void()> on_init_;
   std::atomic<fuse_session*> session_{nullptr};  // read by the core's thread
-
-  std::mutex record_locks_mu_;  // guards record_locks_ (rank: leaf)
-  std::unordered_set<InodeId> record_locks_;
 };
 
 }  // namespace cohfs

@@ -209,4 +209,26 @@ DirEntry FromWire(wire::Entry::Reader r) {
   return e;
 }
 
+FileLock FromWire(ClientId client, wire::FileLock::Reader r) {
+  FileLock l;
+  l.client = client;
+  l.owner = r.getOwner();
+  l.flock = r.getFlock();
+  l.type = r.getType() <= 2 ? static_cast<FileLock::Type>(r.getType()) : FileLock::Type::kUnlock;
+  l.start = l.flock ? 0 : r.getStart();
+  l.end = l.flock ? FileLock::kToEnd : r.getEnd();
+  l.pid = r.getPid();
+  return l;
+}
+
+void ToWire(InodeId ino, const FileLock& l, wire::FileLock::Builder b) {
+  b.setIno(ino.value);
+  b.setOwner(l.owner);
+  b.setFlock(l.flock);
+  b.setType(static_cast<uint8_t>(l.type));
+  b.setStart(l.start);
+  b.setEnd(l.end);
+  b.setPid(l.pid);
+}
+
 }  // namespace cohfs

@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "common/file_locks.h"
 #include "common/fs_types.h"
 #include "common/status.h"
 #include "protocol/cohfs.capnp.h"
@@ -71,6 +72,9 @@ void ToWire(const DirEntry& e, wire::Entry::Builder b);
 DirEntry FromWire(wire::Entry::Reader r);
 void ToWire(InodeId ino, const SetAttrRequest& r, wire::Request::SetAttr::Builder b);
 SetAttrRequest FromWire(wire::Request::SetAttr::Reader r);  // the inode: r.getIno()
+// A file lock of `client` (flock locks cover the whole file); its inode: r.getIno().
+FileLock FromWire(ClientId client, wire::FileLock::Reader r);
+void ToWire(InodeId ino, const FileLock& l, wire::FileLock::Builder b);
 
 inline std::string_view AsView(capnp::Data::Reader d) {
   return std::string_view(reinterpret_cast<const char*>(d.begin()), d.size());

@@ -155,6 +155,8 @@ struct Request {
       grantBytes @98 :UInt64;  # of the client's space grant this write uses (0: none, a
                                # write-through); taken from the grant whatever the outcome
       wantGrant @99 :UInt64;   # the grant the client would like to hold (topped up in the reply)
+      mtimeNs @109 :Int64;     # written behind: the mtime the client's cache shows (0: the
+                               # server's clock); ctime becomes it only if that is later
     }
     fsync @51 :UInt64;       # ino; replies once everything is durable
     readDir :group {
@@ -225,6 +227,7 @@ struct Request {
                                      # server may have taken them): granted at the grace
                                      # period's end if nobody reclaimed them; until then
                                      # its requests wait
+      fileLocks @108 :List(FileLock);  # the record and flock locks its processes hold
     }
   }
 }

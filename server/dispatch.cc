@@ -13,25 +13,14 @@
 
 namespace cohfs {
 
-namespace {
-
-FileLock FromWire(ClientId client, wire::FileLock::Reader r) {
-  FileLock l;
-  l.client = client;
-  l.owner = r.getOwner();
-  l.flock = r.getFlock();
-  l.type = r.getType() <= 2 ? static_cast<FileLock::Type>(r.getType()) : FileLock::Type::kUnlock;
-  l.start = l.flock ? 0 : r.getStart();
-  l.end = l.flock ? FileLock::kToEnd : r.getEnd();
-  l.pid = r.getPid();
-  return l;
-}
-
-}  // namespace
-
 Dispatcher::Dispatcher(FileSystem& fs, LockManager& locks, const Volume& volume,
                        const ServerConfig& config)
-    : fs_(fs), locks_(locks), grants_(config.max_grant_bytes), volume_(volume), config_(config), store_(fs.items()) {}
+    : fs_(fs),
+      locks_(locks),
+      grants_(config.max_grant_bytes),
+      volume_(volume),
+      config_(config),
+      store_(fs.items()) {}
 
 OutFrame Dispatcher::ErrorReply(RequestId id, const Status& status) {
   capnp::MallocMessageBuilder m;
@@ -251,7 +240,7 @@ Status Dispatcher::Write(Ctx& ctx) {
       offset = a.size;
     }
     std::span<const char> data(ctx.request_bulk.data(), ctx.request_bulk.size());
-    return fs_.Write(ctx.caller, InodeId(w.getIno()), offset, data);
+    return fs_.Write(ctx.caller, InodeId(w.getIno()), offset, data, w.getMtimeNs());
   };
   Result<Attr> r = write();
   grants_.Consume(client, w.getGrantBytes());

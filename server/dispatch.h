@@ -9,9 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "common/file_locks.h"
 #include "common/ids.h"
 #include "protocol/codec.h"
-#include "server/file_locks.h"
 #include "server/file_system.h"
 #include "server/leases.h"
 #include "server/lock_manager.h"
@@ -24,14 +24,14 @@ namespace cohfs {
 // connections (a client that reconnects resumes it) and, in the store
 // (server/session_store.h), server restarts.
 struct Session {
-  ClientId client;  // also the session id
+  ClientId client;   // also the session id
   uint64_t key = 0;  // a reconnecting client resumes with (id, key)
   std::string name;
   std::vector<InodeRange> inode_ranges;  // numbers this client may create with
   ConnectionId conn = 0;                 // 0: detached, waiting for the client to reconnect
   int64_t ends_ms = 0;                   // detached: when it ends unless resumed
-  bool reclaiming = false;  // stored before a restart, locks not reclaimed yet
-  bool goodbye = false;     // a clean unmount: ends with its connection
+  bool reclaiming = false;               // stored before a restart, locks not reclaimed yet
+  bool goodbye = false;                  // a clean unmount: ends with its connection
   // Reclaimed as given back (Reclaim.givingBack): granted at the grace
   // period's end unless another client reclaimed them.
   std::vector<std::pair<InodeId, LockMode>> giving_back;
@@ -48,9 +48,9 @@ Status CheckRequestName(std::string_view name);
 struct ServerConfig {
   uint32_t lease_ms = 15000;
   uint64_t inode_range_size = 65536;
-  size_t leaf_max_entries = 256;       // a directory this small comes whole with a lookup
-  size_t acquire_max_entries = 16384;  // ... and this small with an acquire
-  size_t max_locked_inodes = 1 << 20;  // past this, the oldest locks are recalled
+  size_t leaf_max_entries = 256;            // a directory this small comes whole with a lookup
+  size_t acquire_max_entries = 16384;       // ... and this small with an acquire
+  size_t max_locked_inodes = 1 << 20;       // past this, the oldest locks are recalled
   uint64_t max_grant_bytes = 256ull << 20;  // a client's space grant never exceeds this
 };
 
@@ -134,6 +134,7 @@ class Dispatcher {
   void FinishRecording(Session& s, const OutFrame& reply);
   Status Reclaim(Ctx& ctx);
   static std::string FailuresReply(const std::vector<CommitFailure>& failed);
+  OutFrame RebuiltReply(wire::Request::Reader request, RequestId id);
   void LoadFailures(const std::string& partial, std::vector<CommitFailure>* failed);
   // One group: ops [first, end), all applied in one FileSystem::Group or none.
   bool ApplyGroup(Session& s, capnp::List<wire::Request>::Reader ops, uint32_t first, uint32_t end,

@@ -66,8 +66,8 @@ Result<Session> Dispatcher::NewSession(std::string_view client_name) {
   ASSIGN_OR_RETURN(InodeRange range, fs_.AllocateInodes(config_.inode_range_size));
   s.inode_ranges.push_back(range);
   RETURN_IF_ERROR(store_.Put(id, s.ToItem()));
-  LOG(Info) << "client " << id << " ('" << s.name << "') welcomed, inodes [" << range.first
-            << ", +" << range.count << ")";
+  LOG(Info) << "client " << id << " ('" << s.name << "') welcomed, inodes [" << range.first << ", +"
+            << range.count << ")";
   return s;
 }
 
@@ -111,11 +111,18 @@ Status Dispatcher::Reclaim(Ctx& ctx) {
   for (uint64_t ino : r.getRefs()) locks_.AddRef(s.client, InodeId(ino));
   for (auto g : r.getGivingBack())
     s.giving_back.emplace_back(InodeId(g.getIno()), FromWire(g.getMode()));
+  size_t file_locks_refused = 0;
+  for (auto l : r.getFileLocks()) {
+    FileLock lock = FromWire(s.client, l);
+    if (lock.type == FileLock::Type::kUnlock || lock.start > lock.end) continue;
+    file_locks_refused += file_locks_.Set(InodeId(l.getIno()), lock) ? 0 : 1;
+  }
   ctx.reply.setGrantAdded(grants_.Restore(s.client, r.getGrantBytes(), fs_.free_bytes()));
   ctx.reply.setNone();
   s.reclaiming = false;
   LOG(Info) << "client " << s.client.value << " reclaimed " << ctx.grants.size() << " locks ("
-            << refused << " refused), " << r.getRefs().size() << " references";
+            << refused << " refused), " << r.getRefs().size() << " references, "
+            << r.getFileLocks().size() << " file locks (" << file_locks_refused << " refused)";
   return Status::Ok();
 }
 
@@ -182,12 +189,78 @@ void Dispatcher::LoadFailures(const std::string& partial, std::vector<CommitFail
     for (auto f : r.getFailures()) {
       std::vector<InodeId> touched;
       if (f.getIno() != 0) touched.push_back(InodeId(f.getIno()));
-      failed->push_back({f.getIndex(), Status::Error(f.getErrno(), f.getMessage().cStr()),
-                         std::move(touched)});
+      failed->push_back(
+          {f.getIndex(), Status::Error(f.getErrno(), f.getMessage().cStr()), std::move(touched)});
     }
     return Status::Ok();
   });
   if (!st.ok()) LOG(Warn) << "a stored partial commit reply: " << st.ToString();
+}
+
+namespace {
+
+// What a changing request (not a commit) changed: the object its reply
+// describes (0: none, as for a removal) and the directories it changed.
+struct Touched {
+  InodeId object;
+  std::vector<InodeId> dirs;
+};
+
+Touched TouchedBy(wire::Request::Reader req) {
+  switch (req.which()) {
+    case wire::Request::SET_ATTR:
+      return {InodeId(req.getSetAttr().getIno()), {}};
+    case wire::Request::WRITE:
+      return {InodeId(req.getWrite().getIno()), {}};
+    case wire::Request::SET_XATTR:
+      return {InodeId(req.getSetXattr().getIno()), {}};
+    case wire::Request::REMOVE_XATTR:
+      return {InodeId(req.getRemoveXattr().getIno()), {}};
+    case wire::Request::MKNOD:
+      return {InodeId(req.getMknod().getNewIno()), {InodeId(req.getMknod().getParent())}};
+    case wire::Request::MKDIR:
+      return {InodeId(req.getMkdir().getNewIno()), {InodeId(req.getMkdir().getParent())}};
+    case wire::Request::SYMLINK:
+      return {InodeId(req.getSymlink().getNewIno()), {InodeId(req.getSymlink().getParent())}};
+    case wire::Request::LINK:
+      return {InodeId(req.getLink().getIno()), {InodeId(req.getLink().getNewParent())}};
+    case wire::Request::UNLINK:
+      return {InodeId(0), {InodeId(req.getUnlink().getParent())}};
+    case wire::Request::RMDIR:
+      return {InodeId(0), {InodeId(req.getRmdir().getParent())}};
+    case wire::Request::RENAME:
+      return {InodeId(0),
+              {InodeId(req.getRename().getParent()), InodeId(req.getRename().getNewParent())}};
+    default:
+      return {InodeId(0), {}};
+  }
+}
+
+}  // namespace
+
+// A change applied just before a crash that came before its reply was
+// stored: the reply is made again from what the store holds now, as an NFS
+// server answers a retransmission it has no cached reply for. It grants
+// nothing; the attributes are current, so at worst newer than the change.
+OutFrame Dispatcher::RebuiltReply(wire::Request::Reader request, RequestId id) {
+  capnp::MallocMessageBuilder m;
+  auto reply = m.initRoot<wire::Reply>();
+  Touched t = TouchedBy(request);
+  if (t.object.value == 0) {
+    reply.setRemoved(0);  // which inode lost a name is not known any more
+  } else {
+    Result<Attr> a = fs_.GetAttr(t.object);
+    if (!a.ok()) return ErrorReply(id, a.status());
+    ToWire(*a, reply.initAttr());
+  }
+  std::vector<Attr> dirs;
+  for (InodeId d : t.dirs) {
+    Result<Attr> a = fs_.GetAttr(d);
+    if (a.ok()) dirs.push_back(*a);
+  }
+  auto changed = reply.initChanged(static_cast<unsigned>(dirs.size()));
+  for (size_t i = 0; i < dirs.size(); i++) ToWire(dirs[i], changed[static_cast<unsigned>(i)]);
+  return EncodeFrame(FrameKind::kReply, id, m);
 }
 
 std::optional<OutFrame> Dispatcher::Replay(Session& s, DecodedRequest& request) {
@@ -197,16 +270,14 @@ std::optional<OutFrame> Dispatcher::Replay(Session& s, DecodedRequest& request) 
   if (!stored.ok()) return ErrorReply(id, stored.status());
   if (!stored->has_value()) return std::nullopt;
   ReplayItem& item = **stored;
-  if (!item.complete && request.root().isCommit()) {  // decoded once by the Scheduler  // applied in part: go on from there
-    resume_ = Resume{id.value, item.progress, std::move(item.reply)};
+  if (!item.complete) {
+    // (The request was decoded once by the Scheduler.)
+    if (!request.root().isCommit()) return RebuiltReply(request.root(), id);
+    resume_ = Resume{id.value, item.progress, std::move(item.reply)};  // applied in part
     return std::nullopt;
   }
   capnp::MallocMessageBuilder m;
   auto reply = m.initRoot<wire::Reply>();
-  if (!item.complete) {
-    reply.setNone();  // applied, but the server stopped before its reply was stored
-    return EncodeFrame(FrameKind::kReply, id, m);
-  }
   Status st = WithStoredReply(item.reply, [&](wire::Reply::Reader r) {
     m.setRoot(r);
     return Status::Ok();

@@ -12,9 +12,9 @@
 
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/permissions.h"
 #include "server/file_system.h"
 #include "server/fs_tx.h"
-#include "common/permissions.h"
 
 namespace cohfs {
 namespace {
@@ -342,7 +342,7 @@ Status FileSystem::Open(const Caller& c, InodeId ino, int flags) {
 }
 
 Result<Attr> FileSystem::Write(const Caller& c, InodeId ino, uint64_t offset,
-                               std::span<const char> data) {
+                               std::span<const char> data, int64_t mtime_ns) {
   Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
@@ -351,7 +351,8 @@ Result<Attr> FileSystem::Write(const Caller& c, InodeId ino, uint64_t offset,
   if (data.empty()) return ToAttr(ino, *i);
   RETURN_IF_ERROR(CheckWritable());
   RETURN_IF_ERROR(WriteRange(tx, ino, *i, offset, data));
-  i->mtime_ns = i->ctime_ns = NowNs();
+  i->mtime_ns = mtime_ns != 0 ? mtime_ns : NowNs();
+  i->ctime_ns = std::max(i->ctime_ns, i->mtime_ns);
   KillPrivilegesOnWrite(c, *i);
   RETURN_IF_ERROR(tx.Commit());
   return ToAttr(ino, *i);

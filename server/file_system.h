@@ -85,7 +85,9 @@ class FileSystem {
   Result<Attr> SetAttr(const Caller& c, InodeId ino, const SetAttrRequest& req);
   // Copy-on-write: data goes to new extents (or the INLINE item while the file
   // stays <= kInlineMaxBytes). Clears setuid/setgid as Linux does.
-  Result<Attr> Write(const Caller& c, InodeId ino, uint64_t offset, std::span<const char> data);
+  // `mtime_ns`: the mtime to store (0: now); ctime becomes it if that is later.
+  Result<Attr> Write(const Caller& c, InodeId ino, uint64_t offset, std::span<const char> data,
+                     int64_t mtime_ns = 0);
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE
   // (optionally |KEEP_SIZE); others EOPNOTSUPP. ENOSPC leaves nothing changed.
   Result<Attr> Fallocate(const Caller& c, InodeId ino, int mode, uint64_t offset, uint64_t length);

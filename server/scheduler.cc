@@ -38,7 +38,8 @@ void Scheduler::OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> req
   // Decoding a request validated it whole, so reading its root is safe below.
   Status st = GuardDecode([&] { return s.goodbye |= w.request->root().isGoodbye(), Status::Ok(); });
   if (!st.ok()) {
-    out.frames.push_back(OutgoingReply{conn, Dispatcher::ErrorReply(w.request->frame().header.request_id, st)});
+    out.frames.push_back(
+        OutgoingReply{conn, Dispatcher::ErrorReply(w.request->frame().header.request_id, st)});
     return;
   }
   if (auto replayed = dispatcher_.Replay(s, *w.request)) {
@@ -183,6 +184,8 @@ bool Scheduler::RunnableInGrace(const Session& session, DecodedRequest& request)
     if (session.reclaiming) return Status::Ok();  // reclaim first
     // Locks it was giving back come at the end: its requests wait, in order.
     if (!session.giving_back.empty()) return Status::Ok();
+    // File locks not reclaimed yet may be in the way of any file lock call.
+    if (req.isSetLock() || req.isGetLock()) return Status::Ok();
     runnable = true;
     for (const LockNeed& n : LockNeedsOf(dispatcher_.fs(), req)) {
       runnable &= dispatcher_.locks().HeldBy(session.client, n.ino) >= n.mode;
@@ -199,8 +202,7 @@ void Scheduler::Admit(Work& w, Session& session, int64_t now_ms, Out& out) {
   } else {
     // With one client nobody else holds locks: no need to work out what it needs.
     std::vector<LockManager::Conflict> recalls;
-    runnable =
-        dispatcher_.Admit(session, *w.request, now_ms, sessions_.size() > 1, &recalls);
+    runnable = dispatcher_.Admit(session, *w.request, now_ms, sessions_.size() > 1, &recalls);
     SendRecalls(recalls, out);
   }
   if (!runnable) {

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -172,6 +173,99 @@ TEST(Restart, ClientCutOffPastItsLeaseDoesNotServeItsCache) {
   EXPECT_EQ(read.get(), "<" + std::string(strerror(EIO)) + ">") << "not A's stale copy";
   EXPECT_NE(c.ServerLog().find("did not reconnect within its lease"), std::string::npos);
   c.Unmount(a);
+}
+
+// A process that takes a record lock on bytes 10-14 of `f` and a flock lock
+// on `g`, then holds them until told to close both. A child of its own, so
+// that the server this test forks (and its exec, which closes inherited
+// files) has nothing to do with the locks.
+class LockHolder {
+ public:
+  LockHolder(const std::string& f, const std::string& g) {
+    if (pipe(ready_) != 0 || pipe(go_) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(ready_[0]);
+      close(go_[1]);
+      int ff = open(f.c_str(), O_RDWR);
+      int gf = open(g.c_str(), O_RDWR);
+      struct flock range {};
+      range.l_type = F_WRLCK;
+      range.l_start = 10;
+      range.l_len = 5;
+      char ok =
+          ff >= 0 && gf >= 0 && fcntl(ff, F_SETLK, &range) == 0 && flock(gf, LOCK_EX | LOCK_NB) == 0
+              ? 'y'
+              : 'n';
+      char c;
+      if (write(ready_[1], &ok, 1) != 1 || read(go_[0], &c, 1) != 1) _exit(2);
+      _exit(close(ff) == 0 && close(gf) == 0 ? 0 : 1);
+    }
+    close(ready_[1]);
+    close(go_[0]);
+  }
+  ~LockHolder() {
+    if (pid_ > 0 && !closed_) Close();
+  }
+  // True once the child holds both locks (a read on the pipe: it answers or dies).
+  bool Holding() {
+    char ok = 'n';
+    return pid_ > 0 && read(ready_[0], &ok, 1) == 1 && ok == 'y';
+  }
+  // Closes both files; true when the child's closes succeeded.
+  bool Close() {
+    closed_ = true;
+    char c = 'c';
+    int status = 0;
+    bool told = write(go_[1], &c, 1) == 1;
+    close(go_[1]);
+    close(ready_[0]);
+    return waitpid(pid_, &status, 0) == pid_ && told && WIFEXITED(status) &&
+           WEXITSTATUS(status) == 0;
+  }
+
+ private:
+  int ready_[2] = {-1, -1}, go_[2] = {-1, -1};
+  pid_t pid_ = -1;
+  bool closed_ = false;
+};
+
+// Record and flock locks a client's processes hold come back after a server
+// crash (the client reclaims them), so another mount is still refused them.
+TEST(Restart, FileLocksAreReclaimedAfterAServerCrash) {
+  Cluster c;
+  std::string b = c.dir() + "/b";
+  c.Mount(b);
+  ASSERT_TRUE(WriteFile(c.Path("f"), "f", true));
+  ASSERT_TRUE(WriteFile(c.Path("g"), "g", true));
+  LockHolder holder(c.Path("f"), c.Path("g"));
+  ASSERT_TRUE(holder.Holding());
+  c.KillServer();
+  c.StartServer();
+  int bf = open((b + "/f").c_str(), O_RDWR);  // waits for B's reconnect
+  int bg = open((b + "/g").c_str(), O_RDWR);
+  ASSERT_GE(bf, 0) << strerror(errno);
+  ASSERT_GE(bg, 0) << strerror(errno);
+  struct flock overlap {};
+  overlap.l_type = F_WRLCK;
+  overlap.l_start = 12;
+  overlap.l_len = 1;
+  EXPECT_EQ(fcntl(bf, F_SETLK, &overlap), -1) << "A's record lock was forgotten";
+  EXPECT_TRUE(errno == EAGAIN || errno == EACCES) << strerror(errno);
+  EXPECT_EQ(flock(bg, LOCK_EX | LOCK_NB), -1) << "A's flock lock was forgotten";
+  EXPECT_EQ(errno, EWOULDBLOCK);
+  struct flock outside = overlap;
+  outside.l_start = 0;
+  outside.l_len = 10;
+  EXPECT_EQ(fcntl(bf, F_SETLK, &outside), 0) << "only the range A holds is taken";
+  // A's locks go when its process lets go of them (a flock lock at the
+  // release, which the kernel sends after close returns).
+  ASSERT_TRUE(holder.Close());
+  EXPECT_EQ(fcntl(bf, F_SETLK, &overlap), 0) << strerror(errno);
+  EXPECT_TRUE(WaitFor([&] { return flock(bg, LOCK_EX | LOCK_NB) == 0; }, seconds(30)));
+  close(bf);
+  close(bg);
+  c.Unmount(b);
 }
 
 TEST(Restart, CleanUnmountEndsTheSessionAtOnce) {

@@ -89,7 +89,8 @@ TEST(Frame, RecallGoldenVector) {
 // Version 3: a commit whose one change (an unlink) carries `nowNs` and
 // `withNext`. The whole frame, Cap'n Proto words included, as 64-bit words.
 // Version 4's fields took holes in Request's union; version 5's repliedBelow
-// made Request 10 data words, version 6's reclaim.givingBack 4 pointers.
+// made Request 10 data words, version 6's reclaim.givingBack and
+// reclaim.fileLocks 5 pointers.
 TEST(Frame, CommitGoldenVectorVersion6) {
   static_assert(std::endian::native == std::endian::little, "the words below are little-endian");
   EXPECT_EQ(wire::PROTOCOL_VERSION, 6u);
@@ -101,16 +102,16 @@ TEST(Frame, CommitGoldenVectorVersion6) {
   u.setNowNs(5);
   std::string bytes = Flatten(EncodeFrame(FrameKind::kRequest, RequestId(9), m));
   const unsigned char header[] = {'C', 'H', 'F', 'S', 1,   0, 0, 0, 9, 0, 0, 0,
-                                  0,   0,   0,   0,   248, 0, 0, 0, 0, 0, 0, 0};
-  uint64_t words[31] = {};
-  words[0] = 30ull << 32;                        // segment table: 1 segment of 30 words
-  words[1] = (10ull << 32) | (4ull << 48);       // root: struct of 10 data words, 4 pointers
+                                  0,   0,   0,   0,   8,   1, 0, 0, 0, 0, 0, 0};
+  uint64_t words[33] = {};
+  words[0] = 32ull << 32;                        // segment table: 1 segment of 32 words
+  words[1] = (10ull << 32) | (5ull << 48);       // root: struct of 10 data words, 5 pointers
   words[3] = 30;                                 // union discriminant: commit
-  words[13] = 9 | (119ull << 32);                // commit: composite list of 14 words
-  words[16] = 4 | (10ull << 32) | (4ull << 48);  // list tag: 1 element of 10 + 4 words
-  words[17] = 1;                                 // unlink.parent
-  words[18] = 9 | (2ull << 16);                  // discriminant unlink; withNext (bit 81)
-  words[19] = 5;                                 // unlink.nowNs
+  words[13] = 13 | (127ull << 32);               // commit: composite list of 15 words
+  words[17] = 4 | (10ull << 32) | (5ull << 48);  // list tag: 1 element of 10 + 5 words
+  words[18] = 1;                                 // unlink.parent
+  words[19] = 9 | (2ull << 16);                  // discriminant unlink; withNext (bit 81)
+  words[20] = 5;                                 // unlink.nowNs
   ASSERT_EQ(bytes.size(), sizeof(header) + sizeof(words));
   EXPECT_EQ(std::memcmp(bytes.data(), header, sizeof(header)), 0);
   EXPECT_EQ(std::memcmp(bytes.data() + sizeof(header), words, sizeof(words)), 0);
@@ -127,10 +128,10 @@ TEST(Frame, GrantedWriteGoldenVectorVersion6) {
   w.setWantGrant(128ull << 20);
   std::string bytes = Flatten(EncodeFrame(FrameKind::kRequest, RequestId(9), m, "data"));
   const unsigned char header[] = {'C', 'H', 'F', 'S', 1,   0, 0, 0, 9, 0, 0, 0,
-                                  0,   0,   0,   0,   128, 0, 0, 0, 4, 0, 0, 0};
-  uint64_t words[16] = {};
-  words[0] = 15ull << 32;                   // segment table: 1 segment of 15 words
-  words[1] = (10ull << 32) | (4ull << 48);  // root: struct of 10 data words, 4 pointers
+                                  0,   0,   0,   0,   136, 0, 0, 0, 4, 0, 0, 0};
+  uint64_t words[17] = {};
+  words[0] = 16ull << 32;                   // segment table: 1 segment of 16 words
+  words[1] = (10ull << 32) | (5ull << 48);  // root: struct of 10 data words, 5 pointers
   words[2] = 5;                             // write.ino
   words[3] = 14;                            // union discriminant: write
   words[4] = 8192;                          // write.offset
@@ -153,10 +154,10 @@ TEST(Frame, ResumingHelloGoldenVectorVersion6) {
   h.setResumeKey(0x1234);
   std::string bytes = Flatten(EncodeFrame(FrameKind::kRequest, RequestId(0), m));
   const unsigned char header[] = {'C', 'H', 'F', 'S', 1,   0, 0, 0, 0, 0, 0, 0,
-                                  0,   0,   0,   0,   128, 0, 0, 0, 0, 0, 0, 0};
-  uint64_t words[16] = {};
-  words[0] = 15ull << 32;                   // segment table: 1 segment of 15 words
-  words[1] = (10ull << 32) | (4ull << 48);  // root: struct of 10 data words, 4 pointers
+                                  0,   0,   0,   0,   136, 0, 0, 0, 0, 0, 0, 0};
+  uint64_t words[17] = {};
+  words[0] = 16ull << 32;                   // segment table: 1 segment of 16 words
+  words[1] = (10ull << 32) | (5ull << 48);  // root: struct of 10 data words, 5 pointers
   words[6] = 3;                             // hello.resumeSession (discriminant 0: hello)
   words[7] = 0x1234;                        // hello.resumeKey
   words[11] = 7;                            // repliedBelow

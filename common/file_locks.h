@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "common/ids.h"
@@ -40,6 +41,10 @@ class FileLocks {
   bool Set(InodeId ino, const FileLock& want);
   // Drops every lock of a client (session end).
   void ReleaseClient(ClientId client);
+  // Every lock `client` holds, with its inode (reclaimed after a restart).
+  std::vector<std::pair<InodeId, FileLock>> Held(ClientId client) const;
+  // Whether `owner` of `client` holds a record (not flock) lock on `ino`.
+  bool HoldsRecordLock(InodeId ino, ClientId client, uint64_t owner) const;
   size_t count(InodeId ino) const;
 
  private:

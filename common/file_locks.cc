@@ -1,4 +1,4 @@
-#include "server/file_locks.h"
+#include "common/file_locks.h"
 
 #include <algorithm>
 
@@ -62,6 +62,24 @@ void FileLocks::ReleaseClient(ClientId client) {
     std::erase_if(it->second, [&](const FileLock& l) { return l.client == client; });
     it = it->second.empty() ? locks_.erase(it) : std::next(it);
   }
+}
+
+std::vector<std::pair<InodeId, FileLock>> FileLocks::Held(ClientId client) const {
+  std::vector<std::pair<InodeId, FileLock>> out;
+  for (const auto& [ino, list] : locks_) {
+    for (const FileLock& l : list) {
+      if (l.client == client) out.emplace_back(ino, l);
+    }
+  }
+  return out;
+}
+
+bool FileLocks::HoldsRecordLock(InodeId ino, ClientId client, uint64_t owner) const {
+  auto it = locks_.find(ino);
+  if (it == locks_.end()) return false;
+  return std::any_of(it->second.begin(), it->second.end(), [&](const FileLock& l) {
+    return l.client == client && l.owner == owner && !l.flock;
+  });
 }
 
 size_t FileLocks::count(InodeId ino) const {

@@ -1,4 +1,4 @@
-#include "server/file_locks.h"
+#include "common/file_locks.h"
 
 #include <gtest/gtest.h>
 
