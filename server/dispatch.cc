@@ -31,7 +31,12 @@ FileLock FromWire(ClientId client, wire::FileLock::Reader r) {
 
 Dispatcher::Dispatcher(FileSystem& fs, LockManager& locks, const Volume& volume,
                        const ServerConfig& config)
-    : fs_(fs), locks_(locks), grants_(config.max_grant_bytes), volume_(volume), config_(config), store_(fs.items()) {}
+    : fs_(fs),
+      locks_(locks),
+      grants_(config.max_grant_bytes),
+      volume_(volume),
+      config_(config),
+      store_(fs.items()) {}
 
 OutFrame Dispatcher::ErrorReply(RequestId id, const Status& status) {
   capnp::MallocMessageBuilder m;
@@ -264,9 +269,10 @@ Status Dispatcher::Write(Ctx& ctx) {
 Status Dispatcher::Dispatch(Ctx& ctx) {
   auto req = ctx.req;
   auto reply = ctx.reply;
-  ctx.caller = FromWire(req.getCaller());
+  ctx.caller = CallerOf(req.getCaller());
   const Caller& c = ctx.caller;
   Session& s = ctx.session;
+  RETURN_IF_ERROR(CheckReach(s, c, req));
 
   // Replies carrying one inode's attributes, with a grant on it.
   auto reply_attr = [&](Result<Attr> r, bool mutated) -> Status {
@@ -418,7 +424,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     case wire::Request::READ: {
       auto r = req.getRead();
       uint32_t len = std::min<uint32_t>(r.getLength(), kMaxIoBytes);
-      ASSIGN_OR_RETURN(ctx.reply_bulk, fs_.Read(InodeId(r.getIno()), r.getOffset(), len));
+      ASSIGN_OR_RETURN(ctx.reply_bulk, fs_.Read(c, InodeId(r.getIno()), r.getOffset(), len));
       reply.setData();
       Grant(ctx, InodeId(r.getIno()), LockMode::kShared);  // the reader's page cache
       return Status::Ok();

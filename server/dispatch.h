@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/ids.h"
+#include "common/squash.h"
 #include "protocol/codec.h"
 #include "server/file_locks.h"
 #include "server/file_system.h"
@@ -24,16 +25,16 @@ namespace cohfs {
 // connections (a client that reconnects resumes it) and, in the store
 // (server/session_store.h), server restarts.
 struct Session {
-  ClientId client;  // also the session id
+  ClientId client;   // also the session id
   uint64_t key = 0;  // a reconnecting client resumes with (id, key)
   std::string name;
   std::vector<InodeRange> inode_ranges;  // numbers this client may create with
   ConnectionId conn = 0;                 // 0: detached, waiting for the client to reconnect
   int64_t ends_ms = 0;                   // detached: when it ends unless resumed
-  bool reclaiming = false;  // stored before a restart, locks not reclaimed yet
-  bool goodbye = false;     // a clean unmount: ends with its connection
-  std::set<uint64_t> replays;  // requests whose replies are stored
-  uint64_t replied_below = 0;  // the client has every reply below this request id
+  bool reclaiming = false;               // stored before a restart, locks not reclaimed yet
+  bool goodbye = false;                  // a clean unmount: ends with its connection
+  std::set<uint64_t> replays;            // requests whose replies are stored
+  uint64_t replied_below = 0;            // the client has every reply below this request id
   bool OwnsInode(InodeId ino) const;
   SessionItem ToItem() const;
 };
@@ -45,10 +46,11 @@ Status CheckRequestName(std::string_view name);
 struct ServerConfig {
   uint32_t lease_ms = 15000;
   uint64_t inode_range_size = 65536;
-  size_t leaf_max_entries = 256;       // a directory this small comes whole with a lookup
-  size_t acquire_max_entries = 16384;  // ... and this small with an acquire
-  size_t max_locked_inodes = 1 << 20;  // past this, the oldest locks are recalled
+  size_t leaf_max_entries = 256;            // a directory this small comes whole with a lookup
+  size_t acquire_max_entries = 16384;       // ... and this small with an acquire
+  size_t max_locked_inodes = 1 << 20;       // past this, the oldest locks are recalled
   uint64_t max_grant_bytes = 256ull << 20;  // a client's space grant never exceeds this
+  Squash squash = Squash::kNone;            // --root-squash, --all-squash
 };
 
 class Dispatcher {
@@ -103,6 +105,10 @@ class Dispatcher {
   struct Ctx;
   Outcome Execute(Ctx& ctx, DecodedRequest& request, RequestId id);
   Status Dispatch(Ctx& ctx);
+  // The caller a request names, squashed as configured (server/dispatch_access.cc).
+  Caller CallerOf(wire::Caller::Reader caller) const;
+  // Every inode `req` names by number is one `c` could reach by a path.
+  Status CheckReach(const Session& s, const Caller& c, wire::Request::Reader req);
   Status SetFileLock(Ctx& ctx);
   // WRITE: within the client's space grant when it says so; tops the grant up.
   Status Write(Ctx& ctx);
