@@ -55,6 +55,29 @@ Status Permission(const Caller& c, const Inode& i, int mask) {
   return Status::Ok();
 }
 
+// A read or write of a file's data. The server keeps no open state (as NFS
+// does not), so it checks each request as nfsd_permission does: the owner may
+// always read and write its own file (it may write through an fd it opened
+// before a chmod took the bit away, or that created the file 0444), and x alone
+// lets a file be read (exec and mmap of an execute-only binary read it). EACCES.
+template <typename Inode>
+Status DataPermission(const Caller& c, const Inode& i, int mask) {
+  if (OwnerOrRoot(c, i)) return Status::Ok();
+  if (mask == kMayRead && Permission(c, i, kMayExec).ok()) return Status::Ok();
+  return Permission(c, i, mask);
+}
+
+// A hard link to another user's inode (may_linkat with fs.protected_hardlinks,
+// on by default): only a regular, not set-id file the caller may read and write. EPERM.
+template <typename Inode>
+Status LinkPermission(const Caller& c, const Inode& i) {
+  if (OwnerOrRoot(c, i)) return Status::Ok();
+  const bool setgid_exec = (i.mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP);
+  if (!S_ISREG(i.mode) || (i.mode & S_ISUID) || setgid_exec) return Status::Error(EPERM);
+  if (!Permission(c, i, kMayRead | kMayWrite).ok()) return Status::Error(EPERM);
+  return Status::Ok();
+}
+
 // Sticky directories: only the entry's owner, the directory's owner or root
 // may remove or rename an entry. EPERM.
 template <typename Inode>

@@ -256,9 +256,10 @@ Status Dispatcher::Write(Ctx& ctx) {
 Status Dispatcher::Dispatch(Ctx& ctx) {
   auto req = ctx.req;
   auto reply = ctx.reply;
-  ctx.caller = FromWire(req.getCaller());
+  ctx.caller = CallerOf(req.getCaller());
   const Caller& c = ctx.caller;
   Session& s = ctx.session;
+  RETURN_IF_ERROR(CheckReach(s, c, req));
 
   // Replies carrying one inode's attributes, with a grant on it.
   auto reply_attr = [&](Result<Attr> r, bool mutated) -> Status {
@@ -410,7 +411,7 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
     case wire::Request::READ: {
       auto r = req.getRead();
       uint32_t len = std::min<uint32_t>(r.getLength(), kMaxIoBytes);
-      ASSIGN_OR_RETURN(ctx.reply_bulk, fs_.Read(InodeId(r.getIno()), r.getOffset(), len));
+      ASSIGN_OR_RETURN(ctx.reply_bulk, fs_.Read(c, InodeId(r.getIno()), r.getOffset(), len));
       reply.setData();
       Grant(ctx, InodeId(r.getIno()), LockMode::kShared);  // the reader's page cache
       return Status::Ok();

@@ -11,6 +11,7 @@
 
 #include "common/file_locks.h"
 #include "common/ids.h"
+#include "common/squash.h"
 #include "protocol/codec.h"
 #include "server/file_system.h"
 #include "server/leases.h"
@@ -52,6 +53,7 @@ struct ServerConfig {
   size_t acquire_max_entries = 16384;       // ... and this small with an acquire
   size_t max_locked_inodes = 1 << 20;       // past this, the oldest locks are recalled
   uint64_t max_grant_bytes = 256ull << 20;  // a client's space grant never exceeds this
+  Squash squash = Squash::kNone;            // --root-squash, --all-squash
 };
 
 class Dispatcher {
@@ -108,6 +110,10 @@ class Dispatcher {
   struct Ctx;
   Outcome Execute(Ctx& ctx, DecodedRequest& request, RequestId id);
   Status Dispatch(Ctx& ctx);
+  // The caller a request names, squashed as configured (server/dispatch_access.cc).
+  Caller CallerOf(wire::Caller::Reader caller) const;
+  // Every inode `req` names by number is one `c` could reach by a path.
+  Status CheckReach(const Session& s, const Caller& c, wire::Request::Reader req);
   Status SetFileLock(Ctx& ctx);
   // WRITE: within the client's space grant when it says so; tops the grant up.
   Status Write(Ctx& ctx);

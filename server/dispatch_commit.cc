@@ -158,11 +158,13 @@ Status Dispatcher::ApplyCommitted(Session& s, wire::Request::Reader op,
   };
   *touched = CommitTargets(op);
   RETURN_IF_ERROR(CheckCommitted(s, op));
+  const Caller c = CallerOf(op.getCaller());
+  RETURN_IF_ERROR(CheckReach(s, c, op));
   InodeId new_ino = NewInodeOf(op);
   for (size_t i = new_ino.valid() ? 1 : 0; i < touched->size(); i++) {
     RETURN_IF_ERROR(own((*touched)[i]));
   }
-  RETURN_IF_ERROR(ApplyChange(FromWire(op.getCaller()), op, removed));
+  RETURN_IF_ERROR(ApplyChange(c, op, removed));
   return new_ino.valid() ? own(new_ino) : Status::Ok();  // born EXCLUSIVE to its creator
 }
 

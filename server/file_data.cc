@@ -264,11 +264,12 @@ Status FileSystem::Truncate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t size
 
 // ---------------------------------------------------------------- operations
 
-Result<std::string> FileSystem::Read(InodeId ino, uint64_t offset, uint32_t len) {
+Result<std::string> FileSystem::Read(const Caller& c, InodeId ino, uint64_t offset, uint32_t len) {
   Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
   if (!S_ISREG(i->mode)) return Status::Error(EINVAL);
+  RETURN_IF_ERROR(DataPermission(c, *i, kMayRead));
   std::string out;
   if (offset < i->size) {
     out.resize(std::min<uint64_t>(len, i->size - offset));
@@ -347,6 +348,7 @@ Result<Attr> FileSystem::Write(const Caller& c, InodeId ino, uint64_t offset,
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
   if (!S_ISREG(i->mode)) return Status::Error(EINVAL);
+  RETURN_IF_ERROR(DataPermission(c, *i, kMayWrite));
   if (offset > kMaxFileBytes || data.size() > kMaxFileBytes - offset) return Status::Error(EFBIG);
   if (data.empty()) return ToAttr(ino, *i);
   RETURN_IF_ERROR(CheckWritable());
@@ -367,7 +369,9 @@ Result<Attr> FileSystem::SetAttr(const Caller& c, InodeId ino, const SetAttrRequ
     if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
     if (!S_ISREG(i->mode)) return Status::Error(EINVAL);
     if (req.size > kMaxFileBytes) return Status::Error(EFBIG);
-    if (!req.has_open_handle) RETURN_IF_ERROR(Permission(c, *i, kMayWrite));
+    // ftruncate: the server cannot see the fd, so it checks as for a write.
+    RETURN_IF_ERROR(req.has_open_handle ? DataPermission(c, *i, kMayWrite)
+                                        : Permission(c, *i, kMayWrite));
   }
   RETURN_IF_ERROR(CheckAttrChange(c, *i, req));
 
@@ -398,6 +402,7 @@ Result<Attr> FileSystem::Fallocate(const Caller& c, InodeId ino, int mode, uint6
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
   if (!S_ISREG(i->mode)) return Status::Error(ENODEV);
+  RETURN_IF_ERROR(DataPermission(c, *i, kMayWrite));  // an fd open for writing
   const uint64_t end = offset + length;
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   if (mode == kPunch || zero_range) RETURN_IF_ERROR(ZeroRange(tx, ino, *i, offset, end));

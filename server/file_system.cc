@@ -12,14 +12,12 @@
 
 #include "common/limits.h"
 #include "common/log.h"
-#include "server/fs_tx.h"
 #include "common/permissions.h"
 #include "common/xattr_rules.h"
+#include "server/fs_tx.h"
 
 namespace cohfs {
 namespace {
-
-constexpr int kMaxDirDepth = 1 << 20;  // bound on walking `parent` fields
 
 // The kernel never sends such names; a hostile client might.
 Status CheckName(std::string_view name) {
@@ -223,6 +221,7 @@ Result<Attr> FileSystem::Link(const Caller& c, InodeId ino, InodeId new_parent,
   if (dir->nlink == 0) return Status::Error(ENOENT);
   ASSIGN_OR_RETURN(auto found, tx.Find(new_parent, new_name));
   if (found) return Status::Error(EEXIST);
+  RETURN_IF_ERROR(LinkPermission(c, *i));
   RETURN_IF_ERROR(Permission(c, *dir, kMayWrite | kMayExec));
   if (S_ISDIR(i->mode)) return Status::Error(EPERM);
   if (i->nlink == 0) return Status::Error(ENOENT);

@@ -44,8 +44,8 @@ class FileSystem {
   // client's, cookies 1 and 2), in stable order, at most max_entries.
   Result<std::vector<DirEntry>> ReadDir(const Caller& c, InodeId dir, uint64_t cookie,
                                         size_t max_entries);
-  // Short at end of file; holes read as zeros.
-  Result<std::string> Read(InodeId ino, uint64_t offset, uint32_t len);
+  // Short at end of file; holes read as zeros. Checks DataPermission (common/permissions.h).
+  Result<std::string> Read(const Caller& c, InodeId ino, uint64_t offset, uint32_t len);
   // SEEK_DATA / SEEK_HOLE (whence as in <unistd.h>); ENXIO at or past the end.
   // Unwritten (fallocated) extents count as holes, as on ext4.
   Result<uint64_t> Lseek(InodeId ino, uint64_t offset, int whence);
@@ -57,6 +57,11 @@ class FileSystem {
   // and truncates a regular file opened with O_TRUNC (FUSE atomic_o_trunc).
   Status Open(const Caller& c, InodeId ino, int flags);
   Status Access(const Caller& c, InodeId ino, int mask);
+  // Whether `c` could name `ino` by a path (server/reach.cc): search permission
+  // on every directory from the root down to a directory naming it. A removed
+  // inode (nlink 0) has no path: only `held` (its client has it open or
+  // locked) reaches it. EACCES, or ENOENT.
+  Status Reach(const Caller& c, InodeId ino, bool held);
 
   // --- namespace changes; new inodes take the number the client allocated
   // from its range (EEXIST if that number is in use). `now_ns` (here and in
@@ -143,6 +148,8 @@ class FileSystem {
   class Tx;  // server/fs_tx.h
   // EIO once the metadata store has gone read-only (a failed commit or sync).
   Status CheckWritable();
+  // Search permission on `dir` and on every directory above it.
+  Status Searchable(Tx& tx, const Caller& c, InodeId dir);
   Result<InodeId> RemoveEntry(const Caller& c, InodeId parent, std::string_view name, bool dir,
                               int64_t now_ns);
   Result<Attr> CreateNode(const Caller& c, InodeId parent, std::string_view name, uint32_t mode,

@@ -108,6 +108,22 @@ Status FileSystem::Tx::AddName(InodeId dir, std::string_view name, InodeId child
   txn_->Put(nk, EncodeDirName(names));
   DirIndexItem idx{std::string(name), child.value, DtOf(child_mode)};
   txn_->Put(ItemKey{dir.value, ItemType::kDirIndex, seq}, EncodeDirIndex(idx));
+  if (S_ISDIR(child_mode)) return Status::Ok();  // its way back is `parent`
+  return AddRef(child, dir, +1);
+}
+
+Status FileSystem::Tx::AddRef(InodeId child, InodeId dir, int delta) {
+  ItemKey key{child.value, ItemType::kInodeRef, dir.value};
+  ASSIGN_OR_RETURN(std::optional<std::string> raw, txn_->Get(key));
+  InodeRefItem ref;
+  if (raw) RETURN_IF_ERROR(DecodeInodeRef(*raw, &ref));
+  if (delta < 0 && ref.names == 0) return Status::Error(EIO, "name without INODE_REF");
+  ref.names = static_cast<uint32_t>(static_cast<int64_t>(ref.names) + delta);
+  if (ref.names == 0) {
+    txn_->Delete(key);
+  } else {
+    txn_->Put(key, EncodeInodeRef(ref));
+  }
   return Status::Ok();
 }
 
@@ -126,8 +142,26 @@ Status FileSystem::Tx::RemoveName(InodeId dir, std::string_view name, uint64_t s
   } else {
     txn_->Put(nk, EncodeDirName(names));
   }
-  txn_->Delete(ItemKey{dir.value, ItemType::kDirIndex, seq});
-  return Status::Ok();
+  ItemKey ik{dir.value, ItemType::kDirIndex, seq};
+  ASSIGN_OR_RETURN(std::optional<std::string> idx, txn_->Get(ik));
+  if (!idx) return Status::Error(EIO, "DIR_NAME without DIR_INDEX");
+  DirIndexItem entry;
+  RETURN_IF_ERROR(DecodeDirIndex(*idx, &entry));
+  txn_->Delete(ik);
+  if (entry.file_type == DtOf(S_IFDIR)) return Status::Ok();
+  return AddRef(InodeId(entry.child), dir, -1);
+}
+
+Result<std::vector<InodeId>> FileSystem::Tx::Parents(InodeId ino) {
+  std::vector<InodeId> out;
+  auto it = txn_->NewIterator();
+  for (it->Seek(ItemKey{ino.value, ItemType::kInodeRef, 0}); it->Valid(); it->Next()) {
+    ItemKey k = it->key();
+    if (k.objectid != ino.value || k.type != ItemType::kInodeRef) break;
+    out.push_back(InodeId(k.offset));
+  }
+  RETURN_IF_ERROR(it->status());
+  return out;
 }
 
 Result<bool> FileSystem::Tx::DirEmpty(InodeId dir) {

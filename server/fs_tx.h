@@ -5,6 +5,7 @@
 // - a name is a DIR_INDEX (dir, seq) plus an entry in DIR_NAME (dir, hash);
 // - files: nlink == number of names; directories: 2 + subdirectories, and
 //   `parent` is the one directory naming them; nlink 0 <=> an ORPHAN item;
+// - a non-directory has an INODE_REF (child, dir) counting dir's names of it;
 // - a regular file is INLINE (no extents, size <= kInlineMaxBytes) or has
 //   EXTENT items; bytes past EOF inside the last block read as zero;
 // - allocated_bytes == the sum of the inode's extent lengths.
@@ -29,7 +30,8 @@
 
 namespace cohfs {
 
-int64_t NowNs();  // CLOCK_REALTIME
+int64_t NowNs();                              // CLOCK_REALTIME
+inline constexpr int kMaxDirDepth = 1 << 20;  // bound on walking `parent` fields
 inline uint64_t RoundUpBlock(uint64_t v) {
   return (v + kBlockBytes - 1) / kBlockBytes * kBlockBytes;
 }
@@ -72,6 +74,8 @@ class FileSystem::Tx {
   Result<std::optional<std::pair<uint64_t, InodeId>>> Find(InodeId dir, std::string_view name);
   Status AddName(InodeId dir, std::string_view name, InodeId child, uint32_t child_mode);
   Status RemoveName(InodeId dir, std::string_view name, uint64_t seq);
+  // The directories naming a non-directory (its INODE_REF items).
+  Result<std::vector<InodeId>> Parents(InodeId ino);
   Result<bool> DirEmpty(InodeId dir);
   // Drops one link (a directory loses all); an inode left with none becomes an orphan.
   void DropLink(InodeId ino, InodeItem& i, int64_t now);
@@ -88,6 +92,8 @@ class FileSystem::Tx {
   Status Commit();
 
  private:
+  // Adds `delta` to the names `dir` holds of the non-directory `child`.
+  Status AddRef(InodeId child, InodeId dir, int delta);
   struct Cached {
     InodeItem item;
     std::string original;  // encoded as read; empty for a new inode

@@ -138,6 +138,11 @@ std::vector<InodeId> LockManager::ReleaseAll(ClientId client) {
 
 void LockManager::AddRef(ClientId client, InodeId ino) { refs_[ino].insert(client); }
 
+bool LockManager::References(ClientId client, InodeId ino) const {
+  auto it = refs_.find(ino);
+  return it != refs_.end() && it->second.count(client) != 0;
+}
+
 void LockManager::DropRef(ClientId client, InodeId ino) {
   auto it = refs_.find(ino);
   if (it == refs_.end()) return;

@@ -79,6 +79,7 @@ class LockManager {
   void DropRef(ClientId client, InodeId ino);
   std::vector<InodeId> DropRefs(ClientId client);  // session end: the inodes it referenced
   bool IsReferenced(InodeId ino) const { return refs_.count(ino) != 0; }
+  bool References(ClientId client, InodeId ino) const;
 
   LockMode HeldBy(ClientId client, InodeId ino) const;
   bool IsHeld(InodeId ino) const;

@@ -7,26 +7,26 @@ namespace {
 
 struct Needs {
   FileSystem& fs;
+  bool resolve_names;  // also the inodes that names in the request stand for
   std::vector<LockNeed> out;
 
   void Read(uint64_t ino) { out.push_back({InodeId(ino), LockMode::kShared}); }
   void Change(uint64_t ino) { out.push_back({InodeId(ino), LockMode::kExclusive}); }
   // The inode `name` in `dir` names now, if any.
   void ChangeChild(uint64_t dir, capnp::Data::Reader name) {
+    if (!resolve_names) return;
     auto child = fs.Lookup(Caller{}, InodeId(dir), AsView(name));
     if (child.ok()) Change(child->ino.value);
   }
 };
 
-}  // namespace
-
-std::vector<LockNeed> LockNeedsOf(FileSystem& fs, wire::Request::Reader req) {
-  Needs n{fs, {}};
+void Collect(Needs& n, wire::Request::Reader req) {
   switch (req.which()) {
     case wire::Request::LOOKUP: {
       auto l = req.getLookup();
       n.Read(l.getParent());
-      auto child = fs.Lookup(Caller{}, InodeId(l.getParent()), AsView(l.getName()));
+      if (!n.resolve_names) break;
+      auto child = n.fs.Lookup(Caller{}, InodeId(l.getParent()), AsView(l.getName()));
       if (child.ok()) n.Read(child->ino.value);
       break;
     }
@@ -113,7 +113,25 @@ std::vector<LockNeed> LockNeedsOf(FileSystem& fs, wire::Request::Reader req) {
     default:
       break;
   }
+}
+
+}  // namespace
+
+std::vector<LockNeed> LockNeedsOf(FileSystem& fs, wire::Request::Reader req) {
+  Needs n{fs, /*resolve_names=*/true, {}};
+  Collect(n, req);
   return n.out;
+}
+
+std::vector<InodeId> NamedInodesOf(FileSystem& fs, wire::Request::Reader req) {
+  // File locks need no storage lock, so LockNeedsOf leaves them out.
+  if (req.isSetLock()) return {InodeId(req.getSetLock().getLock().getIno())};
+  if (req.isGetLock()) return {InodeId(req.getGetLock().getIno())};
+  Needs n{fs, /*resolve_names=*/false, {}};
+  Collect(n, req);
+  std::vector<InodeId> out;
+  for (const LockNeed& need : n.out) out.push_back(need.ino);
+  return out;
 }
 
 }  // namespace cohfs

@@ -23,4 +23,8 @@ struct LockNeed {
 // A Cap'n Proto exception may escape: call under GuardDecode.
 std::vector<LockNeed> LockNeedsOf(FileSystem& fs, wire::Request::Reader req);
 
+// The inodes a request names by number (not through a name in a directory):
+// those the caller must be able to reach (FileSystem::Reach).
+std::vector<InodeId> NamedInodesOf(FileSystem& fs, wire::Request::Reader req);
+
 }  // namespace cohfs

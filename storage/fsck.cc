@@ -41,6 +41,7 @@ class Checker {
     RETURN_IF_ERROR(Scan());
     CheckNames();
     CheckInodes();
+    CheckRefs();
     CheckSpace();
     if (dropped_ > 0) {
       report_.problems.push_back("... and " + std::to_string(dropped_) + " more problems");
@@ -122,6 +123,8 @@ class Checker {
         return "SESSION";
       case ItemType::kReplay:
         return "REPLAY";
+      case ItemType::kInodeRef:
+        return "INODE_REF";
     }
     return "?";
   }
@@ -205,6 +208,12 @@ class Checker {
         ReplayItem replay;
         return DecodeReplay(val, &replay);
       }
+      case ItemType::kInodeRef: {
+        InodeRefItem ref;
+        RETURN_IF_ERROR(DecodeInodeRef(val, &ref));
+        refs_[{k.objectid, k.offset}].stored = ref.names;
+        return Status::Ok();
+      }
     }
     return Status::Error(EIO, "unknown item type");
   }
@@ -235,6 +244,8 @@ class Checker {
       if (S_ISDIR(ci->second.inode.mode)) {
         di->second.subdirs++;
         ci->second.named_parent = dir;
+      } else {
+        refs_[{d.child, dir}].counted++;
       }
     }
     for (auto& [key, seq] : dir_names_) {
@@ -319,6 +330,17 @@ class Checker {
     for (uint64_t ino : orphans_) missing(ino, "ORPHAN");
   }
 
+  // INODE_REF (child, dir) holds exactly the number of dir's entries naming a
+  // non-directory child; no other INODE_REF exists.
+  void CheckRefs() {
+    for (auto& [key, r] : refs_) {
+      if (r.stored != r.counted) {
+        Problem("inode ", key.first, " has INODE_REF ", r.stored, " for directory ", key.second,
+                " but ", r.counted, " names there");
+      }
+    }
+  }
+
   void CheckExtent(uint64_t ino, uint64_t off, const ExtentItem& ex) {
     report_.extents++;
     report_.data_bytes += ex.length;
@@ -395,6 +417,11 @@ class Checker {
   std::unordered_map<uint64_t, size_t> inline_;
   std::set<uint64_t> symlinks_, other_items_, orphans_;
   std::map<uint64_t, uint64_t> free_;
+  struct RefCount {
+    uint64_t stored = 0;   // the INODE_REF item's count (0: none)
+    uint64_t counted = 0;  // DIR_INDEX entries of that directory naming the inode
+  };
+  std::map<std::pair<uint64_t, uint64_t>, RefCount> refs_;  // (child, dir)
   std::vector<Range> used_;
 };
 

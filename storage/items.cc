@@ -197,16 +197,30 @@ Status DecodeXattr(std::string_view b, XattrItem* v) {
   return r.Finish("XATTR");
 }
 
-std::string EncodeFree(const FreeItem& v) {
+namespace {
+
+// Items whose value is one integer after the version byte.
+template <typename T>
+std::string EncodeOneInt(T v) {
   Writer w;
-  w.Int(v.length);
+  w.Int(v);
   return w.Take();
 }
 
-Status DecodeFree(std::string_view b, FreeItem* v) {
+template <typename T>
+Status DecodeOneInt(std::string_view b, T* v, const char* what) {
   Reader r(b);
-  v->length = r.Int<uint64_t>();
-  return r.Finish("FREE");
+  *v = r.Int<T>();
+  return r.Finish(what);
+}
+
+}  // namespace
+
+std::string EncodeFree(const FreeItem& v) { return EncodeOneInt(v.length); }
+Status DecodeFree(std::string_view b, FreeItem* v) { return DecodeOneInt(b, &v->length, "FREE"); }
+std::string EncodeInodeRef(const InodeRefItem& v) { return EncodeOneInt(v.names); }
+Status DecodeInodeRef(std::string_view b, InodeRefItem* v) {
+  return DecodeOneInt(b, &v->names, "INODE_REF");
 }
 
 std::string EncodeSession(const SessionItem& v) {

@@ -26,8 +26,8 @@ struct InodeItem {
   uint64_t generation = 0;
   uint32_t flags = 0;
   uint64_t rdev = 0;
-  uint64_t parent = 0;          // directories only: the one parent (root: itself)
-  uint64_t next_dir_seq = 3;    // directories only: next DIR_INDEX sequence (1, 2 are . and ..)
+  uint64_t parent = 0;        // directories only: the one parent (root: itself)
+  uint64_t next_dir_seq = 3;  // directories only: next DIR_INDEX sequence (1, 2 are . and ..)
 };
 
 struct DirIndexItem {
@@ -59,13 +59,19 @@ struct FreeItem {
   uint64_t length = 0;  // bytes, block aligned
 };
 
+// The way back from a non-directory to the directories naming it (directories
+// have `parent`): the server checks search permission along it.
+struct InodeRefItem {
+  uint32_t names = 0;  // entries of this directory that name the inode (> 0)
+};
+
 struct SuperItem {
   uint32_t format_version = 0;
   std::array<uint8_t, 16> uuid{};
   uint64_t device_bytes = 0;
-  uint64_t data_start = 0;   // first device byte usable for extents
-  uint64_t next_inode = 0;   // next inode number never handed out
-  uint64_t generation = 0;   // bumped at every mount of the server
+  uint64_t data_start = 0;  // first device byte usable for extents
+  uint64_t next_inode = 0;  // next inode number never handed out
+  uint64_t generation = 0;  // bumped at every mount of the server
 };
 
 // A client session (server/sessions.h): what resuming it needs after a restart.
@@ -96,6 +102,8 @@ std::string EncodeXattr(const XattrItem& v);
 Status DecodeXattr(std::string_view b, XattrItem* v);
 std::string EncodeFree(const FreeItem& v);
 Status DecodeFree(std::string_view b, FreeItem* v);
+std::string EncodeInodeRef(const InodeRefItem& v);
+Status DecodeInodeRef(std::string_view b, InodeRefItem* v);
 std::string EncodeSession(const SessionItem& v);
 Status DecodeSession(std::string_view b, SessionItem* v);
 std::string EncodeReplay(const ReplayItem& v);

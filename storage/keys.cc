@@ -14,7 +14,7 @@ Status DecodeKey(std::string_view bytes, ItemKey* key) {
   if (bytes.size() != kEncodedKeyBytes) return Status::Error(EIO, "bad key length");
   uint8_t type = static_cast<uint8_t>(bytes[8]);
   if (type < static_cast<uint8_t>(ItemType::kInode) ||
-      type > static_cast<uint8_t>(ItemType::kReplay)) {
+      type > static_cast<uint8_t>(ItemType::kInodeRef)) {
     return Status::Error(EIO, "unknown item type " + std::to_string(type));
   }
   uint64_t obj = 0, off = 0;

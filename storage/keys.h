@@ -14,18 +14,19 @@
 namespace cohfs {
 
 enum class ItemType : uint8_t {
-  kInode = 1,     // objectid=ino, offset=0
-  kInline = 2,    // objectid=ino, offset=0: whole content of a small file
-  kSymlink = 3,   // objectid=ino, offset=0: target
-  kXattr = 4,     // objectid=ino, offset=NameHash(name): list of (name, value)
-  kDirName = 5,   // objectid=dir, offset=NameHash(name): list of (name, sequence)
-  kDirIndex = 6,  // objectid=dir, offset=sequence: name, child, file type
-  kExtent = 7,    // objectid=ino, offset=file offset (block aligned)
-  kOrphan = 8,    // objectid=0, offset=ino: inode with nlink 0 still referenced by a client
-  kFree = 9,      // objectid=0, offset=device offset: length
-  kSuper = 10,    // objectid=0, offset=0
-  kSession = 11,  // objectid=0, offset=session id: a client session that outlives restarts
-  kReplay = 12,   // objectid=0, offset=ReplayOffset(session, request): a reply to repeat
+  kInode = 1,      // objectid=ino, offset=0
+  kInline = 2,     // objectid=ino, offset=0: whole content of a small file
+  kSymlink = 3,    // objectid=ino, offset=0: target
+  kXattr = 4,      // objectid=ino, offset=NameHash(name): list of (name, value)
+  kDirName = 5,    // objectid=dir, offset=NameHash(name): list of (name, sequence)
+  kDirIndex = 6,   // objectid=dir, offset=sequence: name, child, file type
+  kExtent = 7,     // objectid=ino, offset=file offset (block aligned)
+  kOrphan = 8,     // objectid=0, offset=ino: inode with nlink 0 still referenced by a client
+  kFree = 9,       // objectid=0, offset=device offset: length
+  kSuper = 10,     // objectid=0, offset=0
+  kSession = 11,   // objectid=0, offset=session id: a client session that outlives restarts
+  kReplay = 12,    // objectid=0, offset=ReplayOffset(session, request): a reply to repeat
+  kInodeRef = 13,  // objectid=ino (not a directory), offset=dir: how many of its names dir holds
 };
 
 // Replay items of one session are adjacent: the session id in the top 24 bits.

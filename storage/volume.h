@@ -20,7 +20,7 @@
 
 namespace cohfs {
 
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;  // 2: INODE_REF items
 inline constexpr uint64_t kDataStartBytes = 1u << 20;
 
 struct VolumeOptions {

@@ -111,9 +111,10 @@ int FormatCommand(int argc, char** argv) {
 }
 
 int ServeCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease", "--grace",
-                                 "--peer-timeout"},
-                 {"--verbose"});
+  Args a = Parse(argc, argv,
+                 {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease", "--grace",
+                  "--peer-timeout"},
+                 {"--verbose", "--root-squash", "--all-squash"});
   int rc = CheckArgs(a, 1,
                      "usage: cohfs serve DEVICE --listen HOST:PORT [--meta DIR] [--lease SECONDS]\n"
                      "  --listen            address to listen on (default 127.0.0.1:7420;\n"
@@ -130,6 +131,9 @@ int ServeCommand(int argc, char** argv) {
                      "  --peer-timeout SECONDS  a peer that does not finish a frame it began,\n"
                      "                      or read its replies, this long is disconnected\n"
                      "                      (default 30)\n"
+                     "  --root-squash       requests from uid 0 act as nobody (65534), gid 0\n"
+                     "                      as nogroup (65534), as NFS's root_squash\n"
+                     "  --all-squash        every request acts as nobody:nogroup\n"
                      "  --verbose           debug logging\n"
                      "Runs in the foreground; SIGINT or SIGTERM stop it after a final sync.\n");
   if (rc >= 0) return rc;
@@ -154,10 +158,14 @@ int ServeCommand(int argc, char** argv) {
   o.grace_ms = static_cast<uint32_t>(grace_ms);
   int64_t peer_timeout_ms = ParseSecondsMs(a.Get("--peer-timeout", "30"), 3600);
   if (peer_timeout_ms < 0) {
-    std::fprintf(stderr, "cohfs serve: --peer-timeout wants seconds, more than 0 and at most 3600\n");
+    std::fprintf(stderr,
+                 "cohfs serve: --peer-timeout wants seconds, more than 0 and at most 3600\n");
     return 2;
   }
   o.peer_timeout_ms = static_cast<uint32_t>(peer_timeout_ms);
+  o.config.squash = a.Has("--all-squash")    ? Squash::kAll
+                    : a.Has("--root-squash") ? Squash::kRoot
+                                             : Squash::kNone;
   Status st = Serve(o, [](int port) {
     std::printf("listening on port %d\n", port);
     std::fflush(stdout);

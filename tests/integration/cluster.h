@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cohfs::test {
@@ -42,6 +43,8 @@ class Cluster {
   int port() const { return port_; }
 
   void StartServer();
+  // Flags of the next StartServer (instead of ClusterOptions::serve_flags).
+  void set_serve_flags(std::string flags) { options_.serve_flags = std::move(flags); }
   void StopServer();  // SIGTERM and wait: a clean shutdown
   void KillServer();  // SIGKILL: a crash
   bool ServerRunning() const { return server_pid_ > 0; }

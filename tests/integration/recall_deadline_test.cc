@@ -2,15 +2,9 @@
 // never answers a recall is declared dead after two leases, so the clients
 // waiting for its locks go on. The stuck client is a protocol peer written by
 // hand: it takes a lock with a lookup, renews, and ignores recalls.
-#include <arpa/inet.h>
-#include <capnp/message.h>
-#include <capnp/serialize.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -18,105 +12,28 @@
 #include <future>
 #include <string>
 #include <thread>
-#include <vector>
 
-#include "protocol/codec.h"
 #include "tests/integration/cluster.h"
+#include "tests/integration/protocol_peer.h"
 
 namespace cohfs::test {
 namespace {
 
-class StuckPeer {
- public:
-  explicit StuckPeer(int port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
-  }
-  ~StuckPeer() { close(fd_); }
-  void Disconnect() { shutdown(fd_, SHUT_RDWR); }
-  bool connected() const { return connected_; }
-  int recalls() const { return recalls_; }
-
-  bool Hello() {
-    capnp::MallocMessageBuilder m;
-    auto h = m.initRoot<wire::Request>().initHello();
-    h.setVersionMin(wire::PROTOCOL_VERSION);
-    h.setVersionMax(wire::PROTOCOL_VERSION);
-    h.setClientName("stuck-peer");
-    return Call(m, nullptr);
-  }
-  // True when the lookup's reply grants a lock on `ino`.
-  bool LookupGrants(const std::string& name, uint64_t ino) {
-    capnp::MallocMessageBuilder m;
-    auto req = m.initRoot<wire::Request>();
-    req.initCaller();
-    auto l = req.initLookup();
-    l.setParent(1);
-    l.setName(capnp::Data::Reader(reinterpret_cast<const capnp::byte*>(name.data()), name.size()));
-    bool granted = false;
-    return Call(m,
-                [&](wire::Reply::Reader r) {
-                  for (auto g : r.getGrants()) granted |= g.getIno() == ino;
-                }) &&
-           granted;
-  }
-  bool Renew() {
-    capnp::MallocMessageBuilder m;
-    m.initRoot<wire::Request>().setRenew();
-    return Call(m, nullptr);
-  }
-
- private:
-  // Sends one request and reads frames until its reply; recalls are counted
-  // and never answered. False when the server closed the connection.
-  template <typename F>
-  bool Call(capnp::MallocMessageBuilder& m, F&& on_reply) {
-    uint64_t id = next_id_++;
-    OutFrame f = EncodeFrame(FrameKind::kRequest, RequestId(id), m);
-    std::vector<iovec> iov;
-    f.AppendIovecs(0, &iov);
-    if (writev(fd_, iov.data(), static_cast<int>(iov.size())) !=
-        static_cast<ssize_t>(f.total_bytes())) {
-      return false;
-    }
-    for (;;) {
-      char header[kFrameHeaderBytes];
-      FrameHeader h;
-      if (!ReadAll(header, sizeof(header)) || !DecodeFrameHeader(header, &h).ok()) return false;
-      kj::Array<capnp::word> words = kj::heapArray<capnp::word>(h.message_bytes / 8);
-      std::string bulk(h.bulk_bytes, '\0');
-      if (!ReadAll(words.begin(), h.message_bytes) || !ReadAll(bulk.data(), bulk.size())) {
-        return false;
-      }
-      if (h.kind == FrameKind::kRecall) recalls_++;
-      if (h.kind != FrameKind::kReply || h.request_id.value != id) continue;
-      capnp::FlatArrayMessageReader reader(words);
-      if constexpr (!std::is_same_v<std::decay_t<F>, std::nullptr_t>) {
-        on_reply(reader.getRoot<wire::Reply>());
-      }
-      return reader.getRoot<wire::Reply>().getErrno() == 0;
-    }
-  }
-  bool ReadAll(void* p, size_t n) {
-    char* c = static_cast<char*>(p);
-    while (n > 0) {
-      ssize_t got = read(fd_, c, n);
-      if (got <= 0) return false;
-      c += got;
-      n -= static_cast<size_t>(got);
-    }
-    return true;
-  }
-
-  int fd_ = -1;
-  bool connected_ = false;
-  uint64_t next_id_ = 1;
-  int recalls_ = 0;
-};
+// True when a lookup of `name` in the root grants the peer a lock on `ino`.
+bool LookupGrants(ProtocolPeer& peer, const std::string& name, uint64_t ino) {
+  bool granted = false;
+  int err = peer.Call(
+      {},
+      [&](wire::Request::Builder r) {
+        auto l = r.initLookup();
+        l.setParent(1);
+        l.setName(AsData(name));
+      },
+      [&](wire::Reply::Reader r, const std::string&) {
+        for (auto g : r.getGrants()) granted |= g.getIno() == ino;
+      });
+  return err == 0 && granted;
+}
 
 TEST(RecallDeadline, AClientThatRenewsButNeverAnswersARecallIsDeclaredDead) {
   ClusterOptions o;
@@ -130,12 +47,13 @@ TEST(RecallDeadline, AClientThatRenewsButNeverAnswersARecallIsDeclaredDead) {
   struct stat st;
   ASSERT_EQ(stat(f.c_str(), &st), 0);
 
-  StuckPeer peer(c.port());
+  ProtocolPeer peer(c.port());
   ASSERT_TRUE(peer.connected());
-  ASSERT_TRUE(peer.Hello());
+  ASSERT_TRUE(peer.Hello("stuck-peer"));
   // Right after the mount gave the file up it is contended for a moment, and
   // nobody gets a lock on it: ask until the peer holds one.
-  ASSERT_TRUE(WaitFor([&] { return peer.LookupGrants("f", st.st_ino); }, std::chrono::seconds(20)));
+  ASSERT_TRUE(
+      WaitFor([&] { return LookupGrants(peer, "f", st.st_ino); }, std::chrono::seconds(20)));
   std::atomic<bool> stop{false}, peer_closed{false};
   std::thread renewer([&] {
     while (!stop && !peer_closed) {

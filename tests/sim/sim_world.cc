@@ -386,7 +386,7 @@ void World::CheckFinalObject(InodeId ino, const ModelObj& o) {
     return Fail(what + " ends with mode " + std::to_string(attr->mode & 07777) +
                 ", not the last one set, " + std::to_string(o.modes.back()));
   }
-  auto data = fs_.Read(ino, 0, kBlocks * kStampBytes);
+  auto data = fs_.Read(Caller{}, ino, 0, kBlocks * kStampBytes);
   CHECK(data.ok());
   for (int b = 0; b < kBlocks; b++) {
     std::string block = b * kStampBytes < data->size() ? data->substr(b * kStampBytes, kStampBytes)

@@ -76,7 +76,9 @@ TEST_F(FsAccess, DirectoryWriteAndSearchPermission) {
   EXPECT_EQ(Err(fs_->Mkdir(kUser, ro.ino, "x", 0755, NewIno())), EACCES);
   EXPECT_EQ(Err(fs_->Symlink(kUser, ro.ino, "x", "t", NewIno())), EACCES);
   EXPECT_EQ(Err(fs_->Unlink(kUser, ro.ino, "f")), EACCES);
-  EXPECT_EQ(Err(fs_->Link(kUser, f.ino, ro.ino, "l")), EACCES);
+  Attr own = Create(rw.ino, "own", 0644, kUser);
+  EXPECT_EQ(Err(fs_->Link(kUser, own.ino, ro.ino, "l")), EACCES);
+  EXPECT_EQ(Err(fs_->Link(kUser, f.ino, ro.ino, "l")), EPERM);  // protected_hardlinks first
   EXPECT_EQ(Err(fs_->Rename(kUser, ro.ino, "f", rw.ino, "f", 0)), EACCES);
   // Existence is reported before the missing write permission, as Linux does.
   EXPECT_EQ(Err(fs_->Mknod(kUser, ro.ino, "f", S_IFREG | 0644, 0, NewIno())), EEXIST);
@@ -163,11 +165,16 @@ TEST_F(FsAccess, SetAttrRules) {
   EXPECT_GT(Stat(f.ino).mtime_ns, 2000);
   ASSERT_TRUE(Chmod(f.ino, 0644).ok());
   EXPECT_EQ(Err(SetAttr(f.ino, touch, kOther)), EACCES);
-  // Truncate: write permission, unless through an open handle.
+  // Truncate: write permission. Through an open handle the server cannot see
+  // the fd, so it checks as for a write: the owner may, whatever the mode.
   Write(f.ino, 0, "0123456789");
+  EXPECT_EQ(Err(Truncate(f.ino, 2, kOther)), EACCES);
+  EXPECT_EQ(Err(Truncate(f.ino, 2, kOther, /*open_handle=*/true)), EACCES);
+  ASSERT_TRUE(SetAttr(f.ino, SetAttrRequest{kSetUid | kSetMode, 0444, kOther.uid}).ok());
   EXPECT_EQ(Err(Truncate(f.ino, 2, kOther)), EACCES);
   EXPECT_TRUE(Truncate(f.ino, 2, kOther, /*open_handle=*/true).ok());
   EXPECT_EQ(Stat(f.ino).size, 2u);
+  ASSERT_TRUE(SetAttr(f.ino, SetAttrRequest{kSetUid | kSetMode, 0644, kUser.uid}).ok());
   EXPECT_EQ(Err(Truncate(kRootInode, 0)), EISDIR);
   auto fifo = fs_->Mknod(kRoot, kRootInode, "p", S_IFIFO | 0644, 0, NewIno());
   EXPECT_EQ(Err(Truncate(fifo->ino, 0)), EINVAL);

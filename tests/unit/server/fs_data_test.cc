@@ -54,9 +54,9 @@ TEST_F(FsData, InlineFilesAndConversion) {
   EXPECT_EQ(Read(f.ino, 0, kInlineMaxBytes + 10), full + "X");
   EXPECT_EQ(Read(g.ino, 0, 200), std::string(100, '\0') + "xyz");
   Attr d = Mkdir(kRootInode, "d");
-  EXPECT_EQ(Err(fs_->Read(d.ino, 0, 10)), EISDIR);
+  EXPECT_EQ(Err(fs_->Read(kRoot, d.ino, 0, 10)), EISDIR);
   EXPECT_EQ(Err(fs_->Write(kRoot, d.ino, 0, std::span<const char>("x", 1))), EISDIR);
-  EXPECT_EQ(Err(fs_->Read(InodeId(next_ + 3), 0, 10)), ENOENT);
+  EXPECT_EQ(Err(fs_->Read(kRoot, InodeId(next_ + 3), 0, 10)), ENOENT);
 }
 
 TEST_F(FsData, SparseHolesAndHugeOffsets) {
@@ -357,8 +357,8 @@ TEST_F(FsData, ChecksumMismatchIsEio) {
   ASSERT_EQ(pwrite(fd, "garbage", 7, static_cast<off_t>(e.device_offset + 100)), 7);
   ASSERT_EQ(fsync(fd), 0);
   close(fd);
-  EXPECT_EQ(Err(fs_->Read(f.ino, 0, 10)), EIO);
-  EXPECT_EQ(Err(fs_->Read(f.ino, 4000, 200)), EIO);
+  EXPECT_EQ(Err(fs_->Read(kRoot, f.ino, 0, 10)), EIO);
+  EXPECT_EQ(Err(fs_->Read(kRoot, f.ino, 4000, 200)), EIO);
   EXPECT_EQ(Read(f.ino, kBlockBytes, kBlockBytes), data.substr(kBlockBytes));  // own checksum
   // A partial write into the bad block needs its old bytes: EIO, nothing changed.
   EXPECT_EQ(Err(fs_->Write(kRoot, f.ino, 10, std::span<const char>("x", 1))), EIO);
@@ -380,7 +380,7 @@ TEST_F(FsData, ReadOnlyStoreFailsWritesWithEio) {
     auto v = Volume::Open(o);
     ASSERT_TRUE(v.ok()) << v.status().ToString();
     FileSystem ro(**v);
-    EXPECT_EQ(*ro.Read(f.ino, 0, 10), "keep");
+    EXPECT_EQ(*ro.Read(kRoot, f.ino, 0, 10), "keep");
     EXPECT_EQ(ro.Mknod(kRoot, kRootInode, "g", S_IFREG | 0644, 0, InodeId(next_)).errno_value(),
               EIO);
     EXPECT_EQ(ro.Write(kRoot, f.ino, 0, std::span<const char>("x", 1)).errno_value(), EIO);

@@ -61,7 +61,7 @@ class FsTest : public ::testing::Test {
     ASSERT_TRUE(r.ok()) << r.status().ToString();
   }
   std::string Read(InodeId ino, uint64_t off, uint32_t len) {
-    auto r = fs_->Read(ino, off, len);
+    auto r = fs_->Read(kRoot, ino, off, len);
     EXPECT_TRUE(r.ok()) << r.status().ToString();
     return r.ok() ? *r : "";
   }

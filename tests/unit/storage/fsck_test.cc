@@ -70,6 +70,7 @@ class FsckTest : public ::testing::Test {
     root.size = 2;  // a directory's size is its number of entries
     PutInode(*txn, kRootInode.value, root);
     AddEntry(*txn, kRootInode.value, 3, "f", kFile, DT_REG);
+    txn->Put(ItemKey{kFile, ItemType::kInodeRef, kRootInode.value}, EncodeInodeRef({1}));
     AddEntry(*txn, kRootInode.value, 4, "d", kDir, DT_DIR);
     SuperItem s = v.super();
     s.next_inode = 4;
@@ -117,6 +118,19 @@ TEST_F(FsckTest, WrongFileLinkCount) {
   });
   EXPECT_TRUE(Has(r, "inode 2 has nlink 2 but 1 names")) << All(r);
   EXPECT_EQ(r.problems.size(), 1u) << All(r);
+}
+
+TEST_F(FsckTest, InodeRefsCountTheNames) {
+  auto r = Inject([](Txn& t) {
+    t.Put(ItemKey{kFile, ItemType::kInodeRef, kRootInode.value}, EncodeInodeRef({2}));
+    t.Put(ItemKey{kFile, ItemType::kInodeRef, kDir}, EncodeInodeRef({1}));
+  });
+  EXPECT_TRUE(Has(r, "inode 2 has INODE_REF 2 for directory 1 but 1 names there")) << All(r);
+  EXPECT_TRUE(Has(r, "inode 2 has INODE_REF 1 for directory 3 but 0 names there")) << All(r);
+  auto gone = Inject([](Txn& t) {
+    t.Delete(ItemKey{kFile, ItemType::kInodeRef, kRootInode.value});
+  });
+  EXPECT_TRUE(Has(gone, "inode 2 has INODE_REF 0 for directory 1 but 1 names there")) << All(gone);
 }
 
 TEST_F(FsckTest, WrongDirectoryLinkCountAndParent) {
@@ -234,6 +248,7 @@ TEST_F(FsckTest, UnlinkedInodeNeedsOrphan) {
   auto r = Inject([](Txn& t) {
     t.Delete(ItemKey{1, ItemType::kDirIndex, 3});
     t.Delete(ItemKey{1, ItemType::kDirName, NameHash("f")});
+    t.Delete(ItemKey{kFile, ItemType::kInodeRef, kRootInode.value});
     InodeItem root = GetInode(t, kRootInode.value);
     root.size = 1;  // one entry left
     PutInode(t, kRootInode.value, root);

@@ -112,6 +112,11 @@ TEST(Items, ExtentXattrFreeSuperRoundTrip) {
   EXPECT_EQ(f2.length, f.length);
   ExpectStrict(EncodeFree(f), &DecodeFree);
 
+  InodeRefItem ref{3}, ref2;
+  ASSERT_TRUE(DecodeInodeRef(EncodeInodeRef(ref), &ref2).ok());
+  EXPECT_EQ(ref2.names, 3u);
+  ExpectStrict(EncodeInodeRef(ref), &DecodeInodeRef);
+
   SuperItem s = SampleSuper(), s2;
   ASSERT_TRUE(DecodeSuper(EncodeSuper(s), &s2).ok());
   EXPECT_EQ(s2.format_version, s.format_version);
@@ -127,6 +132,7 @@ TEST(Items, GoldenVectors) {
   // docs/disk-format.md: version byte 1, little-endian integers, u32 length prefixes.
   EXPECT_EQ(EncodeFree(FreeItem{0x0102030405060708ull}),
             std::string("\x01\x08\x07\x06\x05\x04\x03\x02\x01", 9));
+  EXPECT_EQ(EncodeInodeRef(InodeRefItem{0x01020304}), std::string("\x01\x04\x03\x02\x01", 5));
   EXPECT_EQ(EncodeDirIndex(DirIndexItem{"ab", 0x1122, 4}),
             std::string("\x01\x02\x00\x00\x00"
                         "ab"

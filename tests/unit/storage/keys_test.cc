@@ -82,7 +82,7 @@ TEST(Keys, MalformedKeysAreEio) {
   std::string good = EncodeKey({1, ItemType::kInode, 0});
   EXPECT_EQ(DecodeKey(good + "x", &k).errno_value(), EIO);
   EXPECT_EQ(DecodeKey(good.substr(0, 16), &k).errno_value(), EIO);
-  for (char type : {'\0', '\x0d', '\xff'}) {
+  for (char type : {'\0', '\x0e', '\xff'}) {
     std::string bad = good;
     bad[8] = type;
     EXPECT_EQ(DecodeKey(bad, &k).errno_value(), EIO) << int(type);

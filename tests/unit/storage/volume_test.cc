@@ -162,8 +162,8 @@ TEST(Volume, OpenRejectsDamagedOrForeignSuperblocks) {
   EXPECT_EQ(Volume::Format(f).errno_value(), EEXIST);
   // Another format version.
   test::PatchFile(tv.image(), 0, saved);
-  uint32_t v2 = 2;
-  PatchSuperblock(tv.image(), 8, std::string(reinterpret_cast<char*>(&v2), 4));
+  uint32_t other = kFormatVersion + 1;
+  PatchSuperblock(tv.image(), 8, std::string(reinterpret_cast<char*>(&other), 4));
   EXPECT_EQ(OpenImage(tv.image()).errno_value(), EPROTO);
   // A uuid that is not the store's.
   test::PatchFile(tv.image(), 0, saved);
