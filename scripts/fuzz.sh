@@ -20,12 +20,14 @@ mkdir -p build-fuzz/artifacts
 for target in frame_reader codec dispatch; do
   work=build-fuzz/corpus/$target  # what this run learns; the committed seeds stay as they are
   mkdir -p "$work"
+  dirs=("$work")
+  for d in "fuzz/corpus/$target" "fuzz/regressions/$target"; do [ -d "$d" ] && dirs+=("$d"); done
   dict=()
   [ -f "fuzz/$target.dict" ] && dict=(-dict="fuzz/$target.dict")
   echo "fuzz_$target: ${seconds}s"
   build-fuzz/fuzz/fuzz_$target -max_total_time="$seconds" -timeout=30 -rss_limit_mb=4096 \
     -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$target-" "${dict[@]}" \
-    "$work" "fuzz/corpus/$target" "fuzz/regressions/$target" 2>"build-fuzz/fuzz_$target.log" ||
+    "${dirs[@]}" 2>"build-fuzz/fuzz_$target.log" ||
     { tail -60 "build-fuzz/fuzz_$target.log"; echo "fuzz_$target failed: see build-fuzz/artifacts/"; exit 1; }
   grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "build-fuzz/fuzz_$target.log" || true
 done
