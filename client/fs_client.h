@@ -51,6 +51,7 @@
 #include "client/write_behind.h"
 #include "client/writeback_log.h"
 #include "common/file_locks.h"
+#include "common/limits.h"
 
 namespace cohfs {
 
@@ -348,6 +349,7 @@ class FsClient {
   static constexpr size_t kMaxDataInFlight = 64u << 20;
   static constexpr int64_t kLogDelayMs = 100;  // a logged change waits at most about this
   static constexpr size_t kMaxLogOps = 4096;   // then it ships at once
+  static_assert(kMaxLogOps <= kMaxCommitOps, "the server refuses longer commits");
   std::mutex flight_mu_;                       // guards the two counters below
   std::condition_variable flight_cv_;
   int commits_in_flight_ = 0;

@@ -19,10 +19,13 @@ inline constexpr uint32_t kMaxBulkBytes = kMaxIoBytes;  // one bulk payload in a
 inline constexpr uint64_t kMaxFileBytes = 1ull << 50;   // s_maxbytes we advertise (1 PiB)
 inline constexpr uint32_t kMaxLinks = 65000;          // EXT4_LINK_MAX
 inline constexpr uint32_t kMaxCommitGroupOps = 64;    // changes in one `withNext` group of a commit
+inline constexpr uint32_t kMaxCommitOps = 8192;       // changes in one commit (bounds its reply)
 
 static_assert(kInlineMaxBytes <= kBlockBytes, "inline data must fit one block");
 static_assert(kMaxIoBytes % kBlockBytes == 0, "I/O size must be whole blocks");
 static_assert(kMaxExtentBytes >= kMaxIoBytes, "one write fits one extent");
 static_assert(kMaxBulkBytes >= kMaxIoBytes, "a bulk payload carries one full write");
+static_assert(uint64_t{kMaxCommitOps} * 1024 <= kMaxMessageBytes,
+              "a commit's reply (a failure of under 1 KiB per change) fits one message");
 
 }  // namespace cohfs

@@ -14,7 +14,7 @@ const char* kNames[] = {"D", "I", "W", "E"};
 void SetLogLevel(LogLevel level) { g_level = static_cast<int>(level); }
 bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level; }
 
-LogLine::LogLine(LogLevel level, const char* file, int line) : level_(level) {
+LogLine::LogLine(LogLevel level, const char* file, int line) {
   const char* base = std::strrchr(file, '/');
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);

@@ -21,7 +21,6 @@ class LogLine {
   }
 
  private:
-  LogLevel level_;
   std::ostringstream out_;
 };
 

@@ -1,17 +1,25 @@
 #include "protocol/codec.h"
 
 #include <algorithm>
+#include <type_traits>
 
 #include "common/limits.h"
 
 namespace cohfs {
 namespace {
 
-capnp::ReaderOptions Limits() {
+// Validation walks the message once and every field read counts again, so
+// allow a few passes over the message. A request's budget is its own size's
+// (a list of empty structs costs a word an element: without this, a 40-byte
+// request could make the server walk millions); the server's replies, which
+// the client trusts, get the largest message's.
+template <typename Root>
+capnp::ReaderOptions Limits(size_t message_words) {
+  constexpr size_t kPasses = 8;
+  constexpr size_t kMinWords = 64 * 1024;
   capnp::ReaderOptions o;
-  // Validation walks the message once and every field read counts again, so
-  // allow a few passes over the largest message: still bounds amplification.
-  o.traversalLimitInWords = 8 * kMaxMessageBytes / sizeof(capnp::word);
+  if (!std::is_same_v<Root, wire::Request>) message_words = kMaxMessageBytes / sizeof(capnp::word);
+  o.traversalLimitInWords = std::max(kMinWords, kPasses * message_words);
   o.nestingLimit = 16;
   return o;
 }
@@ -69,8 +77,8 @@ template <typename Root>
 Result<std::unique_ptr<DecodedMessage<Root>>> DecodedMessage<Root>::Decode(InFrame frame) {
   std::unique_ptr<DecodedMessage> m(new DecodedMessage(std::move(frame)));
   Status st = GuardDecode([&] {
-    m->reader_ =
-        std::make_unique<capnp::FlatArrayMessageReader>(m->frame_.message.asPtr(), Limits());
+    m->reader_ = std::make_unique<capnp::FlatArrayMessageReader>(
+        m->frame_.message.asPtr(), Limits<Root>(m->frame_.message.size()));
     m->root_ = m->reader_->template getRoot<Root>();
     // Walk the whole message once so later field access cannot hit a bad pointer.
     (void)m->root_.totalSize();

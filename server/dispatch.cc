@@ -534,6 +534,10 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       // Each change was answered on the client already: one refused group
       // does not stop the others; the client learns which changes failed and
       // the server's attributes of the inodes they touched.
+      if (req.getCommit().size() > kMaxCommitOps) {
+        return Status::Error(EINVAL, "a commit of more than " + std::to_string(kMaxCommitOps) +
+                                         " changes");  // its reply could outgrow a message
+      }
       Commit(s, req.getCommit(), reply, &ctx.changed, &ctx.mutated);
       return Status::Ok();
     case wire::Request::RENEW:

@@ -169,6 +169,16 @@ TEST_F(CommitTest, RefusesGroupsTooLongOrCutOffByTheEnd) {
   EXPECT_EQ(Named(kRootInode, "d65"), InodeId());
 }
 
+// Found by fuzz_dispatch: a commit of empty changes cost its sender a word
+// each, and their failures made a reply too large to send (a CHECK).
+TEST_F(CommitTest, RefusesACommitLongerThanAClientSends) {
+  CommitMessage c(kMaxCommitOps + 1);
+  SetMkdir(c.ops[0], kRootInode, "d", NextOwned());
+  auto reply = Roundtrip(c.m);
+  EXPECT_EQ(reply->root().getErrno(), EINVAL);
+  EXPECT_EQ(Named(kRootInode, "d"), InodeId());
+}
+
 TEST_F(CommitTest, RenameNoReplaceAndExchange) {
   InodeId a = CreateOwned("a");
   InodeId b = CreateOwned("b");
