@@ -569,6 +569,7 @@ void FsClient::Tick() {
   int64_t now = Now();
   if (now - last_prune_ns_ >= 1000000000) {
     TrimCache();
+    ReturnIdleGrant(now);
     cache_.PruneRevocations(prune_watermark_);
     prune_watermark_ = rpc_.oldest_unanswered_id();
     last_prune_ns_ = now;
@@ -681,6 +682,20 @@ void FsClient::OnWritten(InodeId ino, uint64_t seq, uint64_t grant_bytes, Result
   reply->set_log_seq(seq);
   LockMode lock;
   AbsorbAttr(*reply, &lock);
+}
+
+// A grant unused for a lease goes back, so that an idle mount keeps no free
+// space from the others (its next write tops it up again, through the server).
+void FsClient::ReturnIdleGrant(int64_t now_ns) {
+  const int64_t lease_ns = std::max<int64_t>(rpc_.welcome().lease_ms, 1000) * 1000000;
+  uint64_t bytes = grant_.TakeIdle(now_ns, lease_ns);
+  if (bytes == 0) return;
+  OwnRequest r;
+  r.root.setReturnGrant(bytes);
+  rpc_.Post(r.message, [this, bytes](Result<RpcReply>) {
+    grant_.Settle(bytes);  // the server took it out, whatever the reply says
+    stats_.space_grant_bytes = grant_.granted();
+  });
 }
 
 void FsClient::TrimCache() {

@@ -324,6 +324,7 @@ class FsClient {
   void SendReleases(int64_t min_age_ms);
   // Gives back the least recently used locks while the cache is over its bound.
   void TrimCache();
+  void ReturnIdleGrant(int64_t now_ns);
   std::shared_mutex& Stripe(InodeId ino) { return pins_[ino.value % kPinStripes]; }
 
   Rpc& rpc_;

@@ -8,9 +8,22 @@ namespace cohfs {
 
 bool SpaceGrant::TryCharge(uint64_t bytes) {
   std::lock_guard<std::mutex> l(mu_);
+  used_ = true;
   if (charged_ + bytes > granted_) return false;
   charged_ += bytes;
   return true;
+}
+
+uint64_t SpaceGrant::TakeIdle(int64_t now_ns, int64_t idle_ns) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (used_ || charged_ != 0 || idle_since_ < 0) {
+    used_ = false;
+    idle_since_ = now_ns;
+    return 0;
+  }
+  if (now_ns - idle_since_ < idle_ns || granted_ == 0) return 0;
+  charged_ = granted_;
+  return granted_;
 }
 
 void SpaceGrant::Settle(uint64_t bytes) {

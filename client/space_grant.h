@@ -49,6 +49,10 @@ class SpaceGrant {
   // After a server restart: the grant is what the server gave back (never
   // less than what acknowledged data is charged; false when it gave less).
   bool Reset(uint64_t bytes);
+  // Called about once a second: a grant nothing was charged to for
+  // `idle_ns` (and nothing is charged now) is charged whole, to be given
+  // back (returnGrant) and settled like a write; returns its bytes (0: none).
+  uint64_t TakeIdle(int64_t now_ns, int64_t idle_ns);
   uint64_t granted() const;
   uint64_t charged() const;
 
@@ -56,6 +60,8 @@ class SpaceGrant {
   mutable std::mutex mu_;  // guards the two below (rank: leaf)
   uint64_t granted_ = 0;
   uint64_t charged_ = 0;
+  bool used_ = false;        // charged since the last TakeIdle
+  int64_t idle_since_ = -1;  // ns; -1: not looked at yet
 };
 
 }  // namespace cohfs

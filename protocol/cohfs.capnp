@@ -202,6 +202,8 @@ struct Request {
     renew @76 :Void;
     syncFs @77 :Void;
     goodbye @78 :Void;
+    returnGrant @110 :UInt64;  # gives back this many bytes of the client's space grant
+                               # (unused for a lease); taken out as a granted write's are
     commit @79 :List(Request);   # changes the client already made locally (its
                                  # writeback log), applied in order; each entry
                                  # carries its own caller; setAttr, mknod, mkdir,

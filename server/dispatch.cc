@@ -540,6 +540,10 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       }
       Commit(s, req.getCommit(), reply, &ctx.changed, &ctx.mutated);
       return Status::Ok();
+    case wire::Request::RETURN_GRANT:
+      grants_.Consume(s.client, req.getReturnGrant());
+      reply.setNone();
+      return Status::Ok();
     case wire::Request::RENEW:
     case wire::Request::GOODBYE:
       reply.setNone();

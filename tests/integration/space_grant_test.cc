@@ -5,8 +5,10 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -104,6 +106,43 @@ TEST(SpaceGrant, TwoMountsFillTheDeviceAndEveryAcknowledgedByteIsStored) {
   c.Mount();
   ExpectStored(c.Path("a"), 1, a.acked);
   ExpectStored(c.Path("b"), 2, b.acked);
+}
+
+uint64_t AvailableBytes(const std::string& path) {
+  struct statvfs sv {};
+  return statvfs(path.c_str(), &sv) == 0 ? sv.f_bavail * sv.f_frsize : 0;
+}
+
+// A grant unused for a lease goes back: an idle mount keeps no free space
+// from the others, and its next writes get a grant again.
+TEST(SpaceGrant, AnIdleMountGivesItsGrantBack) {
+  ClusterOptions o;
+  o.image_bytes = 512ull << 20;
+  o.serve_flags = "--lease 2";
+  Cluster c(o);
+  const std::string second = c.dir() + "/mnt2";
+  c.Mount(second);
+  const std::string mib(1 << 20, 'x');
+  int fd = open(c.Path("f").c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, mib.data(), mib.size()), static_cast<ssize_t>(mib.size()));
+  ASSERT_EQ(close(fd), 0);
+  uint64_t granted = StatValue(c.Stats(), "space_grant_bytes");
+  ASSERT_GT(granted, 8ull << 20) << "the write brought no grant";
+  uint64_t seen_by_other = AvailableBytes(second);
+  ASSERT_TRUE(WaitFor([&] { return StatValue(c.Stats(), "space_grant_bytes") == 0; },
+                      std::chrono::seconds(30)))
+      << "the idle mount keeps its grant";
+  EXPECT_GE(AvailableBytes(second), seen_by_other + granted - (1 << 20))
+      << "the other mount does not see the space given back";
+  // Writing again brings a grant again: data goes behind, not through.
+  uint64_t through = StatValue(c.Stats(), "writes_through");
+  fd = open(c.Path("g").c_str(), O_CREAT | O_WRONLY, 0644);
+  ASSERT_GE(fd, 0);
+  for (int i = 0; i < 64; i++) ASSERT_EQ(write(fd, std::string(4096, 'y').data(), 4096), 4096);
+  ASSERT_EQ(close(fd), 0);
+  EXPECT_LE(StatValue(c.Stats(), "writes_through"), through + 1);
+  EXPECT_GT(StatValue(c.Stats(), "space_grant_bytes"), 0u);
 }
 
 TEST(SpaceGrant, ARefusedChangeReachesEveryFdsFsyncOnceAndAClose) {
