@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -86,6 +87,11 @@ void Relay::AcceptLoop() {
       continue;  // the server is down: the client sees a refused connection
     }
     accepted_++;
+    // As the ends do: without it, Nagle and delayed ACKs hold each small
+    // frame the relay passes on for tens of milliseconds.
+    int one = 1;
+    setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    setsockopt(b, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     auto pair = std::make_unique<Pair>();
     pair->a = a;
     pair->b = b;
