@@ -152,19 +152,7 @@ class Script {
   }
 
   // Through the wire: bytes, FrameReader, the decoder, as the reactor does.
-  void Deliver(int c, const OutFrame& frame) {
-    std::vector<iovec> iov;
-    frame.AppendIovecs(0, &iov);
-    FrameReader reader;
-    for (const iovec& v : iov) {
-      size_t avail = 0;
-      std::memcpy(reader.WritableTail(v.iov_len, &avail), v.iov_base, v.iov_len);
-      reader.CommitReceived(v.iov_len);
-    }
-    auto next = reader.Next();
-    CHECK(next.ok() && next->has_value());
-    Receive(c, std::move(**next));
-  }
+  void Deliver(int c, const OutFrame& frame) { Receive(c, ThroughWire(frame)); }
 
   void Receive(int c, InFrame frame) {
     Scheduler::Out out;

@@ -137,6 +137,16 @@ Attr FromWire(wire::Attr::Reader r) {
   return a;
 }
 
+wire::Request::Hello::Builder InitHello(wire::Request::Builder request,
+                                        std::string_view client_name, uint64_t want_grant) {
+  auto h = request.initHello();
+  h.setVersionMin(wire::PROTOCOL_VERSION);
+  h.setVersionMax(wire::PROTOCOL_VERSION);
+  h.setClientName(capnp::Text::Reader(client_name.data(), client_name.size()));
+  h.setWantGrant(want_grant);
+  return h;
+}
+
 void ToWire(const Caller& c, wire::Caller::Builder b) {
   b.setUid(c.uid);
   b.setGid(c.gid);

@@ -65,6 +65,10 @@ LockMode FromWire(wire::LockMode m);
 void ToWire(const Attr& a, wire::Attr::Builder b);
 Attr FromWire(wire::Attr::Reader r);
 void ToWire(const Caller& c, wire::Caller::Builder b);
+// `request` as a hello of this protocol version from `client_name`, asking
+// for a space grant of `want_grant` bytes (a resume sets its session after).
+wire::Request::Hello::Builder InitHello(wire::Request::Builder request,
+                                        std::string_view client_name, uint64_t want_grant);
 Caller FromWire(wire::Caller::Reader r);
 void ToWire(const FsStat& s, wire::FsStat::Builder b);
 FsStat FromWire(wire::FsStat::Reader r);

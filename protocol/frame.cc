@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/check.h"
 #include "common/limits.h"
 
 namespace cohfs {
@@ -149,6 +150,20 @@ Result<std::optional<InFrame>> FrameReader::Next() {
   begin_ += total;
   if (begin_ == end_) begin_ = end_ = 0;
   return std::optional<InFrame>(std::move(f));
+}
+
+InFrame ThroughWire(const OutFrame& f) {
+  std::vector<iovec> iov;
+  f.AppendIovecs(0, &iov);
+  FrameReader reader;
+  for (const iovec& v : iov) {
+    size_t avail = 0;
+    std::memcpy(reader.WritableTail(v.iov_len, &avail), v.iov_base, v.iov_len);
+    reader.CommitReceived(v.iov_len);
+  }
+  auto next = reader.Next();
+  CHECK(next.ok() && next->has_value());
+  return std::move(**next);
 }
 
 }  // namespace cohfs

@@ -103,4 +103,9 @@ class FrameReader {
   size_t end_ = 0;
 };
 
+// A frame as the far end reads it off the wire (its bytes through a
+// FrameReader), for simulations, fuzzing and tests that skip the socket.
+// Aborts if the bytes are not one whole frame.
+InFrame ThroughWire(const OutFrame& frame);
+
 }  // namespace cohfs

@@ -106,11 +106,7 @@ void World::Reconnect(Client& c) {
   c.back_ns = 0;
   const Welcome& old = c.rpc->welcome();
   capnp::MallocMessageBuilder m;
-  auto h = m.initRoot<wire::Request>().initHello();
-  h.setVersionMin(wire::PROTOCOL_VERSION);
-  h.setVersionMax(wire::PROTOCOL_VERSION);
-  h.setClientName("sim");
-  h.setWantGrant(SpaceGrant::kWantBytes);
+  auto h = InitHello(m.initRoot<wire::Request>(), "sim", SpaceGrant::kWantBytes);
   h.setResumeSession(old.session_id);
   h.setResumeKey(old.session_key);
   Scheduler::Out out;

@@ -7,20 +7,6 @@
 
 namespace cohfs::sim {
 
-InFrame ThroughWire(const OutFrame& f) {
-  std::vector<iovec> iov;
-  f.AppendIovecs(0, &iov);
-  FrameReader reader;
-  for (const iovec& v : iov) {
-    size_t avail = 0;
-    std::memcpy(reader.WritableTail(v.iov_len, &avail), v.iov_base, v.iov_len);
-    reader.CommitReceived(v.iov_len);
-  }
-  auto next = reader.Next();
-  CHECK(next.ok() && next->has_value());
-  return std::move(**next);
-}
-
 std::shared_ptr<const OutFrame> SimRpc::TakeToServer() {
   auto f = std::move(to_server_.front());
   to_server_.pop_front();

@@ -25,9 +25,6 @@
 
 namespace cohfs::sim {
 
-// A frame as the far end reads it off the wire (real encoder, real reader).
-InFrame ThroughWire(const OutFrame& frame);
-
 class SimRpc : public Rpc {
  public:
   // Sees each request as the core hands it to the connection (send order),

@@ -54,11 +54,7 @@ void World::Connect(Client& c, const std::vector<InodeId>& fixed_files) {
   c.index = static_cast<int>(&c - clients_);
   c.rpc = std::make_unique<SimRpc>(static_cast<ConnectionId>(c.index + 1));
   capnp::MallocMessageBuilder m;
-  auto h = m.initRoot<wire::Request>().initHello();
-  h.setVersionMin(wire::PROTOCOL_VERSION);
-  h.setVersionMax(wire::PROTOCOL_VERSION);
-  h.setClientName("sim");
-  h.setWantGrant(SpaceGrant::kWantBytes);
+  InitHello(m.initRoot<wire::Request>(), "sim", SpaceGrant::kWantBytes);
   auto hello =
       DecodedRequest::Decode(ThroughWire(EncodeFrame(FrameKind::kRequest, RequestId(1), m)));
   CHECK(hello.ok());

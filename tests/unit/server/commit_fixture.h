@@ -35,10 +35,7 @@ class CommitTest : public FsTest {
     EXPECT_TRUE(fresh.ok());
     *s = std::move(*fresh);
     capnp::MallocMessageBuilder m;
-    auto h = m.initRoot<wire::Request>().initHello();
-    h.setVersionMin(wire::PROTOCOL_VERSION);
-    h.setVersionMax(wire::PROTOCOL_VERSION);
-    h.setWantGrant(want_grant);
+    InitHello(m.initRoot<wire::Request>(), "", want_grant);
     auto hello = Decode<DecodedRequest>(EncodeFrame(FrameKind::kRequest, RequestId(0), m));
     return Decode<DecodedReply>(dispatcher_.Welcome(*s, *hello, /*resumed=*/false));
   }
@@ -53,18 +50,7 @@ class CommitTest : public FsTest {
 
   template <typename Decoded>
   std::unique_ptr<Decoded> Decode(const OutFrame& f) {
-    std::vector<iovec> iov;
-    f.AppendIovecs(0, &iov);
-    FrameReader reader;
-    for (const iovec& v : iov) {
-      size_t avail = 0;
-      char* tail = reader.WritableTail(v.iov_len, &avail);
-      std::memcpy(tail, v.iov_base, v.iov_len);
-      reader.CommitReceived(v.iov_len);
-    }
-    auto frame = reader.Next();
-    EXPECT_TRUE(frame.ok() && frame->has_value());
-    auto decoded = Decoded::Decode(std::move(**frame));
+    auto decoded = Decoded::Decode(ThroughWire(f));
     EXPECT_TRUE(decoded.ok()) << decoded.status().ToString();
     return std::move(decoded).value();
   }

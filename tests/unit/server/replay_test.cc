@@ -22,6 +22,20 @@ class ReplayTest : public CommitTest {
     ReplayItem first;
     ASSERT_TRUE(store.Record(session_.client.value, id.value, first, &session_.replays, 0).ok());
   }
+  // Handles `m` as request `id`; true when it succeeded.
+  bool Apply(capnp::MallocMessageBuilder& m, RequestId id) {
+    auto request = Request(m, id);
+    return Decode<DecodedReply>(dispatcher_.Handle(session_, *request, 0).reply)
+               ->root()
+               .getErrno() == 0;
+  }
+  // `m` resent as request `id`: the reply it gets without running again
+  // (null: it would run again).
+  std::unique_ptr<DecodedReply> Resend(capnp::MallocMessageBuilder& m, RequestId id) {
+    auto again = Request(m, id);
+    auto replayed = dispatcher_.Replay(session_, *again);
+    return replayed ? Decode<DecodedReply>(*replayed) : nullptr;
+  }
   static void SetTruncate(capnp::MallocMessageBuilder& m, InodeId ino, uint64_t size) {
     auto r = m.initRoot<wire::Request>();
     ToWire(kRoot, r.initCaller());
@@ -36,19 +50,13 @@ TEST_F(ReplayTest, AResentChangeIsAnsweredFromItsStoredReplyAndNotAppliedAgain) 
   InodeId f = CreateOwned("f");
   capnp::MallocMessageBuilder m;
   SetTruncate(m, f, 5);
-  auto first = Request(m, RequestId(2));
-  auto out = dispatcher_.Handle(session_, *first, 0);
-  ASSERT_EQ(Decode<DecodedReply>(out.reply)->root().getErrno(), 0);
+  ASSERT_TRUE(Apply(m, RequestId(2)));
   capnp::MallocMessageBuilder later;
   SetTruncate(later, f, 9);
-  auto third = Request(later, RequestId(3));
-  ASSERT_EQ(Decode<DecodedReply>(dispatcher_.Handle(session_, *third, 0).reply)->root().getErrno(),
-            0);
+  ASSERT_TRUE(Apply(later, RequestId(3)));
 
-  auto again = Request(m, RequestId(2));
-  auto replayed = dispatcher_.Replay(session_, *again);
-  ASSERT_TRUE(replayed.has_value()) << "the resent truncate would run again";
-  auto reply = Decode<DecodedReply>(*replayed);
+  auto reply = Resend(m, RequestId(2));
+  ASSERT_TRUE(reply) << "the resent truncate would run again";
   ASSERT_TRUE(reply->root().isAttr());
   EXPECT_EQ(reply->root().getAttr().getSize(), 5u) << "the reply it had then";
   EXPECT_EQ(reply->root().getGrants().size(), 0u);
@@ -59,15 +67,11 @@ TEST_F(ReplayTest, AChangeWhoseReplyWasNotStoredIsAnsweredFromTheStore) {
   InodeId f = CreateOwned("f");
   capnp::MallocMessageBuilder m;
   SetTruncate(m, f, 7);
-  auto first = Request(m, RequestId(2));
-  ASSERT_EQ(Decode<DecodedReply>(dispatcher_.Handle(session_, *first, 0).reply)->root().getErrno(),
-            0);
+  ASSERT_TRUE(Apply(m, RequestId(2)));
   ForgetCompleteReply(RequestId(2));
 
-  auto again = Request(m, RequestId(2));
-  auto replayed = dispatcher_.Replay(session_, *again);
-  ASSERT_TRUE(replayed.has_value()) << "the resent truncate would run again";
-  auto reply = Decode<DecodedReply>(*replayed);
+  auto reply = Resend(m, RequestId(2));
+  ASSERT_TRUE(reply) << "the resent truncate would run again";
   EXPECT_EQ(reply->root().getErrno(), 0);
   ASSERT_TRUE(reply->root().isAttr()) << "a reply without the attributes the client expects";
   EXPECT_EQ(reply->root().getAttr().getIno(), f.value);
@@ -80,15 +84,11 @@ TEST_F(ReplayTest, ARebuiltReplyToACreateCarriesTheNewInodeAndItsDirectory) {
   capnp::MallocMessageBuilder m;
   auto r = m.initRoot<wire::Request>();
   SetMkdir(r, kRootInode, "d", ino.value);
-  auto first = Request(m, RequestId(2));
-  ASSERT_EQ(Decode<DecodedReply>(dispatcher_.Handle(session_, *first, 0).reply)->root().getErrno(),
-            0);
+  ASSERT_TRUE(Apply(m, RequestId(2)));
   ForgetCompleteReply(RequestId(2));
 
-  auto again = Request(m, RequestId(2));
-  auto replayed = dispatcher_.Replay(session_, *again);
-  ASSERT_TRUE(replayed.has_value());
-  auto reply = Decode<DecodedReply>(*replayed);
+  auto reply = Resend(m, RequestId(2));
+  ASSERT_TRUE(reply);
   ASSERT_TRUE(reply->root().isAttr());
   EXPECT_EQ(reply->root().getAttr().getIno(), ino.value);
   EXPECT_TRUE(S_ISDIR(reply->root().getAttr().getMode()));
