@@ -278,7 +278,7 @@ std::optional<Status> FsClient::RemoveXattrLocally(InodeId ino, const std::strin
   const int64_t now = Now();
   auto st = cache_.UpdateXattrs(ino, log_.last_seq() + 1,
                                 [&](Attr& a, ObjectCache::Xattrs& x) -> Status {
-    RETURN_IF_ERROR(XattrPermission(c, a, *ns, /*write=*/true));
+    RETURN_IF_ERROR(RemoveXattrPermission(c, a, name, *ns));
     if (x.erase(name) == 0) return Status::Error(ENODATA);
     if (x.empty()) a.flags &= ~kInodeHasXattrs;
     a.ctime_ns = now;
