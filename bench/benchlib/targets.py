@@ -319,7 +319,9 @@ class PassthroughLl(Target):
 
     def mount(self):
         os.makedirs(self.mnt, exist_ok=True)
-        sh([self.binary, "-o", f"source={self.export},{self.OPTS}", self.mnt])
+        # it keeps an O_PATH fd open per inode the kernel knows: a tree needs many
+        sh(["prlimit", "--nofile=1048576", self.binary, "-o", f"source={self.export},{self.OPTS}",
+            self.mnt])
 
     def umount(self):
         pids = self.daemon_pids()
