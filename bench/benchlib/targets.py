@@ -16,6 +16,7 @@ Every target gets fresh images under env.workdir on the same disk:
 With --rtt-ms X > 0, cohfs and sshfs clients connect through bench/relay.cc.
 """
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -319,8 +320,10 @@ class PassthroughLl(Target):
 
     def mount(self):
         os.makedirs(self.mnt, exist_ok=True)
-        # it keeps an O_PATH fd open per inode the kernel knows: a tree needs many
-        sh(["prlimit", "--nofile=1048576", self.binary, "-o", f"source={self.export},{self.OPTS}",
+        # It keeps an O_PATH fd open per inode the kernel knows: as many as we may
+        # (a hard limit below the tree's inodes makes its untar fail with EMFILE).
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        sh(["prlimit", f"--nofile={nofile}", self.binary, "-o", f"source={self.export},{self.OPTS}",
             self.mnt])
 
     def umount(self):
