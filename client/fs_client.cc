@@ -600,7 +600,7 @@ Status FsClient::Write(InodeId ino, const Caller& c, uint64_t offset, std::strin
   // Replies to requests sent before this write (e.g. of earlier data still in
   // flight) must not shrink the size it set.
   std::lock_guard<std::mutex> l(send_mu_);
-  cache_.NoteLocalWrite(ino, at + data.size(), Now(), log_.NoteLocalChange());
+  cache_.NoteLocalWrite(ino, c, at + data.size(), Now(), log_.NoteLocalChange());
   return Status::Ok();
 }
 

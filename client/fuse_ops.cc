@@ -396,7 +396,14 @@ struct NameOps {
 using fuse::NameOps;
 
 FuseOps::FuseOps(RpcClient& rpc, ClientStats& stats, const FuseOpsConfig& config)
-    : stats_(stats), config_(config), core_(rpc, stats, config.max_locked_inodes) {
+    : stats_(stats),
+      config_(config),
+      core_(rpc, stats, config.max_locked_inodes),
+      // Parallel lookups and readdirs in one directory; and the kernel leaves
+      // clearing set-id bits on write, truncate and chown to us (the server and
+      // the cache do it), so it stops asking for security.capability before
+      // every write and for the attributes before every chown.
+      init_io_(FUSE_PARALLEL_DIROPS | FUSE_HANDLE_KILLPRIV_V2, stats.fuse_init_added) {
   core_.set_kernel(this);
 }
 
@@ -410,6 +417,20 @@ void FuseOps::InvalInode(InodeId ino) {
 void FuseOps::InvalEntry(InodeId dir, const std::string& name) {
   fuse_session* se = session_.load();
   if (se) fuse_lowlevel_notify_inval_entry(se, dir.value, name.c_str(), name.size());
+}
+
+const fuse_custom_io& FuseOps::CustomIo() {
+  static const fuse_custom_io io = [] {
+    fuse_custom_io o{};
+    o.read = [](int fd, void* buf, size_t len, void* userdata) {
+      return static_cast<FuseOps*>(userdata)->init_io_.Read(fd, buf, len);
+    };
+    o.writev = [](int fd, iovec* iov, int count, void* userdata) {
+      return static_cast<FuseOps*>(userdata)->init_io_.Writev(fd, iov, count);
+    };
+    return o;
+  }();
+  return io;
 }
 
 const fuse_lowlevel_ops& FuseOps::Table() {

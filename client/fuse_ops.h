@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "client/fs_client.h"
+#include "client/fuse_init_io.h"
 #include "client/rpc_client.h"
 
 namespace cohfs {
@@ -34,6 +35,9 @@ class FuseOps : public KernelCache {
   ~FuseOps() override;
 
   static const fuse_lowlevel_ops& Table();
+  // The session's io (fuse_session_custom_io): /dev/fuse as is, but for the
+  // INIT flags libfuse 3.14 leaves out (FuseInitIo).
+  static const fuse_custom_io& CustomIo();
   // Starts the core's thread (recalls); before the connection's network thread.
   void Start() { core_.Start(); }
   // Called once the kernel's INIT has been answered (the mount is live).
@@ -62,6 +66,7 @@ class FuseOps : public KernelCache {
   ClientStats& stats_;
   FuseOpsConfig config_;
   FsClient core_;
+  FuseInitIo init_io_;
   std::function<void()> on_init_;
   std::atomic<fuse_session*> session_{nullptr};  // read by the core's thread
 };

@@ -276,14 +276,14 @@ std::optional<Status> FsClient::RemoveXattrLocally(InodeId ino, const std::strin
   if (!ns.ok()) return ns.status();
   std::lock_guard<std::mutex> l(send_mu_);
   const int64_t now = Now();
-  auto st = cache_.UpdateXattrs(ino, log_.last_seq() + 1,
-                                [&](Attr& a, ObjectCache::Xattrs& x) -> Status {
-    RETURN_IF_ERROR(XattrPermission(c, a, *ns, /*write=*/true));
-    if (x.erase(name) == 0) return Status::Error(ENODATA);
-    if (x.empty()) a.flags &= ~kInodeHasXattrs;
-    a.ctime_ns = now;
-    return Status::Ok();
-  });
+  auto st =
+      cache_.UpdateXattrs(ino, log_.last_seq() + 1, [&](Attr& a, ObjectCache::Xattrs& x) -> Status {
+        RETURN_IF_ERROR(RemoveXattrPermission(c, a, name, *ns));
+        if (x.erase(name) == 0) return Status::Error(ENODATA);
+        if (x.empty()) a.flags &= ~kInodeHasXattrs;
+        a.ctime_ns = now;
+        return Status::Ok();
+      });
   if (!st || !st->ok()) return st;
   WritebackLog::Op op = NewOp(WritebackLog::Op::Kind::kRemoveXattr, ino, c, now, {ino});
   op.xattr = name;

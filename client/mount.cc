@@ -154,8 +154,11 @@ int RunMount(const MountOptions& options) {
     return 1;
   }
   ops.set_session(se);
+  // The custom io takes over the fd fuse_session_mount opened (and keeps its
+  // mount point for the unmount).
   if (fuse_set_signal_handlers(se) != 0 ||
-      fuse_session_mount(se, options.mountpoint.c_str()) != 0) {
+      fuse_session_mount(se, options.mountpoint.c_str()) != 0 ||
+      fuse_session_custom_io(se, &FuseOps::CustomIo(), fuse_session_fd(se)) != 0) {
     std::fprintf(stderr, "cohfs mount: cannot mount on %s\n", options.mountpoint.c_str());
     fuse_session_destroy(se);
     return 1;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "common/permissions.h"
+
 namespace cohfs {
 
 LockMode ObjectCache::EffectiveGrantLocked(InodeId ino, LockMode granted,
@@ -145,7 +147,8 @@ void ObjectCache::NoteLocalChange(InodeId ino, uint64_t seq) {
   if (it != nodes_.end() && it->second.has_attr) it->second.data_seq = seq;
 }
 
-void ObjectCache::NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq) {
+void ObjectCache::NoteLocalWrite(InodeId ino, const Caller& c, uint64_t end, int64_t now_ns,
+                                 uint64_t seq) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(ino);
   if (it == nodes_.end() || !it->second.has_attr) return;
@@ -153,6 +156,7 @@ void ObjectCache::NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint
   Attr& a = it->second.attr;
   a.size = std::max(a.size, end);
   a.mtime_ns = a.ctime_ns = now_ns;
+  KillPrivilegesOnWrite(c, a);
 }
 
 LockMode ObjectCache::lock(InodeId ino) const {

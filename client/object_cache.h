@@ -121,8 +121,9 @@ class ObjectCache {
   std::optional<Attr> GetAttr(InodeId ino) const;  // only while locked
   // Held EXCLUSIVE with its whole listing: changes in it can be local.
   bool OwnsDirectory(InodeId dir) const;
-  // A write answered from memory: size and times move as the server would move them.
-  void NoteLocalWrite(InodeId ino, uint64_t end, int64_t now_ns, uint64_t seq);
+  // A write by `c` answered from memory: size, times and set-id bits change as
+  // the server will change them (the kernel leaves the bits to us, KILLPRIV_V2).
+  void NoteLocalWrite(InodeId ino, const Caller& c, uint64_t end, int64_t now_ns, uint64_t seq);
   // Written-behind data of `ino` leaves as local change `seq`: replies to
   // requests sent before it do not describe its size and times (the rest,
   // such as an unlink's link count, they do).

@@ -57,6 +57,7 @@ std::string ClientStats::Format() const {
   line("lru_releases", lru_releases);
   line("writes_through", writes_through);
   line("space_grant_bytes", space_grant_bytes);
+  line("fuse_init_added", fuse_init_added);
   return out;
 }
 

@@ -26,6 +26,7 @@ struct ClientStats {
   std::atomic<uint64_t> writes_through{0};     // writes that waited for the server (not owned, or
                                                // past the space grant)
   std::atomic<uint64_t> space_grant_bytes{0};  // the space grant, as of the last write's reply
+  std::atomic<uint64_t> fuse_init_added{0};    // INIT flags libfuse left out and we added
 
   // "name value" lines; rpc_total is the sum of all requests sent.
   std::string Format() const;

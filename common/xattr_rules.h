@@ -57,4 +57,16 @@ Status XattrPermission(const Caller& c, const Inode& i, XattrNs ns, bool write) 
   return Status::Error(EOPNOTSUPP);
 }
 
+// The kernel drops a file capability on write and chown (security_inode_killpriv)
+// in the writer's name: whoever may write the file may remove it (and could
+// have by writing); otherwise removal is a write as above.
+inline constexpr std::string_view kCapabilityXattr = "security.capability";
+template <typename Inode>
+Status RemoveXattrPermission(const Caller& c, const Inode& i, std::string_view name, XattrNs ns) {
+  if (name == kCapabilityXattr && S_ISREG(i.mode) && DataPermission(c, i, kMayWrite).ok()) {
+    return Status::Ok();
+  }
+  return XattrPermission(c, i, ns, /*write=*/true);
+}
+
 }  // namespace cohfs

@@ -454,7 +454,7 @@ Status FileSystem::RemoveXattr(const Caller& c, InodeId ino, std::string_view na
   RETURN_IF_ERROR(CheckWritable());
   Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
-  RETURN_IF_ERROR(XattrPermission(c, *i, ns, /*write=*/true));
+  RETURN_IF_ERROR(RemoveXattrPermission(c, *i, name, ns));
   ItemKey key{ino.value, ItemType::kXattr, NameHash(name)};
   ASSIGN_OR_RETURN(std::optional<std::string> raw, tx.txn().Get(key));
   if (!raw) return Status::Error(ENODATA);

@@ -37,6 +37,9 @@ PACKAGES = [
     ("sshfs", "sshfs", lambda a: any(t.startswith("sshfs") for t in a.targets)),
     ("/usr/sbin/sshd", "openssh-server", lambda a: any(t.startswith("sshfs") for t in a.targets)),
     ("bindfs", "bindfs", lambda a: "bindfs" in a.targets),
+    ("pkg-config", "pkg-config", lambda a: "passthrough_ll" in a.targets),
+    ("/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c", "libfuse3-dev",
+     lambda a: "passthrough_ll" in a.targets),
     ("glusterd", "glusterfs-server", lambda a: "glusterfs" in a.targets),
     ("glusterfs", "glusterfs-client", lambda a: "glusterfs" in a.targets),
     ("fio", "fio", lambda a: "fio" in a.workloads), ("git", "git", lambda a: "git" in a.workloads),
@@ -59,6 +62,7 @@ class Env:
     def __init__(self, args):
         self.workdir = os.path.abspath(args.workdir)
         self.cohfs = os.path.abspath(args.cohfs)
+        self.cohfs_base = os.path.abspath(args.cohfs_base) if args.cohfs_base else None
         self.img_size = args.image_size
         self.rtt_ms = 0.0
         self.relay = os.path.join(self.workdir, "tools", "relay")
@@ -85,6 +89,8 @@ def parse_args(argv):
     ap.add_argument("--workdir", default="/var/tmp/cohfs-bench-work",
                     help="images, mounts, logs, raw results (default %(default)s)")
     ap.add_argument("--cohfs", default=os.path.join(REPO, "build", "cohfs"))
+    ap.add_argument("--cohfs-base", default=None,
+                    help="a second cohfs binary, target cohfs-base (e.g. main's, for an A/B)")
     ap.add_argument("--image-size", default="20G")
     ap.add_argument("--label", default=None, help="results file is bench/results/DATE-LABEL.md")
     ap.add_argument("--no-results-file", action="store_true", help="print the report only")
@@ -162,6 +168,8 @@ def prepare_inputs(args, env):
         if not full_tar_ok():
             log(f"decompressing {KERNEL_XZ} to {FULL_TAR}")
             sh(f"xz -dc {KERNEL_XZ} > {FULL_TAR}.tmp && mv {FULL_TAR}.tmp {FULL_TAR}")
+    # entries of the tarball: FUSE requests of the untar per entry
+    p["tar_entries"] = sh(["tar", "-tf", p["tar"]]).stdout.count("\n")
     if "git" in args.workloads and not os.path.isdir(os.path.join(p["git_src"], ".git")):
         make_git_src(p, quick=args.quick)
 
@@ -391,12 +399,12 @@ def main(argv):
     lines = [f"# cohfs benchmark: {'quick smoke run' if args.quick else 'full run'}", ""]
     lines += machine_header(args, cmdline)
     lines += [
-        f"- inputs: untar {p['tar']} ({p['tar_top']}/); {p['nfiles']} files for the metadata "
+        f"- inputs: untar {p['tar']} ({p['tar_top']}/, {p['tar_entries']} entries); {p['nfiles']} files for the metadata "
         f"steps; git clone of {p['git_src']}; fio file {p['fio_size']}, random reads for "
         f"{p['fio_rand_seconds']} s; two clients: {p['tc_nfiles']} files each, "
         f"{p['tc_stats']} create-then-stat pairs; runs per target: {args.runs} (medians shown)",
         f"- wall time of the whole invocation: {(time.time() - started) / 60:.1f} min",
-        "", render(steps, args.targets, args.rtts, step_order, notes), "",
+        "", render(steps, args.targets, args.rtts, step_order, notes, p["tar_entries"]), "",
         "<details><summary>raw results (one row per step and run; wall, user, sys, fs_cpu in "
         "seconds; metric in MB/s or IOPS)</summary>", "", "```", raw_tsv(steps), "```",
         "", "</details>", ""]

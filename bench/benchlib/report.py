@@ -3,7 +3,9 @@
 Cells are medians over runs. The ratio in parentheses is the slowdown relative
 to local ext4 for the same step in the same invocation: target time / ext4 time,
 or for rates (MB/s, IOPS) ext4 rate / target rate, so 1.0x is ext4 speed and
-higher is slower either way.
+higher is slower either way. cohfs cells also show the slowdown relative to
+passthrough_ll (the FUSE floor) when it ran, and the CPU table the cohfs clients'
+round trips and FUSE requests (per tarball entry for the untar).
 
 The twoclient steps get a table of their own: each row compares two clients with
 one (ext4: two processes on one mount), and shows cohfs's round trips and
@@ -64,7 +66,11 @@ def fmt_num(v):
     return f"{v:.2f}"
 
 
-def render(steps, targets, rtts, step_order, notes):
+def is_cohfs(target):
+    return target.startswith("cohfs")
+
+
+def render(steps, targets, rtts, step_order, notes, tar_entries=None):
     tab = Table(steps)
     out = []
     present = [s for s in step_order if any(x.step == s for x in steps)
@@ -82,7 +88,7 @@ def render(steps, targets, rtts, step_order, notes):
         out.append(f"### Added round-trip time: {rtt:g} ms" if rtt else
                    "### Loopback (no added latency)")
         out.append("")
-        local = [t for t in cols if t in ("ext4", "bindfs")]
+        local = [t for t in cols if t in ("ext4", "bindfs", "passthrough_ll")]
         out.append("Median wall seconds (fio rows: MB/s or IOPS); in parentheses the "
                    "slowdown vs local ext4."
                    + (f" {' and '.join(local)} have no network: their columns repeat the "
@@ -92,6 +98,7 @@ def render(steps, targets, rtts, step_order, notes):
         out.append("|---|" + "---:|" * len(cols))
         for step in present:
             base, _ = tab.value(rtt, "ext4", step)
+            floor, _ = tab.value(rtt, "passthrough_ll", step)
             cells = []
             for t in cols:
                 v, failed = tab.value(rtt, t, step)
@@ -100,9 +107,11 @@ def render(steps, targets, rtts, step_order, notes):
                     continue
                 unit = f" {RATE_STEPS[step]}" if step in RATE_STEPS else ""
                 cell = fmt_num(v) + unit
-                if base and t != "ext4" and v:
-                    ratio = base / v if step in RATE_STEPS else v / base
-                    cell += f" ({ratio:.1f}x)"
+                ratios = [f"{slowdown(step, v, base):.1f}x"] if base and t != "ext4" and v else []
+                if floor and is_cohfs(t) and v:
+                    ratios.append(f"{slowdown(step, v, floor):.1f}x ll")
+                if ratios:
+                    cell += f" ({'; '.join(ratios)})"
                 if failed:
                     cell += " !"
                     any_fail = True
@@ -111,9 +120,11 @@ def render(steps, targets, rtts, step_order, notes):
         out.append("")
         out.append("CPU seconds, median: client command user+sys / file system processes "
                    "(servers, FUSE daemons, sshd; ext4's work is in the kernel and not attributed)"
-                   + ("; cohfs server round trips." if "cohfs" in cols else "."))
+                   + ("; cohfs server round trips and FUSE requests (untar: per entry)."
+                      if any(is_cohfs(t) for t in cols) else "."))
         out.append("")
-        hdr = cols + (["cohfs round trips"] if "cohfs" in cols else [])
+        counted = [t for t in cols if is_cohfs(t)]
+        hdr = cols + [f"{t} {what}" for t in counted for what in ("round trips", "FUSE requests")]
         out.append("| step | " + " | ".join(hdr) + " |")
         out.append("|---|" + "---:|" * len(hdr))
         for step in present:
@@ -126,9 +137,11 @@ def render(steps, targets, rtts, step_order, notes):
                     cells.append("–")
                     continue
                 cells.append(f"{u + s:.2f} / {fmt_num(f) if f is not None else '–'}")
-            if "cohfs" in cols:
-                r = tab.median(rtt, "cohfs", step, "rpc")
+            for t in counted:
+                r, f = tab.median(rtt, t, step, "rpc"), tab.median(rtt, t, step, "fuse")
                 cells.append(f"{r:.0f}" if r is not None else "–")
+                per = f" ({f / tar_entries:.2f}/entry)" if step == "untar" and tar_entries else ""
+                cells.append(f"{f:.0f}{per}" if f is not None else "–")
             out.append(f"| {STEP_LABELS.get(step, step)} | " + " | ".join(cells) + " |")
         out.append("")
         out += two
@@ -139,6 +152,11 @@ def render(steps, targets, rtts, step_order, notes):
     for n in notes:
         out.append(f"- {n}")
     return "\n".join(out)
+
+
+def slowdown(step, v, base):
+    """How many times slower v is than base (rates: base / v)."""
+    return base / v if step in RATE_STEPS else v / base
 
 
 def render_twoclient(tab, rtt, targets):

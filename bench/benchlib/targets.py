@@ -8,10 +8,15 @@ Every target gets fresh images under env.workdir on the same disk:
 - sshfs / sshfs-cache: a private sshd on 127.0.0.1 (key authentication) exporting
   a directory on an ext4 loop image; default options / caching turned up.
 - bindfs: FUSE passthrough of a directory on an ext4 loop image.
+- passthrough_ll: libfuse's low-level passthrough example (built here from the
+  source Debian's libfuse3-dev ships) over a directory on an ext4 loop image,
+  with its best caching: the FUSE floor.
+- cohfs-base: cohfs again with the --cohfs-base binary (an A/B in one run).
 - glusterfs: glusterd + one brick on an ext4 loop image, its FUSE client.
 With --rtt-ms X > 0, cohfs and sshfs clients connect through bench/relay.cc.
 """
 import os
+import resource
 import shutil
 import subprocess
 import time
@@ -197,16 +202,19 @@ class Cohfs(Target):
         super().__init__(env)
         self.mnt2 = None  # the second client's mount point while one is mounted
 
+    def binary(self):
+        return self.env.cohfs
+
     def setup(self):
-        if not os.access(self.env.cohfs, os.X_OK):
-            raise Skip(f"{self.env.cohfs} does not exist (build cohfs first)")
+        if not self.binary() or not os.access(self.binary(), os.X_OK):
+            raise Skip(f"{self.binary()} does not exist (build cohfs first)")
         img = self.images()[0]
         os.makedirs(os.path.dirname(img), exist_ok=True)
         rm_image(img)
         sh(["truncate", "-s", self.env.img_size, img])
-        sh([self.env.cohfs, "format", img, "--force"])
+        sh([self.binary(), "format", img, "--force"])
         port = free_port()
-        self.server = spawn([self.env.cohfs, "serve", img, "--listen", f"127.0.0.1:{port}"],
+        self.server = spawn([self.binary(), "serve", img, "--listen", f"127.0.0.1:{port}"],
                             self.env.log("cohfs-serve"))
         self.servers.append(self.server)
         wait_for(lambda: port_open(port) or self.server.poll() is not None, "cohfs serve")
@@ -239,7 +247,7 @@ class Cohfs(Target):
 
     def mount_client(self, mnt, logname):
         os.makedirs(mnt, exist_ok=True)
-        sh([self.env.cohfs, "mount", f"127.0.0.1:{self.port}", mnt, "--log", self.env.log(logname)])
+        sh([self.binary(), "mount", f"127.0.0.1:{self.port}", mnt, "--log", self.env.log(logname)])
         if not is_mountpoint(mnt):
             raise RuntimeError(f"cohfs mount returned but nothing is mounted at {mnt}")
 
@@ -267,7 +275,7 @@ class Cohfs(Target):
         client's `cohfs stats` fails."""
         total = {}
         for mnt in self.clients():
-            p = subprocess.run([self.env.cohfs, "stats", mnt], capture_output=True, text=True)
+            p = subprocess.run([self.binary(), "stats", mnt], capture_output=True, text=True)
             values = dict(line.split(None, 1) for line in p.stdout.splitlines() if " " in line)
             # Round trips a request waited for; commits of the writeback log and lock
             # releases ride along without a wait (older binaries: every request).
@@ -275,9 +283,53 @@ class Cohfs(Target):
             if p.returncode != 0 or rpc is None:
                 return None
             total["rpc"] = total.get("rpc", 0) + rpc
+            if "fuse_total" in values:  # FUSE requests the client answered
+                total["fuse"] = total.get("fuse", 0) + int(values["fuse_total"])
             if "recalls" in values:  # older binaries have none
                 total["recalls"] = total.get("recalls", 0) + int(values["recalls"])
         return total
+
+
+class CohfsBase(Cohfs):
+    """The same with another binary (--cohfs-base): before and after in one run."""
+    name = "cohfs-base"
+
+    def binary(self):
+        return self.env.cohfs_base
+
+
+class PassthroughLl(Target):
+    """libfuse's passthrough_ll, compiled from the example source Debian's
+    libfuse3-dev installs, over a directory on an ext4 image, with its best
+    caching: kernel page cache kept, day-long entry and attribute timeouts,
+    writeback cache."""
+    name = "passthrough_ll"
+    SRC = "/usr/share/doc/libfuse3-dev/examples/passthrough_ll.c"
+    OPTS = "cache=always,writeback"
+
+    def setup(self):
+        if not os.path.exists(self.SRC):
+            raise Skip(f"{self.SRC} is missing (install libfuse3-dev)")
+        self.binary = os.path.join(self.env.workdir, "tools", "passthrough_ll")
+        if not os.path.exists(self.binary) or os.path.getmtime(self.binary) < os.path.getmtime(self.SRC):
+            # its passthrough_helpers.h sits beside it, where #include "..." looks first
+            flags = sh(["pkg-config", "--cflags", "--libs", "fuse3"]).stdout.split()
+            sh(["cc", "-O2", "-Wall", "-o", self.binary, self.SRC, *flags])
+        self.export = self.export_dir()
+        self.mount()
+
+    def mount(self):
+        os.makedirs(self.mnt, exist_ok=True)
+        # It keeps an O_PATH fd open per inode the kernel knows: as many as we may
+        # (a hard limit below the tree's inodes makes its untar fail with EMFILE).
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        sh(["prlimit", f"--nofile={nofile}", self.binary, "-o", f"source={self.export},{self.OPTS}",
+            self.mnt])
+
+    def umount(self):
+        pids = self.daemon_pids()
+        umount(self.mnt)
+        self.wait_daemon_exit(pids)
 
 
 class Sshfs(Target):
@@ -420,4 +472,5 @@ class Glusterfs(Target):
         super().teardown()
 
 
-ALL = {c.name: c for c in (Ext4, Cohfs, Sshfs, SshfsCache, Bindfs, Glusterfs)}
+ALL = {c.name: c for c in (Ext4, PassthroughLl, Cohfs, CohfsBase, Sshfs, SshfsCache, Bindfs,
+                            Glusterfs)}

@@ -73,7 +73,7 @@ class Wedged(RuntimeError):
 class Step:
     """One measured step: a row of the raw results."""
     FIELDS = ["rtt_ms", "target", "run", "step", "wall", "user", "sys", "fs_cpu", "rpc", "rc",
-              "metric", "recalls", "extra"]
+              "metric", "recalls", "extra", "fuse"]
 
     def __init__(self, **kw):
         for f in self.FIELDS:
@@ -133,7 +133,8 @@ class Runner:
         s = Step(rtt_ms=self.env.rtt_ms, target=t.name, run=self.run, step=step,
                  wall=round(wall, 3), user=round(ru.ru_utime, 2), sys=round(ru.ru_stime, 2),
                  fs_cpu=round(cpu1 - cpu0, 2) if cpu0 is not None else None,
-                 rpc=delta("rpc"), recalls=delta("recalls"), rc=rc, extra=side)
+                 rpc=delta("rpc"), recalls=delta("recalls"), rc=rc, extra=side,
+                 fuse=delta("fuse"))
         if rc == 0:
             try:
                 if metric:
@@ -145,6 +146,7 @@ class Runner:
         self.results.append(s)
         extra = f" rpc {s.rpc}" if s.rpc is not None else ""
         extra += f" recalls {s.recalls}" if s.recalls is not None else ""
+        extra += f" fuse {s.fuse}" if s.fuse is not None else ""
         extra += f" {s.metric}" if s.metric is not None else ""
         extra += "".join(f" {k}={v}" for k, v in s.extra.items() if k != "error")
         log(f"  {t.name} {step}: {wall:.2f}s (user {s.user} sys {s.sys} fs-cpu {s.fs_cpu}){extra}"

@@ -2,6 +2,7 @@
 // with the same tarball extracted on local disk.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/fuse.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -86,6 +87,43 @@ TEST(Tar, ExtractCompareEqualWithLocalDisk) {
   c.Mount();
   diffs = CompareTrees(local, remote);
   for (auto& d : diffs) ADD_FAILURE() << "after restart: " << d;
+}
+
+// What the kernel asks per extracted file (tar as root: create, one write,
+// utimens, chown, chmod, close), besides its writes (one or two: tar writes
+// from 10 KiB records). With the INIT flags libfuse 3.14 leaves out
+// the kernel no longer asks for security.capability before every write nor for
+// the attributes before the chown: LOOKUP, CREATE, WRITE, 3 SETATTR, FLUSH,
+// RELEASE, the directory's GETATTR after each create (default_permissions)
+// and 2 GETXATTR (the first write and the chown check for a capability).
+TEST(Tar, AFileCostsTenFuseRequestsBesidesItsWrites) {
+  Cluster c;
+  std::string src = c.dir() + "/small";
+  const int kFiles = 200;
+  ASSERT_EQ(mkdir(src.c_str(), 0755), 0);
+  for (int i = 0; i < kFiles; i++) {
+    std::string path = src + "/f" + std::to_string(i);
+    int fd = open(path.c_str(), O_CREAT | O_WRONLY, 0644);
+    ASSERT_GE(fd, 0);
+    std::string data(100 + i * 13, 'a' + i % 26);
+    ASSERT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    ASSERT_EQ(close(fd), 0);
+  }
+  std::string tarball = c.dir() + "/small.tar", out;
+  ASSERT_EQ(RunCommand("tar -C " + src + " -cf " + tarball + " .", &out), 0) << out;
+  ASSERT_EQ(mkdir(c.Path("x").c_str(), 0755), 0);
+  std::string before = c.Stats();
+  ASSERT_EQ(RunCommand("tar -C " + c.Path("x") + " -xf " + tarball, &out), 0) << out;
+  std::string after = c.Stats();
+  auto per_file = [&](const std::string& counter) {
+    return double(StatValue(after, counter) - StatValue(before, counter)) / kFiles;
+  };
+  EXPECT_NE(StatValue(after, "fuse_init_added") & FUSE_HANDLE_KILLPRIV_V2, 0u) << after;
+  // Slack for the stats read (a getxattr), the mkdir's lookup and the listing.
+  EXPECT_LE(per_file("fuse.getxattr"), 2.01) << after;
+  EXPECT_LE(per_file("fuse.getattr"), 1.02) << after;
+  EXPECT_LE(per_file("fuse_total") - per_file("fuse.write"), 10.05) << after;
+  EXPECT_TRUE(CompareTrees(src, c.Path("x")).empty());
 }
 
 }  // namespace

@@ -91,7 +91,7 @@ TEST(ObjectCacheCoherency, ARecallToNoneForgetsADirectorysNamesAndReturnsTheKern
 TEST(ObjectCacheCoherency, ARepliesLinkCountCountsWhileDataIsHeldBack) {
   ObjectCache cache;
   cache.PutAttr(Node(5), LockMode::kExclusive, ObjectCache::ReplyOrder(0, 10));
-  cache.NoteLocalWrite(InodeId(5), 64, /*now_ns=*/1000, /*seq=*/3);
+  cache.NoteLocalWrite(InodeId(5), Caller{}, 64, /*now_ns=*/1000, /*seq=*/3);
   Attr unlinked = Node(5);
   unlinked.nlink = 0;
   unlinked.ctime_ns = 2000;

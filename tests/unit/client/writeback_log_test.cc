@@ -91,7 +91,8 @@ TEST(ObjectCache, AReplyForEarlierDataDoesNotShrinkALaterWrite) {
   WritebackLog log;
   cache.PutAttr(File(5, 0644), LockMode::kExclusive, log.last_seq());
   uint64_t first_sent = log.last_seq();  // the first MiB goes out (posted)
-  cache.NoteLocalWrite(InodeId(5), 2 << 20, 100, log.NoteLocalChange());  // the second is buffered
+  cache.NoteLocalWrite(InodeId(5), Caller{}, 2 << 20, 100,
+                       log.NoteLocalChange());  // the second is buffered
   Attr server = File(5, 0644);
   server.size = 1 << 20;
   cache.PutAttr(server, LockMode::kExclusive, first_sent);  // the first write's reply
