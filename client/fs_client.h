@@ -97,6 +97,8 @@ class FsClient {
   // Before the cache answers anything: waits while the lease may have run
   // out (Rpc::AwaitLease).
   Status AwaitLease() { return rpc_.AwaitLease(); }
+  // The server's identity squashing (callers are squashed before any check).
+  Squash squash() const { return rpc_.welcome().squash; }
   // A setLock the server applied (any thread): the client's copy of the file
   // locks its processes hold, which it reclaims after a server restart.
   void NoteFileLock(wire::FileLock::Reader lock);

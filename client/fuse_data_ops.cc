@@ -19,12 +19,12 @@ struct DataOps {
     if (fi->flags & O_TRUNC) {
       if (Status fst = s->core().FlushData(InodeId(ino)); !fst.ok()) return ReplyErr(req, fst);
     }
-    const fuse_ctx* ctx = fuse_req_ctx(req);
     LockMode lock = s->core().cache().lock(InodeId(ino));
     // The kernel has checked permissions (default_permissions); the server
-    // checks again for anyone but root, who may open anything it can reach.
-    // O_TRUNC always goes to the server: with atomic_o_trunc, open truncates.
-    if (ctx->uid != 0 || lock == LockMode::kNone || (fi->flags & O_TRUNC)) {
+    // checks again for anyone but root (not squashed), who may open anything
+    // it can reach. O_TRUNC always goes to the server: with atomic_o_trunc,
+    // open truncates.
+    if (CallerOf(req).uid != 0 || lock == LockMode::kNone || (fi->flags & O_TRUNC)) {
       Request r(req);
       auto o = r.root.initOpen();
       o.setIno(ino);

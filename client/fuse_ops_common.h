@@ -35,6 +35,8 @@ inline struct stat ToStat(const Attr& a) {
 
 inline int64_t ToNs(const timespec& ts) { return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec; }
 
+// The caller, squashed as the server squashes it (at mount time), so that
+// what the cache decides locally is what the server decides.
 inline Caller CallerOf(fuse_req_t req) {
   const fuse_ctx* ctx = fuse_req_ctx(req);
   Caller c;
@@ -47,7 +49,7 @@ inline Caller CallerOf(fuse_req_t req) {
     int n = fuse_req_getgroups(req, 64, groups);
     for (int i = 0; i < n && i < 64; i++) c.groups.push_back(groups[i]);
   }
-  return c;
+  return Squashed(c, Self(req)->core().squash());
 }
 
 // Builds a request stamped with the caller's identity.

@@ -20,6 +20,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/squash.h"
 #include "common/status.h"
 #include "protocol/codec.h"
 
@@ -37,6 +38,7 @@ struct Welcome {
   uint64_t inodes_count = 0;
   uint64_t server_generation = 0;  // the generation of inodes created now
   uint64_t grant_bytes = 0;        // the first space grant (client/space_grant.h)
+  Squash squash = Squash::kNone;   // the server's, applied to local checks too
 };
 
 // A reply whose errno was 0; owns the decoded message and its bulk payload.

@@ -125,6 +125,8 @@ Result<Welcome> RpcClient::Handshake(int64_t deadline_ms, bool resume) {
     out.inodes_count = w.getInodes().getCount();
     out.server_generation = w.getServerGeneration();
     out.grant_bytes = w.getGrantBytes();
+    // An unknown squashing is taken as the strictest.
+    out.squash = w.getSquash() <= 2 ? static_cast<Squash>(w.getSquash()) : Squash::kAll;
     return Status::Ok();
   }));
   return out;

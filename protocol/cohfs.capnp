@@ -264,6 +264,8 @@ struct Welcome {
   sessionKey @7 :UInt64;     # with sessionId, what a reconnecting client resumes with
   resumed @8 :Bool;          # hello.resumeSession is this session: its locks and state live on
   reclaim @9 :Bool;          # ... but the server restarted: send `reclaim` before anything else
+  squash @10 :UInt8;         # the server's identity squashing (1 root, 2 all), which the
+                             # client applies to its own checks too (common/squash.h)
 }
 
 struct FsStat {

@@ -82,6 +82,7 @@ OutFrame Dispatcher::Welcome(Session& s, DecodedRequest& hello, bool resumed) {
   w.setServerGeneration(volume_.super().generation);
   w.setResumed(resumed);
   w.setReclaim(resumed && s.reclaiming);
+  w.setSquash(static_cast<uint8_t>(config_.squash));
   if (!resumed) {  // a resumed client keeps its ranges and grant
     w.initInodes().setFirst(s.inode_ranges.back().first);
     w.getInodes().setCount(s.inode_ranges.back().count);

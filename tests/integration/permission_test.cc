@@ -220,6 +220,30 @@ TEST(Permissions, AllSquashMakesEveryoneNobody) {
   EXPECT_EQ(made.gid, kNogroupGid);
 }
 
+// A root-squashed mount checks root as nobody itself, at once, rather than
+// accepting a local change the server refuses later (a deferred error).
+TEST(Permissions, ARootSquashedMountChecksRootAsNobodyItself) {
+  Cluster c;
+  MakeTree(c);
+  RestartServerWith(c, "--root-squash");
+  c.Mount();
+  EXPECT_EQ(mkdir(c.Path("rootdir").c_str(), 0755), -1) << "root wrote in a root 0755 dir";
+  EXPECT_EQ(errno, EACCES);
+  int fd = open(c.Path("private").c_str(), O_RDONLY);
+  EXPECT_EQ(fd, -1) << "root read a root 0600 file";
+  if (fd >= 0) close(fd);
+  // Made in a world-writable directory: nobody's, here and on the server.
+  ASSERT_EQ(mkdir(c.Path("tmp/mine").c_str(), 0755), 0) << strerror(errno);
+  struct stat st;
+  ASSERT_EQ(stat(c.Path("tmp/mine").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kNobodyUid);
+  EXPECT_EQ(st.st_gid, kNogroupGid);
+  c.Unmount();
+  c.Mount();
+  ASSERT_EQ(stat(c.Path("tmp/mine").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kNobodyUid);
+}
+
 // The errno of `call` (0: it succeeded) in a child running as uid/gid 1000.
 int AsUser(const std::function<bool()>& call) {
   return RunAs(1000, 1000, [&] { return call() ? 0 : errno; });
