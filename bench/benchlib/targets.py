@@ -190,8 +190,11 @@ class Bindfs(Target):
 
 
 class Cohfs(Target):
+    """Authenticated and encrypted (serve/mount --key); CohfsInsecure is the same
+    in clear, to measure what the secure channel costs."""
     name = "cohfs"
     networked = True
+    secure = True
 
     def __init__(self, env):
         super().__init__(env)
@@ -205,13 +208,16 @@ class Cohfs(Target):
         rm_image(img)
         sh(["truncate", "-s", self.env.img_size, img])
         sh([self.env.cohfs, "format", img, "--force"])
+        self.key = os.path.join(self.env.workdir, f"{self.name}.key")
+        if self.secure:
+            sh([self.env.cohfs, "keygen", self.key, "--force"])
         port = free_port()
-        self.server = spawn([self.env.cohfs, "serve", img, "--listen", f"127.0.0.1:{port}"],
-                            self.env.log("cohfs-serve"))
+        self.server = spawn([self.env.cohfs, "serve", img, "--listen", f"127.0.0.1:{port}"]
+                            + self.key_flags(server=True), self.env.log(f"{self.name}-serve"))
         self.servers.append(self.server)
         wait_for(lambda: port_open(port) or self.server.poll() is not None, "cohfs serve")
         if self.server.poll() is not None:
-            raise RuntimeError(f"cohfs serve exited; see {self.env.log('cohfs-serve')}")
+            raise RuntimeError(f"cohfs serve exited; see {self.env.log(f'{self.name}-serve')}")
         self.port = self.start_relay(port)
         self.mount()
 
@@ -237,9 +243,15 @@ class Cohfs(Target):
         self.umount_second()
         super().teardown()
 
+    def key_flags(self, server):
+        if self.secure:
+            return ["--key", self.key]
+        return ["--insecure"] if server else []
+
     def mount_client(self, mnt, logname):
         os.makedirs(mnt, exist_ok=True)
-        sh([self.env.cohfs, "mount", f"127.0.0.1:{self.port}", mnt, "--log", self.env.log(logname)])
+        sh([self.env.cohfs, "mount", f"127.0.0.1:{self.port}", mnt, "--log",
+            self.env.log(logname.replace("cohfs", self.name))] + self.key_flags(server=False))
         if not is_mountpoint(mnt):
             raise RuntimeError(f"cohfs mount returned but nothing is mounted at {mnt}")
 
@@ -420,4 +432,9 @@ class Glusterfs(Target):
         super().teardown()
 
 
-ALL = {c.name: c for c in (Ext4, Cohfs, Sshfs, SshfsCache, Bindfs, Glusterfs)}
+class CohfsInsecure(Cohfs):
+    name = "cohfs-insecure"
+    secure = False
+
+
+ALL = {c.name: c for c in (Ext4, Cohfs, CohfsInsecure, Sshfs, SshfsCache, Bindfs, Glusterfs)}
