@@ -127,7 +127,8 @@ int RunMount(const MountOptions& options) {
     std::fprintf(stderr, "cohfs mount: %s is not a directory\n", options.mountpoint.c_str());
     return 1;
   }
-  auto rpc = RpcClient::Connect(options.server, "cohfs-fuse", stats, options.timeout_ms);
+  auto rpc = RpcClient::Connect(options.server, "cohfs-fuse", stats, options.timeout_ms,
+                                options.key ? &*options.key : nullptr);
   if (!rpc.ok()) {
     std::fprintf(stderr, "cohfs mount: cannot reach server %s: %s\n", options.server.c_str(),
                  rpc.status().ToString().c_str());

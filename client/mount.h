@@ -1,7 +1,10 @@
 // Mount: connect to the server, mount FUSE, daemonize, serve until unmounted.
 #pragma once
 
+#include <optional>
 #include <string>
+
+#include "protocol/channel_key.h"
 
 namespace cohfs {
 
@@ -14,6 +17,7 @@ struct MountOptions {
   size_t max_locks = 1 << 20;  // cached inodes at most; past it the LRU locks go back
   int timeout_ms = 30000;      // connecting and the handshake give up after this
   int64_t soft_timeout_ms = 0;  // -o soft,timeo=N: EIO once the server is unreachable N s (0: hard)
+  std::optional<ChannelKey> key;  // --key: authenticate and encrypt (none: frames in clear)
 };
 
 // Refuses a mountpoint that already is a cohfs mount. Returns the process exit code. In the

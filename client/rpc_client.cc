@@ -25,7 +25,7 @@ Status WaitReady(int fd, short events, int64_t deadline_ms) {
   }
 }
 
-Status SendAll(int fd, const OutFrame& f, int64_t deadline_ms) {
+Status SendAll(int fd, const WireFrame& f, int64_t deadline_ms) {
   std::vector<iovec> iov;
   f.AppendIovecs(0, &iov);
   size_t total = f.total_bytes(), sent = 0;
@@ -45,33 +45,45 @@ Status SendAll(int fd, const OutFrame& f, int64_t deadline_ms) {
   return Status::Ok();
 }
 
-Result<InFrame> RecvFrame(int fd, FrameReader& reader, int64_t deadline_ms) {
+// What the socket has, into `tail`, once it has some or the deadline passes.
+Result<size_t> RecvSome(int fd, char* tail, size_t avail, int64_t deadline_ms) {
   while (true) {
-    auto next = reader.Next();
-    if (!next.ok()) return next.status();
-    if (next->has_value()) return std::move(**next);
-    size_t avail = 0;
-    char* tail = reader.WritableTail(64 * 1024, &avail);
     RETURN_IF_ERROR(WaitReady(fd, POLLIN, deadline_ms));
     ssize_t n = recv(fd, tail, avail, MSG_DONTWAIT);
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
     if (n == 0) return Status::Error(ECONNRESET, "server closed the connection");
     if (n < 0) return Status::Error(errno, "recv from server");
-    reader.CommitReceived(static_cast<size_t>(n));
+    return static_cast<size_t>(n);
   }
 }
+
+WireFrame Raw(std::string bytes) { return WireFrame{nullptr, std::move(bytes)}; }
 
 }  // namespace
 
 Result<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& host_port,
                                                       const std::string& client_name,
-                                                      ClientStats& stats, int timeout_ms) {
+                                                      ClientStats& stats, int timeout_ms,
+                                                      const ChannelKey* key) {
   int64_t deadline_ms = SteadyNowMs() + timeout_ms;
   ASSIGN_OR_RETURN(int fd, ConnectTcp(host_port, timeout_ms));
   std::unique_ptr<RpcClient> c(new RpcClient(fd, stats));
   c->host_port_ = host_port;
   c->client_name_ = client_name;
+  if (key) c->key_ = std::make_unique<ChannelKey>(*key);
+  Status secure = c->SecureHandshake(deadline_ms);
+  if (secure.errno_value() == ECONNRESET) {
+    return Status::Error(EPROTO,
+                         "the server closed the connection at the secure handshake (is "
+                         "it serving --insecure? then mount without --key)");
+  }
+  RETURN_IF_ERROR(secure);
   Result<Welcome> w = c->Handshake(deadline_ms, /*resume=*/false);
+  if (!key && w.errno_value() == ECONNRESET) {
+    return Status::Error(EACCES,
+                         "the server closed the connection at the hello: the server "
+                         "requires a key: mount with --key FILE");
+  }
   if (w.errno_value() == ETIMEDOUT) {
     return Status::Error(ETIMEDOUT, "connected, but no answer to the handshake within " +
                                         std::to_string(timeout_ms) +
@@ -85,14 +97,67 @@ Result<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& host_po
 Result<std::unique_ptr<DecodedReply>> RpcClient::Exchange(capnp::MallocMessageBuilder& m,
                                                           int64_t deadline_ms) {
   RequestId id(0);  // handshake time: nothing else is in flight on this socket
-  RETURN_IF_ERROR(SendAll(fd_, EncodeFrame(FrameKind::kRequest, id, m), deadline_ms));
-  ASSIGN_OR_RETURN(InFrame frame, RecvFrame(fd_, reader_, deadline_ms));
+  auto frame_out = std::make_shared<const OutFrame>(EncodeFrame(FrameKind::kRequest, id, m));
+  RETURN_IF_ERROR(SendAll(fd_, ToWire(channel_.get(), std::move(frame_out)), deadline_ms));
+  ASSIGN_OR_RETURN(InFrame frame, RecvFrame(deadline_ms));
   if (frame.header.kind != FrameKind::kReply || frame.header.request_id != id) {
     return Status::Error(EPROTO, "unexpected frame during handshake");
   }
   ASSIGN_OR_RETURN(auto decoded, DecodedReply::Decode(std::move(frame)));
   RETURN_IF_ERROR(GuardDecode([&] { return ReplyStatus(decoded->root()); }));
   return decoded;
+}
+
+// Blocking, at connect time: ClientHello, ServerHello, ClientFinish.
+Status RpcClient::SecureHandshake(int64_t deadline_ms) {
+  channel_.reset();
+  if (!key_) return Status::Ok();
+  auto channel = std::make_unique<SecureChannel>(SecureChannel::Role::kClient, *key_);
+  RETURN_IF_ERROR(SendAll(fd_, Raw(channel->Begin()), deadline_ms));
+  std::string finish;
+  while (!channel->established()) {
+    size_t avail = 0;
+    char* tail = channel->RecvTail(&avail);
+    ASSIGN_OR_RETURN(size_t n, RecvSome(fd_, tail, avail, deadline_ms));
+    channel->CommitReceived(n);
+    RETURN_IF_ERROR(channel->Handshake(&finish));
+  }
+  RETURN_IF_ERROR(SendAll(fd_, Raw(std::move(finish)), deadline_ms));
+  channel_ = std::move(channel);
+  return Status::Ok();
+}
+
+char* RpcClient::RecvTail(size_t* available) {
+  if (channel_) return channel_->RecvTail(available);
+  return reader_.WritableTail(256 * 1024, available);
+}
+
+// The client's reader grows to what a frame needs (its server is trusted).
+Status RpcClient::TakeReceived(size_t bytes) {
+  if (!channel_) {
+    reader_.CommitReceived(bytes);
+    return Status::Ok();
+  }
+  channel_->CommitReceived(bytes);
+  while (channel_->has_plaintext()) {
+    size_t avail = 0;
+    char* tail = reader_.WritableTail(SecureChannel::kMaxRecordBytes, &avail);
+    ASSIGN_OR_RETURN(size_t moved, channel_->Open(tail, avail));
+    reader_.CommitReceived(moved);
+  }
+  return Status::Ok();
+}
+
+Result<InFrame> RpcClient::RecvFrame(int64_t deadline_ms) {
+  while (true) {
+    auto next = reader_.Next();
+    if (!next.ok()) return next.status();
+    if (next->has_value()) return std::move(**next);
+    size_t avail = 0;
+    char* tail = RecvTail(&avail);
+    ASSIGN_OR_RETURN(size_t n, RecvSome(fd_, tail, avail, deadline_ms));
+    RETURN_IF_ERROR(TakeReceived(n));
+  }
 }
 
 Result<Welcome> RpcClient::Handshake(int64_t deadline_ms, bool resume) {
@@ -376,6 +441,7 @@ Status RpcClient::Reconnect() {
   reader_ = FrameReader();
   int64_t deadline_ms = SteadyNowMs() + kReconnectTimeoutMs;
   ASSIGN_OR_RETURN(fd_, ConnectTcp(host_port_, kReconnectTimeoutMs));
+  RETURN_IF_ERROR(SecureHandshake(deadline_ms));
   ASSIGN_OR_RETURN(Welcome w, Handshake(deadline_ms, /*resume=*/true));
   if (!w.resumed) {
     FailAll(Status::Error(EIO, "the server ended this client's session (it was away longer "
@@ -386,13 +452,14 @@ Status RpcClient::Reconnect() {
     RETURN_IF_ERROR(Reclaim(deadline_ms));
     restarts_++;  // what arrived before and is not taken yet grants nothing now
   }
-  size_t resent = 0;
+  std::vector<SharedFrame> again;
   {
     std::lock_guard<std::mutex> l(mu_);
     queue_.clear();  // all of it is in unanswered_
-    for (auto& [id, frame] : unanswered_) sending_.push_back(frame);
-    resent = sending_.size();
+    for (auto& [id, frame] : unanswered_) again.push_back(frame);
   }
+  for (auto& frame : again) sending_.push_back(ToWire(channel_.get(), std::move(frame)));
+  size_t resent = again.size();
   front_sent_ = 0;
   connected_ = true;
   heard_ms_ = SteadyNowMs();
@@ -427,7 +494,7 @@ void RpcClient::KeepLease() {
 void RpcClient::ArmRecv() {
   if (broken_ || !connected_ || recv_inflight_) return;
   size_t avail = 0;
-  char* tail = reader_.WritableTail(256 * 1024, &avail);
+  char* tail = RecvTail(&avail);
   recv_inflight_ = true;
   ring_->Recv(fd_, tail, avail, &recv_done_);
 }
@@ -442,7 +509,8 @@ void RpcClient::OnRecv(int res) {
   stats_.bytes_received += static_cast<uint64_t>(res);
   heard_ms_ = SteadyNowMs();
   lease_->OnHeard(heard_ms_);
-  reader_.CommitReceived(static_cast<size_t>(res));
+  Status taken = TakeReceived(static_cast<size_t>(res));
+  if (!taken.ok()) return OnBroken(Status::Error(EPROTO, "secure channel: " + taken.ToString()));
   while (true) {
     auto next = reader_.Next();
     if (!next.ok()) {
@@ -503,7 +571,7 @@ void RpcClient::ArmSend() {
   size_t skip = front_sent_;
   for (auto& f : sending_) {
     if (iov_.size() + 3 > 256) break;
-    f->AppendIovecs(skip, &iov_);
+    f.AppendIovecs(skip, &iov_);
     skip = 0;
   }
   msg_ = msghdr{};
@@ -521,8 +589,8 @@ void RpcClient::OnSend(int res) {
   }
   if (res < 0) return OnBroken(Status::Error(ENOTCONN, std::string("send: ") + strerror(-res)));
   size_t sent = static_cast<size_t>(res) + front_sent_;
-  while (!sending_.empty() && sent >= sending_.front()->total_bytes()) {
-    sent -= sending_.front()->total_bytes();
+  while (!sending_.empty() && sent >= sending_.front().total_bytes()) {
+    sent -= sending_.front().total_bytes();
     sending_.pop_front();
   }
   front_sent_ = sent;
@@ -534,15 +602,15 @@ void RpcClient::ArmWake() {
 }
 
 void RpcClient::OnWake() {
+  std::deque<SharedFrame> queued;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (!connected_) queue_.clear();  // unanswered_ has them for the reconnect
-    if (!queue_.empty()) lease_->OnSent(SteadyNowMs());
-    while (!queue_.empty()) {
-      sending_.push_back(std::move(queue_.front()));
-      queue_.pop_front();
-    }
+    queued.swap(queue_);
   }
+  if (!queued.empty()) lease_->OnSent(SteadyNowMs());
+  // Sealed outside mu_: callers keep queueing meanwhile.
+  for (auto& frame : queued) sending_.push_back(ToWire(channel_.get(), std::move(frame)));
   ArmSend();
   ArmWake();
 }

@@ -20,6 +20,11 @@
 // the server no longer has the session (the client was away longer than its
 // lease) every waiter and later call fails with EIO: what this client had not
 // shipped is lost, and the mount must be made again.
+//
+// With a key, every connection (the first and each reconnect) begins with
+// the secure channel's handshake (protocol/secure_channel.h); frames are
+// sealed when they go to the network thread's send queue, so a request
+// resent on a new connection is sealed again with that connection's keys.
 #pragma once
 
 #include <capnp/message.h>
@@ -27,8 +32,8 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
-#include <map>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -41,6 +46,7 @@
 #include "common/status.h"
 #include "io/ring.h"
 #include "protocol/codec.h"
+#include "protocol/secure_channel.h"
 
 namespace cohfs {
 
@@ -49,7 +55,8 @@ class RpcClient : public Rpc {
   static Result<std::unique_ptr<RpcClient>> Connect(const std::string& host_port,
                                                     const std::string& client_name,
                                                     ClientStats& stats,
-                                                    int timeout_ms = kConnectTimeoutMs);
+                                                    int timeout_ms = kConnectTimeoutMs,
+                                                    const ChannelKey* key = nullptr);
   ~RpcClient() override;
 
   Status Start();
@@ -86,6 +93,12 @@ class RpcClient : public Rpc {
 
  private:
   RpcClient(int fd, ClientStats& stats) : fd_(fd), stats_(stats) {}
+  // A new connection's secure handshake (none without a key).
+  Status SecureHandshake(int64_t deadline_ms);
+  // Received bytes in, through the channel, to reader_.
+  char* RecvTail(size_t* available);
+  Status TakeReceived(size_t bytes);
+  Result<InFrame> RecvFrame(int64_t deadline_ms);
   // Hello (resuming welcome_'s session when `resume`), Welcome.
   Result<Welcome> Handshake(int64_t deadline_ms, bool resume);
   // One request and its reply on the blocking socket (handshake time, id 0).
@@ -145,7 +158,9 @@ class RpcClient : public Rpc {
   uint64_t wake_value_ = 0;
   Completion recv_done_, send_done_, wake_done_;
   FrameReader reader_;
-  std::deque<SharedFrame> sending_;
+  std::unique_ptr<ChannelKey> key_;         // null: frames in clear
+  std::unique_ptr<SecureChannel> channel_;  // this connection's (with a key)
+  std::deque<WireFrame> sending_;
   int64_t next_attempt_ms_ = 0;  // while disconnected
   int64_t backoff_ms_ = 0;
   size_t front_sent_ = 0;

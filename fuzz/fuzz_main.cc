@@ -34,6 +34,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 #if defined(COHFS_FUZZ_FRAME_READER)
   cohfs::fuzz::FuzzFrameReader(data, size);
+#elif defined(COHFS_FUZZ_SECURE_CHANNEL)
+  cohfs::fuzz::FuzzSecureChannel(data, size);
 #elif defined(COHFS_FUZZ_CODEC)
   cohfs::fuzz::FuzzCodec(data, size);
 #else

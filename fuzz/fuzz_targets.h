@@ -10,6 +10,8 @@ namespace cohfs::fuzz {
 
 // protocol/frame.h: a byte stream split at fuzzed points.
 void FuzzFrameReader(const uint8_t* data, size_t size);
+// protocol/secure_channel.h: bytes as handshake messages or as records.
+void FuzzSecureChannel(const uint8_t* data, size_t size);
 // protocol/codec.h: bytes as a Request, Reply and Recall message.
 void FuzzCodec(const uint8_t* data, size_t size);
 // The dispatcher and commit path: fuzz/dispatch_fuzz.h (it needs a volume).

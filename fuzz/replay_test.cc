@@ -39,6 +39,8 @@ void ReplayAll(const std::string& target, F&& run) {
 
 TEST(FuzzReplay, FrameReader) { ReplayAll("frame_reader", FuzzFrameReader); }
 
+TEST(FuzzReplay, SecureChannel) { ReplayAll("secure_channel", FuzzSecureChannel); }
+
 TEST(FuzzReplay, Codec) { ReplayAll("codec", FuzzCodec); }
 
 TEST(FuzzReplay, Dispatch) {

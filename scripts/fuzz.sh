@@ -15,9 +15,9 @@ if ! command -v clang++ >/dev/null || ! dpkg-query -W -f='${Status}' libclang-rt
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq clang libclang-rt-14-dev >/dev/null
 fi
 CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCOHFS_FUZZ=ON >/dev/null
-cmake --build build-fuzz -j2 --target fuzz_frame_reader fuzz_codec fuzz_dispatch
+cmake --build build-fuzz -j2 --target fuzz_frame_reader fuzz_secure_channel fuzz_codec fuzz_dispatch
 mkdir -p build-fuzz/artifacts
-for target in frame_reader codec dispatch; do
+for target in frame_reader secure_channel codec dispatch; do
   work=build-fuzz/corpus/$target  # what this run learns; the committed seeds stay as they are
   mkdir -p "$work"
   dirs=("$work")
@@ -31,4 +31,4 @@ for target in frame_reader codec dispatch; do
     { tail -60 "build-fuzz/fuzz_$target.log"; echo "fuzz_$target failed: see build-fuzz/artifacts/"; exit 1; }
   grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "build-fuzz/fuzz_$target.log" || true
 done
-echo "fuzzing: 3 targets ran clean"
+echo "fuzzing: 4 targets ran clean"

@@ -31,7 +31,9 @@ struct Reactor::Connection {
   bool waiting_for_replies = false;  // in reply_waiters_
   int64_t frame_since_ms = 0;        // a frame begun: since when it is read (0: none begun)
   int64_t send_since_ms = 0;         // replies queued: their last progress (0: none queued)
-  std::deque<OutFrame> outq;
+  std::unique_ptr<SecureChannel> channel;  // null: frames in clear (--insecure)
+  int64_t accepted_ms = 0;                 // the handshake must end within the timeout of it
+  std::deque<WireFrame> outq;
   size_t front_sent = 0;  // bytes of outq.front() already sent
   size_t frames_in_send = 0;
   std::vector<iovec> iov;
@@ -39,12 +41,13 @@ struct Reactor::Connection {
 };
 
 Reactor::Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink, uint32_t lease_ms,
-                 PeerLimits limits)
+                 PeerLimits limits, const ChannelKey* key)
     : ring_(std::move(ring)),
       listen_fd_(listen_fd),
       sink_(sink),
       leases_(lease_ms),
-      limits_(limits) {
+      limits_(limits),
+      key_(key ? std::make_unique<ChannelKey>(*key) : nullptr) {
   CHECK_MSG(limits_.partial_frame_bytes >= kFrameHeaderBytes + kMaxMessageBytes + kMaxBulkBytes,
             "the half-received frame budget must hold the largest frame");
   accept_done_.on_complete = [this](int res, uint32_t) { OnAccept(res); };
@@ -170,7 +173,10 @@ void Reactor::CheckPeerTimeouts(int64_t now_ms) {
   for (auto& [id, c] : conns_) {
     if (c->closing) continue;
     if (c->frame_since_ms != 0 && !c->recv_inflight) c->frame_since_ms = now_ms;
-    if (c->frame_since_ms != 0 && now_ms - c->frame_since_ms > limits_.timeout_ms) {
+    if (c->channel && !c->channel->established() && now_ms - c->accepted_ms > limits_.timeout_ms) {
+      late.emplace_back(id, "did not complete the secure handshake within " +
+                                std::to_string(limits_.timeout_ms) + " ms");
+    } else if (c->frame_since_ms != 0 && now_ms - c->frame_since_ms > limits_.timeout_ms) {
       late.emplace_back(id, "did not finish a frame (" +
                                 std::to_string(c->reader.buffered_bytes()) + " bytes in) within " +
                                 std::to_string(limits_.timeout_ms) + " ms");
@@ -226,6 +232,8 @@ void Reactor::OnAccept(int res) {
     auto c = std::make_unique<Connection>();
     c->id = next_id_++;
     c->fd = res;
+    c->accepted_ms = SteadyNowMs();
+    if (key_) c->channel = std::make_unique<SecureChannel>(SecureChannel::Role::kServer, *key_);
     (void)SetNoDelay(c->fd);
     Connection* raw = c.get();
     raw->recv_done.on_complete = [this, raw](int r, uint32_t) { OnRecv(*raw, r); };
@@ -238,53 +246,98 @@ void Reactor::OnAccept(int res) {
   ArmAccept();
 }
 
-void Reactor::ArmRecv(Connection& c) {
-  if (c.closing || c.recv_inflight || c.waiting_for_budget || c.waiting_for_replies) return;
-  if (c.inflight_requests >= kMaxInflightRequests) return;
+bool Reactor::ReadyToRead(Connection& c) {
+  if (c.closing || c.recv_inflight || c.waiting_for_budget || c.waiting_for_replies) return false;
+  if (c.inflight_requests >= kMaxInflightRequests) return false;
   // Backpressure: a peer that does not read its replies is not read either.
   size_t mine = c.inflight_bytes + c.unsent_bytes;
-  if (mine >= limits_.reply_bytes) return;
+  if (mine >= limits_.reply_bytes) return false;
   if (mine >= limits_.reply_bytes_floor && reply_bytes_ >= limits_.reply_bytes_total) {
     c.waiting_for_replies = true;
     reply_waiters_.push_back(c.id);
+    return false;
+  }
+  return ChargeRecvBuffer(c);
+}
+
+// Plaintext the channel holds goes to the reader before the socket is read.
+void Reactor::ArmRecv(Connection& c) {
+  while (ReadyToRead(c)) {
+    if (c.channel && c.channel->has_plaintext()) {
+      if (!TakePlaintext(c)) return;
+      continue;
+    }
+    size_t avail = 0;
+    char* tail = c.channel ? c.channel->RecvTail(&avail) : c.reader.BoundedTail(&avail);
+    CHECK(avail > 0);
+    c.recv_inflight = true;
+    ring_->Recv(c.fd, tail, avail, &c.recv_done);
     return;
   }
-  if (!ChargeRecvBuffer(c)) return;
-  size_t avail = 0;
-  char* tail = c.reader.BoundedTail(&avail);
-  CHECK(avail > 0);
-  c.recv_inflight = true;
-  ring_->Recv(c.fd, tail, avail, &c.recv_done);
 }
 
 void Reactor::OnRecv(Connection& c, int res) {
   c.recv_inflight = false;
   if (c.closing) return MaybeFinishClose(c.id);
   if (res <= 0) {
-    BeginClose(c, res == 0 ? "peer closed" : std::string("recv: ") + strerror(-res));
-    return MaybeFinishClose(c.id);
+    CloseFor(c, res == 0 ? "peer closed" : std::string("recv: ") + strerror(-res));
+    return;
   }
   leases_.Renew(c.id, SteadyNowMs());  // any bytes: a long frame renews it while it arrives
-  c.reader.CommitReceived(static_cast<size_t>(res));
+  if (!c.channel) {
+    c.reader.CommitReceived(static_cast<size_t>(res));
+    if (!TakeFrames(c)) return;
+  } else {
+    c.channel->CommitReceived(static_cast<size_t>(res));
+    if (!c.channel->established() && !StepHandshake(c)) return;
+    if (c.channel->buffered_bytes() > 0 && c.frame_since_ms == 0) c.frame_since_ms = SteadyNowMs();
+  }
+  ArmRecv(c);
+}
+
+bool Reactor::CloseFor(Connection& c, const std::string& why) {
+  BeginClose(c, why);
+  MaybeFinishClose(c.id);
+  return false;
+}
+
+// The reader's room is charged (ReadyToRead), so BoundedTail is not empty.
+bool Reactor::TakePlaintext(Connection& c) {
+  size_t avail = 0;
+  char* tail = c.reader.BoundedTail(&avail);
+  auto moved = c.channel->Open(tail, avail);
+  if (!moved.ok()) return CloseFor(c, "secure channel: " + moved.status().ToString());
+  c.reader.CommitReceived(*moved);
+  return TakeFrames(c);
+}
+
+// A peer gets nothing but the server's hello before it proves it holds the key.
+bool Reactor::StepHandshake(Connection& c) {
+  std::string reply;
+  Status st = c.channel->Handshake(&reply);
+  if (!st.ok()) return CloseFor(c, "secure handshake: " + st.ToString());
+  if (!reply.empty()) QueueWire(c, WireFrame{nullptr, std::move(reply)});
+  if (c.channel->established()) {
+    LOG(Info) << "connection " << c.id << " authenticated";
+    c.frame_since_ms = 0;
+  }
+  return !c.closing;
+}
+
+// Hands every complete frame to the sink.
+bool Reactor::TakeFrames(Connection& c) {
   while (true) {
     auto next = c.reader.Next();
-    if (!next.ok()) {
-      BeginClose(c, "bad frame: " + next.status().ToString());
-      return MaybeFinishClose(c.id);
-    }
+    if (!next.ok()) return CloseFor(c, "bad frame: " + next.status().ToString());
     if (!next->has_value()) break;
     c.frame_since_ms = 0;
     InFrame frame = std::move(**next);
     size_t frame_bytes = kFrameHeaderBytes + frame.header.message_bytes + frame.header.bulk_bytes;
     if (frame.header.kind != FrameKind::kRequest) {
-      BeginClose(c, "unexpected frame kind from a client");
-      return MaybeFinishClose(c.id);
+      return CloseFor(c, "unexpected frame kind from a client");
     }
     auto decoded = DecodedRequest::Decode(std::move(frame));
-    if (!decoded.ok()) {
-      BeginClose(c, "bad message: " + decoded.status().ToString());
-      return MaybeFinishClose(c.id);
-    }
+    if (!decoded.ok()) return CloseFor(c, "bad message: " + decoded.status().ToString());
     size_t charge = frame_bytes + ExpectedReplyBytes(**decoded);
     c.inflight_charges.emplace((*decoded)->frame().header.request_id.value, charge);
     c.inflight_bytes += charge;
@@ -292,9 +345,10 @@ void Reactor::OnRecv(Connection& c, int res) {
     c.inflight_requests++;
     sink_.OnRequest(c.id, std::move(decoded).value());
   }
-  if (c.reader.buffered_bytes() > 0 && c.frame_since_ms == 0) c.frame_since_ms = SteadyNowMs();
+  size_t pending = c.reader.buffered_bytes() + (c.channel ? c.channel->buffered_bytes() : 0);
+  if (pending > 0 && c.frame_since_ms == 0) c.frame_since_ms = SteadyNowMs();
   ReleaseRecvBuffer(c);
-  ArmRecv(c);
+  return true;
 }
 
 void Reactor::ArmSend(Connection& c) {
@@ -386,12 +440,16 @@ void Reactor::QueueFrame(Connection& c, OutgoingReply r) {
       c.inflight_charges.erase(charge);
     }
   }
-  if (c.outq.empty()) c.send_since_ms = SteadyNowMs();
-  c.unsent_bytes += r.frame.total_bytes();
-  reply_bytes_ += r.frame.total_bytes();
-  c.outq.push_back(std::move(r.frame));
-  ArmSend(c);
+  QueueWire(c, ToWire(c.channel.get(), std::make_shared<const OutFrame>(std::move(r.frame))));
   ArmRecv(c);  // may have been paused at the in-flight limit
+}
+
+void Reactor::QueueWire(Connection& c, WireFrame w) {
+  if (c.outq.empty()) c.send_since_ms = SteadyNowMs();
+  c.unsent_bytes += w.total_bytes();
+  reply_bytes_ += w.total_bytes();
+  c.outq.push_back(std::move(w));
+  ArmSend(c);
 }
 
 void Reactor::BeginClose(Connection& c, const std::string& why) {

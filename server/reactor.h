@@ -17,6 +17,14 @@
 // finished, and queued replies must make progress, within
 // PeerLimits::timeout_ms of the reactor's reading (or sending), or the
 // connection closes.
+//
+// Secure channel (protocol/secure_channel.h): with a key, every connection
+// first completes the handshake, within PeerLimits::timeout_ms of its accept
+// and in a fixed number of bytes; nothing it sends is parsed as a frame
+// before that. Then ciphertext is received into the channel's fixed buffer
+// (SecureChannel::kRecvBufferBytes per connection, beside the reader's) and
+// opened into the FrameReader only as far as the reader has room, so the
+// budgets above count plaintext exactly as without a channel.
 #pragma once
 
 #include <atomic>
@@ -29,6 +37,7 @@
 #include "io/ring.h"
 #include "protocol/codec.h"
 #include "protocol/frame.h"
+#include "protocol/secure_channel.h"
 #include "server/leases.h"
 
 namespace cohfs {
@@ -67,9 +76,10 @@ struct PeerLimits {
 class Reactor {
  public:
   // Takes ownership of listen_fd. A connection silent for longer than
-  // lease_ms is closed (and its session ends at once).
+  // lease_ms is closed (and its session ends at once). With a key, every
+  // connection must authenticate (null: --insecure, frames in clear).
   Reactor(std::unique_ptr<Ring> ring, int listen_fd, FrameSink& sink, uint32_t lease_ms,
-          PeerLimits limits = {});
+          PeerLimits limits = {}, const ChannelKey* key = nullptr);
   ~Reactor();
 
   void Run();   // returns after Stop()
@@ -86,8 +96,14 @@ class Reactor {
   struct Connection;
   void ArmAccept();
   void OnAccept(int res);
+  bool ReadyToRead(Connection& c);
   void ArmRecv(Connection& c);
   void OnRecv(Connection& c, int res);
+  // Each false once the connection is closing.
+  bool TakeFrames(Connection& c);
+  bool TakePlaintext(Connection& c);
+  bool StepHandshake(Connection& c);
+  bool CloseFor(Connection& c, const std::string& why);
   void ArmSend(Connection& c);
   void OnSend(Connection& c, int res);
   void ArmWake();
@@ -102,12 +118,14 @@ class Reactor {
   void WakeBudgetWaiters();
   void WakeReplyWaiters();
   void QueueFrame(Connection& c, OutgoingReply r);
+  void QueueWire(Connection& c, WireFrame w);
 
   std::unique_ptr<Ring> ring_;
   int listen_fd_;
   FrameSink& sink_;
   Leases leases_;
   PeerLimits limits_;
+  std::unique_ptr<ChannelKey> key_;          // null: no secure channel
   size_t partial_frame_bytes_ = 0;           // charged against limits_.partial_frame_bytes
   std::deque<ConnectionId> budget_waiters_;  // not read until that has room for their frame
   size_t reply_bytes_ = 0;                   // charged against limits_.reply_bytes_total

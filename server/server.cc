@@ -1,7 +1,10 @@
 #include "server/server.h"
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <thread>
 
@@ -14,6 +17,20 @@
 #include "storage/volume.h"
 
 namespace cohfs {
+namespace {
+
+bool IsLoopback(int listen_fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  if (getsockname(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return false;
+  if (ss.ss_family == AF_INET) {
+    return (ntohl(reinterpret_cast<sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
+  }
+  return ss.ss_family == AF_INET6 &&
+         IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr);
+}
+
+}  // namespace
 
 Status Serve(const ServeOptions& options, const std::function<void(int port)>& on_listening) {
   // Signals are taken by one waiting thread; every other thread blocks them.
@@ -34,12 +51,19 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
 
   int port = 0;
   ASSIGN_OR_RETURN(int listen_fd, ListenTcp(options.listen, &port));
+  if (!options.key && !IsLoopback(listen_fd)) {
+    close(listen_fd);
+    return Status::Error(EPERM,
+                         "--insecure serves only a loopback address (127.0.0.0/8, ::1), not " +
+                             options.listen + ": use --key FILE");
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<Ring> ring, Ring::Create(1024));
   Executor executor(dispatcher, fs, options.sync_interval_ms, options.config.lease_ms,
                     options.grace_ms ? options.grace_ms : options.config.lease_ms);
   PeerLimits peer_limits;
   peer_limits.timeout_ms = options.peer_timeout_ms;
-  Reactor reactor(std::move(ring), listen_fd, executor, options.config.lease_ms, peer_limits);
+  Reactor reactor(std::move(ring), listen_fd, executor, options.config.lease_ms, peer_limits,
+                  options.key ? &*options.key : nullptr);
   // Orphans are reclaimed (now, or after the grace period).
   RETURN_IF_ERROR(executor.Start(reactor));
   RETURN_IF_ERROR(fs.Sync());
@@ -51,7 +75,9 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
     reactor.Stop();
   });
   LOG(Info) << "serving " << options.device << " (metadata in " << volume->meta_dir()
-            << ") on port " << port << ", lease " << options.config.lease_ms << " ms";
+            << ") on port " << port
+            << (options.key ? ", clients authenticated and encrypted" : ", INSECURE (no key)")
+            << ", lease " << options.config.lease_ms << " ms";
   on_listening(port);
   reactor.Run();
   executor.StopAndSync();

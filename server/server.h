@@ -3,9 +3,11 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "common/status.h"
+#include "protocol/channel_key.h"
 #include "server/dispatch.h"
 
 namespace cohfs {
@@ -18,6 +20,9 @@ struct ServeOptions {
   uint32_t sync_interval_ms = 5000;  // unsynced changes become durable at least this often
   uint32_t peer_timeout_ms = 30000;  // to finish a frame begun, or read replies (PeerLimits)
   ServerConfig config;
+  // Clients must prove they hold it; every frame is encrypted. Without one
+  // (--insecure) frames go in clear, and only a loopback address is served.
+  std::optional<ChannelKey> key;
 };
 
 // Runs until SIGINT or SIGTERM, then stops accepting, finishes queued work,

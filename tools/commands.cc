@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -85,7 +86,36 @@ int64_t ParseSecondsMs(const std::string& text, double max_s) {
   return static_cast<int64_t>(s * 1000);
 }
 
+// --key FILE into *key; false (after saying why) when it cannot be used.
+bool LoadKey(const char* command, const std::string& path, std::optional<ChannelKey>* key) {
+  auto k = ReadKeyFile(path);
+  if (!k.ok()) {
+    std::fprintf(stderr, "cohfs %s: %s\n", command, k.status().ToString().c_str());
+    return false;
+  }
+  *key = *k;
+  return true;
+}
+
 }  // namespace
+
+int KeygenCommand(int argc, char** argv) {
+  Args a = Parse(argc, argv, {}, {"--force"});
+  int rc = CheckArgs(a, 1,
+                     "usage: cohfs keygen FILE [--force]\n"
+                     "  Writes a new random key to FILE (mode 0600) for serve --key and\n"
+                     "  mount --key. Copy it to each client over a channel you trust.\n"
+                     "  --force   replace an existing FILE\n");
+  if (rc >= 0) return rc;
+  Status st = WriteNewKeyFile(a.positional[0], a.Has("--force"));
+  if (!st.ok()) {
+    std::fprintf(stderr, "cohfs keygen: %s\n", st.ToString().c_str());
+    if (st.errno_value() == EEXIST) std::fprintf(stderr, "  (use --force to replace it)\n");
+    return 1;
+  }
+  std::printf("wrote a new key to %s\n", a.positional[0].c_str());
+  return 0;
+}
 
 int FormatCommand(int argc, char** argv) {
   Args a = Parse(argc, argv, {"--meta"}, {"--force"});
@@ -113,10 +143,15 @@ int FormatCommand(int argc, char** argv) {
 int ServeCommand(int argc, char** argv) {
   Args a = Parse(argc, argv,
                  {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease", "--grace",
-                  "--peer-timeout"},
-                 {"--verbose", "--root-squash", "--all-squash"});
+                  "--peer-timeout", "--key"},
+                 {"--verbose", "--root-squash", "--all-squash", "--insecure"});
   int rc = CheckArgs(a, 1,
-                     "usage: cohfs serve DEVICE --listen HOST:PORT [--meta DIR] [--lease SECONDS]\n"
+                     "usage: cohfs serve DEVICE --listen HOST:PORT (--key FILE | --insecure)\n"
+                     "                   [--meta DIR] [--lease SECONDS]\n"
+                     "  --key FILE          clients must prove they hold this key (cohfs keygen);\n"
+                     "                      everything on the wire is encrypted\n"
+                     "  --insecure          no key: frames in clear, any peer served; only on a\n"
+                     "                      loopback --listen address\n"
                      "  --listen            address to listen on (default 127.0.0.1:7420;\n"
                      "                      port 0 picks a free port and prints it)\n"
                      "  --meta              metadata directory (default as for format)\n"
@@ -139,6 +174,13 @@ int ServeCommand(int argc, char** argv) {
   if (rc >= 0) return rc;
   if (a.Has("--verbose")) SetLogLevel(LogLevel::kDebug);
   ServeOptions o;
+  if (a.Has("--key") == a.Has("--insecure")) {
+    std::fprintf(stderr,
+                 "cohfs serve: give --key FILE (make one with cohfs keygen FILE), or "
+                 "--insecure to serve in clear on a loopback address\n");
+    return 2;
+  }
+  if (a.Has("--key") && !LoadKey("serve", a.Get("--key"), &o.key)) return 1;
   o.device = a.positional[0];
   o.meta_dir = a.Get("--meta");
   o.listen = a.Get("--listen", o.listen);
@@ -205,12 +247,13 @@ bool ParseMountOptions(const std::string& list, MountOptions* o) {
 }
 
 int MountCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--log", "--max-locks", "--timeout", "-o"},
+  Args a = Parse(argc, argv, {"--log", "--max-locks", "--timeout", "-o", "--key"},
                  {"-f", "--foreground", "-d", "--debug"});
   int rc =
       CheckArgs(a, 2,
                 "usage: cohfs mount HOST:PORT MOUNTPOINT [-f] [-d] [--log FILE] [--max-locks N]\n"
-                "                   [--timeout SECONDS] [-o soft,timeo=SECONDS]\n"
+                "                   [--timeout SECONDS] [-o soft,timeo=SECONDS] [--key FILE]\n"
+                "  --key FILE        the server's key (cohfs keygen): authenticate and encrypt\n"
                 "  -f, --foreground  keep the client daemon in the foreground\n"
                 "  -d, --debug       trace FUSE requests (implies -f)\n"
                 "  --log FILE        the background daemon's log\n"
@@ -241,6 +284,7 @@ int MountCommand(int argc, char** argv) {
   }
   o.timeout_ms = static_cast<int>(timeout_ms);
   if (!ParseMountOptions(a.Get("-o"), &o)) return 2;
+  if (a.Has("--key") && !LoadKey("mount", a.Get("--key"), &o.key)) return 1;
   return RunMount(o);
 }
 

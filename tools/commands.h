@@ -4,6 +4,7 @@
 
 namespace cohfs {
 
+int KeygenCommand(int argc, char** argv);
 int FormatCommand(int argc, char** argv);
 int ServeCommand(int argc, char** argv);
 int MountCommand(int argc, char** argv);

@@ -11,9 +11,10 @@ void Usage(FILE* out) {
   std::fprintf(out,
                "usage: cohfs COMMAND [ARGS]\n\n"
                "commands:\n"
+               "  keygen FILE [--force]                       make a key for serve/mount --key\n"
                "  format DEVICE [--force] [--meta DIR]        make a new file system\n"
-               "  serve DEVICE --listen HOST:PORT [--meta DIR] serve it (foreground)\n"
-               "  mount HOST:PORT MOUNTPOINT [-f]             mount it with FUSE\n"
+               "  serve DEVICE --listen HOST:PORT --key FILE  serve it (foreground)\n"
+               "  mount HOST:PORT MOUNTPOINT --key FILE       mount it with FUSE\n"
                "  fsck DEVICE [--meta DIR] [--no-checksums]   check every invariant offline\n"
                "  stats MOUNTPOINT                            the client's counters\n\n"
                "Run 'cohfs COMMAND --help' for a command's options.\n");
@@ -29,6 +30,7 @@ int main(int argc, char** argv) {
   std::string cmd = argv[1];
   int sub_argc = argc - 1;
   char** sub_argv = argv + 1;
+  if (cmd == "keygen") return cohfs::KeygenCommand(sub_argc, sub_argv);
   if (cmd == "format") return cohfs::FormatCommand(sub_argc, sub_argv);
   if (cmd == "serve") return cohfs::ServeCommand(sub_argc, sub_argv);
   if (cmd == "mount") return cohfs::MountCommand(sub_argc, sub_argv);

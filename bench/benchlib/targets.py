@@ -195,8 +195,11 @@ class Bindfs(Target):
 
 
 class Cohfs(Target):
+    """Authenticated and encrypted (serve/mount --key); CohfsInsecure is the same
+    in clear, to measure what the secure channel costs."""
     name = "cohfs"
     networked = True
+    secure = True
 
     def __init__(self, env):
         super().__init__(env)
@@ -213,13 +216,16 @@ class Cohfs(Target):
         rm_image(img)
         sh(["truncate", "-s", self.env.img_size, img])
         sh([self.binary(), "format", img, "--force"])
+        self.key = os.path.join(self.env.workdir, f"{self.name}.key")
+        if self.secure:
+            sh([self.binary(), "keygen", self.key, "--force"])
         port = free_port()
-        self.server = spawn([self.binary(), "serve", img, "--listen", f"127.0.0.1:{port}"],
-                            self.env.log("cohfs-serve"))
+        self.server = spawn([self.binary(), "serve", img, "--listen", f"127.0.0.1:{port}"]
+                            + self.key_flags(server=True), self.env.log(f"{self.name}-serve"))
         self.servers.append(self.server)
         wait_for(lambda: port_open(port) or self.server.poll() is not None, "cohfs serve")
         if self.server.poll() is not None:
-            raise RuntimeError(f"cohfs serve exited; see {self.env.log('cohfs-serve')}")
+            raise RuntimeError(f"cohfs serve exited; see {self.env.log(f'{self.name}-serve')}")
         self.port = self.start_relay(port)
         self.mount()
 
@@ -245,9 +251,15 @@ class Cohfs(Target):
         self.umount_second()
         super().teardown()
 
+    def key_flags(self, server):
+        if self.secure:
+            return ["--key", self.key]
+        return ["--insecure"] if server else []
+
     def mount_client(self, mnt, logname):
         os.makedirs(mnt, exist_ok=True)
-        sh([self.binary(), "mount", f"127.0.0.1:{self.port}", mnt, "--log", self.env.log(logname)])
+        sh([self.binary(), "mount", f"127.0.0.1:{self.port}", mnt, "--log",
+            self.env.log(logname.replace("cohfs", self.name))] + self.key_flags(server=False))
         if not is_mountpoint(mnt):
             raise RuntimeError(f"cohfs mount returned but nothing is mounted at {mnt}")
 
@@ -296,6 +308,11 @@ class CohfsBase(Cohfs):
 
     def binary(self):
         return self.env.cohfs_base
+
+    def key_flags(self, server):
+        # In clear, as the binary can: one from before keys knows no --insecure.
+        usage = subprocess.run([self.binary()], capture_output=True, text=True).stderr
+        return ["--insecure"] if server and "keygen" in usage else []
 
 
 class PassthroughLl(Target):
@@ -472,5 +489,10 @@ class Glusterfs(Target):
         super().teardown()
 
 
-ALL = {c.name: c for c in (Ext4, PassthroughLl, Cohfs, CohfsBase, Sshfs, SshfsCache, Bindfs,
-                            Glusterfs)}
+class CohfsInsecure(Cohfs):
+    name = "cohfs-insecure"
+    secure = False
+
+
+ALL = {c.name: c for c in (Ext4, PassthroughLl, Cohfs, CohfsInsecure, CohfsBase, Sshfs,
+                            SshfsCache, Bindfs, Glusterfs)}

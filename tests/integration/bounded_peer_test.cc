@@ -133,6 +133,7 @@ size_t Count(const std::string& text, const std::string& what) {
 TEST(BoundedPeer, HalfSentFramesAndGarbageLeaveMemoryBoundedAndClientsWorking) {
   ClusterOptions o;
   o.serve_flags = "--peer-timeout 3";
+  o.insecure = true;  // raw frames; the secure channel's bounds: secure_channel_test.cc
   Cluster c(o);
   ASSERT_TRUE(WriteAndReadBack(c, "before", 4 * kMiB));
   size_t base = RssBytes(c.server_pid());
@@ -192,6 +193,7 @@ TEST(BoundedPeer, HalfSentFramesAndGarbageLeaveMemoryBoundedAndClientsWorking) {
 TEST(BoundedPeer, PeerThatDoesNotReadItsRepliesIsThrottledThenDisconnected) {
   ClusterOptions o;
   o.serve_flags = "--peer-timeout 3";
+  o.insecure = true;  // raw frames; the secure channel's bounds: secure_channel_test.cc
   Cluster c(o);
   ASSERT_TRUE(WriteAndReadBack(c, "before", 1 * kMiB));
   size_t base = RssBytes(c.server_pid());

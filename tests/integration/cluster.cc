@@ -107,6 +107,9 @@ Cluster::Cluster(ClusterOptions options) : options_(options) {
   close(fd);
   std::string out;
   EXPECT_EQ(RunCommand(CohfsBinary() + " format " + image_, &out), 0) << out;
+  if (!options_.insecure) {
+    EXPECT_EQ(RunCommand(CohfsBinary() + " keygen " + key_file(), &out), 0) << out;
+  }
   StartServer();
   Mount();
 }
@@ -131,8 +134,9 @@ void Cluster::StartServer() {
     close(out_pipe[1]);
     std::string bin = CohfsBinary();
     std::string listen = port_ ? "127.0.0.1:" + std::to_string(port_) : "127.0.0.1:0";
+    std::string key = options_.insecure ? " --insecure " : " --key " + key_file() + " ";
     std::string cmd =
-        "exec " + bin + " serve " + image_ + " --listen " + listen + " " + options_.serve_flags;
+        "exec " + bin + " serve " + image_ + " --listen " + listen + key + options_.serve_flags;
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
@@ -171,10 +175,12 @@ void Cluster::MountVia(int port, const std::string& mountpoint) {
   std::string m = mountpoint.empty() ? mnt_ : mountpoint;
   mkdir(m.c_str(), 0755);
   std::string out;
-  ASSERT_EQ(RunCommand(CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port) + " " + m +
-                           " --log " + dir_ + "/client.log " + options_.mount_flags,
-                       &out),
-            0)
+  ASSERT_EQ(
+      RunCommand(CohfsBinary() + " mount 127.0.0.1:" + std::to_string(port) + " " + m + " --log " +
+                     dir_ + "/client.log " +
+                     (options_.insecure ? "" : "--key " + key_file() + " ") + options_.mount_flags,
+                 &out),
+      0)
       << out;
   mounts_.push_back(m);
   daemons_[m] = FindMountDaemon(m);

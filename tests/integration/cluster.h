@@ -29,6 +29,9 @@ struct ClusterOptions {
   uint64_t image_bytes = 2ull << 30;  // sparse
   std::string serve_flags;            // appended to `cohfs serve`
   std::string mount_flags;            // appended to every `cohfs mount`
+  // Serve --insecure and mount without a key; by default the cluster makes a
+  // key (key_file()) and serves and mounts with it: the suite runs encrypted.
+  bool insecure = false;
 };
 
 class Cluster {
@@ -41,6 +44,8 @@ class Cluster {
   const std::string& mnt() const { return mnt_; }
   std::string Path(const std::string& rel) const { return mnt_ + "/" + rel; }
   int port() const { return port_; }
+  // The key the server and mounts use ("" for an insecure cluster).
+  std::string key_file() const { return options_.insecure ? "" : dir_ + "/key"; }
 
   void StartServer();
   // Flags of the next StartServer (instead of ClusterOptions::serve_flags).

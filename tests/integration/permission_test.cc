@@ -146,7 +146,7 @@ TEST(Permissions, TheServerRefusesAForgedUnprivilegedCaller) {
   Cluster c;
   Tree t = MakeTree(c);
   c.Unmount();
-  ProtocolPeer p(c.port());
+  ProtocolPeer p(c.port(), c.key_file());
   ASSERT_TRUE(p.Hello("forger"));
   // Below an unsearchable directory: not by name, not by a guessed number.
   EXPECT_EQ(Lookup(p, kUserCaller, t.secret, "inner"), EACCES);
@@ -185,7 +185,7 @@ TEST(Permissions, RootSquashMakesRootNobody) {
   Cluster c;
   Tree t = MakeTree(c);
   RestartServerWith(c, "--root-squash");
-  ProtocolPeer p(c.port());
+  ProtocolPeer p(c.port(), c.key_file());
   ASSERT_TRUE(p.Hello("squashed"));
   EXPECT_EQ(Read(p, kRootCaller, t.priv), EACCES);
   EXPECT_EQ(GetAttr(p, kRootCaller, t.inner), EACCES);
@@ -210,7 +210,7 @@ TEST(Permissions, AllSquashMakesEveryoneNobody) {
   ASSERT_EQ(chown(c.Path("tmp/users").c_str(), 1000, 1000), 0);
   uint64_t users = InoOf(c.Path("tmp/users"));
   RestartServerWith(c, "--all-squash");
-  ProtocolPeer p(c.port());
+  ProtocolPeer p(c.port(), c.key_file());
   ASSERT_TRUE(p.Hello("squashed"));
   EXPECT_EQ(Read(p, kUserCaller, users), EACCES);  // its own file, but it is nobody now
   EXPECT_EQ(Read(p, kRootCaller, t.priv), EACCES);

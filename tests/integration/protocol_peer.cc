@@ -12,13 +12,63 @@
 
 namespace cohfs::test {
 
-ProtocolPeer::ProtocolPeer(int port) {
+ProtocolPeer::ProtocolPeer(int port, const std::string& key_file) {
   fd_ = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+  if (connected_ && !key_file.empty()) connected_ = SecureHandshake(key_file);
+}
+
+bool ProtocolPeer::SecureHandshake(const std::string& key_file) {
+  auto key = ReadKeyFile(key_file);
+  if (!key.ok()) return false;
+  auto channel = std::make_unique<SecureChannel>(SecureChannel::Role::kClient, *key);
+  if (!SendAll(WireFrame{nullptr, channel->Begin()})) return false;
+  std::string finish;
+  while (!channel->established()) {
+    size_t avail = 0;
+    char* tail = channel->RecvTail(&avail);
+    ssize_t n = read(fd_, tail, avail);
+    if (n <= 0) return false;
+    channel->CommitReceived(static_cast<size_t>(n));
+    if (!channel->Handshake(&finish).ok()) return false;
+  }
+  channel_ = std::move(channel);
+  return SendAll(WireFrame{nullptr, std::move(finish)});
+}
+
+bool ProtocolPeer::SendAll(const WireFrame& w) {
+  for (size_t sent = 0; sent < w.total_bytes();) {
+    std::vector<iovec> iov;
+    w.AppendIovecs(sent, &iov);
+    ssize_t n = writev(fd_, iov.data(), static_cast<int>(iov.size()));
+    if (n <= 0) return false;
+    sent += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+bool ProtocolPeer::RecvSome() {
+  size_t avail = 0;
+  char* tail = channel_ ? channel_->RecvTail(&avail) : reader_.WritableTail(64 * 1024, &avail);
+  ssize_t n = read(fd_, tail, avail);
+  if (n <= 0) return false;
+  bytes_received_ += static_cast<size_t>(n);
+  if (!channel_) {
+    reader_.CommitReceived(static_cast<size_t>(n));
+    return true;
+  }
+  channel_->CommitReceived(static_cast<size_t>(n));
+  while (channel_->has_plaintext()) {
+    tail = reader_.WritableTail(SecureChannel::kMaxRecordBytes, &avail);
+    auto moved = channel_->Open(tail, avail);
+    if (!moved.ok()) return false;
+    reader_.CommitReceived(*moved);
+  }
+  return true;
 }
 
 ProtocolPeer::~ProtocolPeer() { close(fd_); }
@@ -46,41 +96,24 @@ int ProtocolPeer::Call(const Caller& caller, const Build& build, const OnReply& 
   ToWire(caller, req.initCaller());
   build(req);
   uint64_t id = next_id_++;
-  OutFrame f = EncodeFrame(FrameKind::kRequest, RequestId(id), m, std::move(bulk));
-  std::vector<iovec> iov;
-  f.AppendIovecs(0, &iov);
-  if (writev(fd_, iov.data(), static_cast<int>(iov.size())) !=
-      static_cast<ssize_t>(f.total_bytes())) {
-    return -1;
-  }
+  auto f = std::make_shared<const OutFrame>(
+      EncodeFrame(FrameKind::kRequest, RequestId(id), m, std::move(bulk)));
+  if (!SendAll(ToWire(channel_.get(), std::move(f)))) return -1;
   for (;;) {
-    char header[kFrameHeaderBytes];
-    FrameHeader h;
-    if (!ReadAll(header, sizeof(header)) || !DecodeFrameHeader(header, &h).ok()) return -1;
-    kj::Array<capnp::word> words = kj::heapArray<capnp::word>(h.message_bytes / 8);
-    std::string reply_bulk(h.bulk_bytes, '\0');
-    if (!ReadAll(words.begin(), h.message_bytes) ||
-        !ReadAll(reply_bulk.data(), reply_bulk.size())) {
-      return -1;
+    auto next = reader_.Next();
+    if (!next.ok()) return -1;
+    if (!next->has_value()) {
+      if (!RecvSome()) return -1;
+      continue;
     }
-    if (h.kind == FrameKind::kRecall) recalls_++;
-    if (h.kind != FrameKind::kReply || h.request_id.value != id) continue;
-    capnp::FlatArrayMessageReader reader(words);
+    InFrame frame = std::move(**next);
+    if (frame.header.kind == FrameKind::kRecall) recalls_++;
+    if (frame.header.kind != FrameKind::kReply || frame.header.request_id.value != id) continue;
+    capnp::FlatArrayMessageReader reader(frame.message);
     auto reply = reader.getRoot<wire::Reply>();
-    if (on_reply) on_reply(reply, reply_bulk);
+    if (on_reply) on_reply(reply, frame.bulk);
     return static_cast<int>(reply.getErrno());
   }
-}
-
-bool ProtocolPeer::ReadAll(void* p, size_t n) {
-  char* c = static_cast<char*>(p);
-  while (n > 0) {
-    ssize_t got = read(fd_, c, n);
-    if (got <= 0) return false;
-    c += got;
-    n -= static_cast<size_t>(got);
-  }
-  return true;
 }
 
 }  // namespace cohfs::test

@@ -1,21 +1,26 @@
 // A client written by hand that speaks the protocol directly: no FUSE, no
 // cache, no local checks. It sends whatever a test builds, in the name of any
 // caller, and reads frames until the reply; recalls are counted and never
-// answered (a stuck or hostile client).
+// answered (a stuck or hostile client). With a key file it first does the
+// secure channel's handshake (the same module the client uses).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "common/fs_types.h"
 #include "protocol/codec.h"
+#include "protocol/secure_channel.h"
 
 namespace cohfs::test {
 
 class ProtocolPeer {
  public:
-  explicit ProtocolPeer(int port);  // connects to the server on loopback
+  // Connects to the server on loopback; with a key, connected() once the
+  // handshake succeeded.
+  explicit ProtocolPeer(int port, const std::string& key_file = "");
   ~ProtocolPeer();
   ProtocolPeer(const ProtocolPeer&) = delete;
   ProtocolPeer& operator=(const ProtocolPeer&) = delete;
@@ -23,6 +28,7 @@ class ProtocolPeer {
   bool connected() const { return connected_; }
   void Disconnect();  // shuts the socket down; a blocked Call returns -1
   int recalls() const { return recalls_; }
+  size_t bytes_received() const { return bytes_received_; }  // from the server, all told
   uint64_t inodes_first() const { return inodes_first_; }  // the session's inode range
 
   using Build = std::function<void(wire::Request::Builder)>;
@@ -40,9 +46,14 @@ class ProtocolPeer {
   }
 
  private:
-  bool ReadAll(void* p, size_t n);
+  bool SendAll(const WireFrame& w);
+  bool RecvSome();  // into reader_ (through the channel); false once closed
+  bool SecureHandshake(const std::string& key_file);
 
   int fd_ = -1;
+  std::unique_ptr<SecureChannel> channel_;
+  FrameReader reader_;
+  size_t bytes_received_ = 0;
   bool connected_ = false;
   uint64_t next_id_ = 1;
   int recalls_ = 0;

@@ -47,7 +47,7 @@ TEST(RecallDeadline, AClientThatRenewsButNeverAnswersARecallIsDeclaredDead) {
   struct stat st;
   ASSERT_EQ(stat(f.c_str(), &st), 0);
 
-  ProtocolPeer peer(c.port());
+  ProtocolPeer peer(c.port(), c.key_file());
   ASSERT_TRUE(peer.connected());
   ASSERT_TRUE(peer.Hello("stuck-peer"));
   // Right after the mount gave the file up it is contended for a moment, and

@@ -13,6 +13,7 @@ namespace cohfs::test {
 
 struct Relay::Pair {
   int a = -1, b = -1;  // client side, server side
+  uint64_t sent_to_server = 0;
   std::thread pump;
 };
 
@@ -24,21 +25,6 @@ sockaddr_in Loopback(int port) {
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   return a;
-}
-
-// Copies what is readable on `from` to `to`; false when either end is done.
-bool CopyOnce(int from, int to) {
-  char buf[64 * 1024];
-  ssize_t n = recv(from, buf, sizeof(buf), MSG_DONTWAIT);
-  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
-  if (n <= 0) return false;
-  for (ssize_t sent = 0; sent < n;) {
-    ssize_t m = send(to, buf + sent, static_cast<size_t>(n - sent), MSG_NOSIGNAL);
-    if (m < 0 && errno == EINTR) continue;
-    if (m <= 0) return false;
-    sent += m;
-  }
-  return true;
 }
 
 }  // namespace
@@ -98,16 +84,54 @@ void Relay::AcceptLoop() {
     Pair* raw = pair.get();
     std::lock_guard<std::mutex> l(mu_);
     pairs_.push_back(std::move(pair));
-    raw->pump = std::thread([raw, this] { Pump(raw, &stop_); });
+    raw->pump = std::thread([raw, this] { Pump(raw); });
   }
 }
 
-void Relay::Pump(Pair* p, std::atomic<bool>* stop) {
-  while (!*stop) {
+bool Relay::CopyOnce(Pair* p, bool to_server) {
+  int from = to_server ? p->a : p->b, to = to_server ? p->b : p->a;
+  char buf[64 * 1024];
+  ssize_t n = recv(from, buf, sizeof(buf), MSG_DONTWAIT);
+  if (n < 0 && (errno == EAGAIN || errno == EINTR)) return true;
+  if (n <= 0) return false;
+  if (to_server) {
+    int64_t after = flip_after_;
+    if (after >= 0 && p->sent_to_server >= static_cast<uint64_t>(after) &&
+        flip_after_.compare_exchange_strong(after, -1)) {
+      buf[n / 2] ^= 0x10;
+      flipped_ = true;
+    }
+    p->sent_to_server += static_cast<uint64_t>(n);
+  }
+  {
+    std::lock_guard<std::mutex> l(capture_mu_);
+    if (captured_.size() < (256u << 20)) captured_.append(buf, static_cast<size_t>(n));
+  }
+  for (ssize_t sent = 0; sent < n;) {
+    ssize_t m = send(to, buf + sent, static_cast<size_t>(n - sent), MSG_NOSIGNAL);
+    if (m < 0 && errno == EINTR) continue;
+    if (m <= 0) return false;
+    sent += m;
+  }
+  return true;
+}
+
+std::string Relay::Captured() {
+  std::lock_guard<std::mutex> l(capture_mu_);
+  return captured_;
+}
+
+void Relay::FlipOneBitAfter(uint64_t after_bytes) {
+  flipped_ = false;
+  flip_after_ = static_cast<int64_t>(after_bytes);
+}
+
+void Relay::Pump(Pair* p) {
+  while (!stop_) {
     pollfd fds[2] = {{p->a, POLLIN, 0}, {p->b, POLLIN, 0}};
     if (poll(fds, 2, 50) < 0 && errno != EINTR) break;
-    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) && !CopyOnce(p->a, p->b)) break;
-    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !CopyOnce(p->b, p->a)) break;
+    if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) && !CopyOnce(p, true)) break;
+    if ((fds[1].revents & (POLLIN | POLLHUP | POLLERR)) && !CopyOnce(p, false)) break;
   }
   shutdown(p->a, SHUT_RDWR);
   shutdown(p->b, SHUT_RDWR);
