@@ -612,9 +612,15 @@ Status FsClient::WriteThrough(InodeId ino, const Caller& c, uint64_t offset, std
   RETURN_IF_ERROR(FlushData(ino));
   capnp::MallocMessageBuilder m;
   const bool owned = cache_.lock(ino) == LockMode::kExclusive;
-  BuildWrite(m, ino, c, offset, append, 0, owned ? SpaceGrant::kWantBytes : 0);
+  // What is left of the grant (too little for this write to go behind) is
+  // the write's to use too: else a nearly full device refuses it while
+  // space granted to this very client lies unused.
+  const uint64_t grant_bytes = owned ? grant_.ChargeRest() : 0;
+  BuildWrite(m, ino, c, offset, append, grant_bytes, owned ? SpaceGrant::kWantBytes : 0);
   stats_.writes_through++;
-  ASSIGN_OR_RETURN(RpcReply reply, Call(m, std::string(data)));
+  Result<RpcReply> called = Call(m, std::string(data));
+  grant_.Settle(grant_bytes);  // the server took it out, whatever the outcome
+  ASSIGN_OR_RETURN(RpcReply reply, std::move(called));
   if (!reply.stale_grants()) grant_.Add(reply.root().getGrantAdded());
   stats_.space_grant_bytes = grant_.granted();
   LockMode lock;

@@ -14,6 +14,14 @@ bool SpaceGrant::TryCharge(uint64_t bytes) {
   return true;
 }
 
+uint64_t SpaceGrant::ChargeRest() {
+  std::lock_guard<std::mutex> l(mu_);
+  used_ = true;
+  uint64_t rest = granted_ - charged_;
+  charged_ = granted_;
+  return rest;
+}
+
 uint64_t SpaceGrant::TakeIdle(int64_t now_ns, int64_t idle_ns) {
   std::lock_guard<std::mutex> l(mu_);
   if (used_ || charged_ != 0 || idle_since_ < 0) {

@@ -49,6 +49,10 @@ class SpaceGrant {
   // After a server restart: the grant is what the server gave back (never
   // less than what acknowledged data is charged; false when it gave less).
   bool Reset(uint64_t bytes);
+  // Charges what is left of the grant (for a write through the server,
+  // which may then allocate it as well as free space nobody holds); returns
+  // its bytes, to be settled when the write's reply comes.
+  uint64_t ChargeRest();
   // Called about once a second: a grant nothing was charged to for
   // `idle_ns` (and nothing is charged now) is charged whole, to be given
   // back (returnGrant) and settled like a write; returns its bytes (0: none).
