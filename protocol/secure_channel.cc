@@ -17,7 +17,7 @@ static_assert(kPreambleBytes + crypto_kx_PUBLICKEYBYTES == SecureChannel::kClien
 static_assert(SecureChannel::kRecvBufferBytes >= SecureChannel::kServerHelloBytes);
 static_assert(crypto_generichash_KEYBYTES == kChannelKeyBytes);
 static_assert(crypto_generichash_BYTES == SecureChannel::kProofBytes);
-static_assert(crypto_kx_SESSIONKEYBYTES == crypto_aead_chacha20poly1305_ietf_KEYBYTES);
+static_assert(crypto_kx_SESSIONKEYBYTES == RecordCipher::kKeyBytes);
 
 std::string Preamble(uint8_t type) {
   std::string p(kMagic, sizeof(kMagic));
@@ -34,11 +34,6 @@ uint32_t Get32(const char* p) {
   uint32_t v = 0;
   for (int i = 0; i < 4; i++) v |= uint32_t(uint8_t(p[i])) << (8 * i);
   return v;
-}
-
-void Nonce(uint64_t seq, unsigned char out[crypto_aead_chacha20poly1305_ietf_NPUBBYTES]) {
-  std::memset(out, 0, crypto_aead_chacha20poly1305_ietf_NPUBBYTES);
-  for (int i = 0; i < 8; i++) out[i] = static_cast<unsigned char>(seq >> (8 * i));
 }
 
 unsigned char* U(char* p) { return reinterpret_cast<unsigned char*>(p); }
@@ -70,8 +65,6 @@ SecureChannel::~SecureChannel() {
   sodium_memzero(sk_, sizeof(sk_));
   sodium_memzero(kx_c2s_, sizeof(kx_c2s_));
   sodium_memzero(kx_s2c_, sizeof(kx_s2c_));
-  sodium_memzero(send_key_, sizeof(send_key_));
-  sodium_memzero(recv_key_, sizeof(recv_key_));
   sodium_memzero(buf_.get(), end_);
 }
 
@@ -101,15 +94,22 @@ void SecureChannel::Proof(const char* label, unsigned char out[kProofBytes]) con
 void SecureChannel::DeriveKeys() {
   auto derive = [&](const char* label, const unsigned char* kx, unsigned char* out) {
     crypto_generichash_state st;
-    crypto_generichash_init(&st, psk_.bytes.data(), psk_.bytes.size(), sizeof(send_key_));
+    crypto_generichash_init(&st, psk_.bytes.data(), psk_.bytes.size(), RecordCipher::kKeyBytes);
     crypto_generichash_update(&st, U(label), std::strlen(label) + 1);
     crypto_generichash_update(&st, kx, crypto_kx_SESSIONKEYBYTES);
     crypto_generichash_update(&st, U(transcript_.data()), transcript_.size());
-    crypto_generichash_final(&st, out, sizeof(send_key_));
+    crypto_generichash_final(&st, out, RecordCipher::kKeyBytes);
   };
-  bool client = role_ == Role::kClient;
-  derive("cohfs c2s key v1", kx_c2s_, client ? send_key_ : recv_key_);
-  derive("cohfs s2c key v1", kx_s2c_, client ? recv_key_ : send_key_);
+  unsigned char c2s[RecordCipher::kKeyBytes], s2c[RecordCipher::kKeyBytes];
+  derive("cohfs c2s key v1", kx_c2s_, c2s);
+  derive("cohfs s2c key v1", kx_s2c_, s2c);
+  if (role_ == Role::kClient) {
+    cipher_.SetKeys(c2s, s2c);
+  } else {
+    cipher_.SetKeys(s2c, c2s);
+  }
+  sodium_memzero(c2s, sizeof(c2s));
+  sodium_memzero(s2c, sizeof(s2c));
   sodium_memzero(sk_, sizeof(sk_));
   sodium_memzero(kx_c2s_, sizeof(kx_c2s_));
   sodium_memzero(kx_s2c_, sizeof(kx_s2c_));
@@ -228,13 +228,10 @@ Result<size_t> SecureChannel::Open(char* dst, size_t available) {
     size_t n = Get32(rec);
     if (n == 0 || n > kMaxRecordBytes) return Status::Error(EPROTO, "bad record length");
     if (have < kRecordHeaderBytes + n + kTagBytes) break;
-    unsigned char nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
-    Nonce(recv_seq_, nonce);
     char* c = rec + kRecordHeaderBytes;
     bool direct = available - moved >= n;  // else opened in place, moved out in parts
     char* m = direct ? dst + moved : c;
-    if (crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-            U(m), nullptr, U(c), n, U(c + n), U(rec), kRecordHeaderBytes, nonce, recv_key_) != 0) {
+    if (!cipher_.Open(recv_seq_, U(rec), kRecordHeaderBytes, U(c), n, U(c + n), U(m))) {
       return Status::Error(EPROTO,
                            "a record failed authentication (tampered, replayed, "
                            "reordered or from another connection)");
@@ -256,12 +253,9 @@ Result<size_t> SecureChannel::Open(char* dst, size_t available) {
 void SecureChannel::SealPart(const char* src, size_t n, char* out) {
   CHECK(n > 0 && n <= kMaxRecordBytes);
   Put32(U(out), static_cast<uint32_t>(n));
-  unsigned char nonce[crypto_aead_chacha20poly1305_ietf_NPUBBYTES];
   CHECK_MSG(send_seq_ != UINT64_MAX, "record counter exhausted");
-  Nonce(send_seq_++, nonce);
-  crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-      U(out + kRecordHeaderBytes), U(out + kRecordHeaderBytes + n), nullptr, U(src), n, U(out),
-      kRecordHeaderBytes, nullptr, nonce, send_key_);
+  cipher_.Seal(send_seq_++, U(out), kRecordHeaderBytes, U(src), n, U(out + kRecordHeaderBytes),
+               U(out + kRecordHeaderBytes + n));
 }
 
 WireFrame SecureChannel::Seal(const OutFrame& frame) {

@@ -3,9 +3,9 @@
 // a pre-shared key (ChannelKey); the handshake is an ephemeral X25519 key
 // exchange whose transcript each side MACs with that key, so each proves it
 // holds the key before anything else is read; every byte after it travels in
-// ChaCha20-Poly1305 records with per-direction keys and counter nonces, so a
-// record tampered with, replayed, reordered, dropped or taken from another
-// connection fails to open and the connection closes.
+// ChaCha20-Poly1305 records (RecordCipher) with per-direction keys and
+// counter nonces, so a record tampered with, replayed, reordered, dropped or
+// taken from another connection fails to open and the connection closes.
 //
 // The channel owns the receive buffer of ciphertext (kRecvBufferBytes,
 // fixed): the owner receives into RecvTail() and moves plaintext out with
@@ -24,6 +24,7 @@
 #include "common/status.h"
 #include "protocol/channel_key.h"
 #include "protocol/frame.h"
+#include "protocol/record_cipher.h"
 
 namespace cohfs {
 
@@ -45,7 +46,7 @@ class SecureChannel {
   // Record: u32 plaintext length, the ciphertext, a 16-byte tag.
   static constexpr size_t kMaxRecordBytes = 64 * 1024;  // plaintext in one record
   static constexpr size_t kRecordHeaderBytes = 4;
-  static constexpr size_t kTagBytes = crypto_aead_chacha20poly1305_ietf_ABYTES;
+  static constexpr size_t kTagBytes = RecordCipher::kTagBytes;
   static constexpr size_t kMaxRecordWireBytes = kRecordHeaderBytes + kMaxRecordBytes + kTagBytes;
   static constexpr size_t kRecvBufferBytes = 2 * kMaxRecordWireBytes;
   // Handshake messages (docs/wire-protocol.md).
@@ -105,8 +106,7 @@ class SecureChannel {
   std::string transcript_;                           // ClientHello, then ServerHello
   unsigned char kx_c2s_[crypto_kx_SESSIONKEYBYTES];  // until established
   unsigned char kx_s2c_[crypto_kx_SESSIONKEYBYTES];
-  unsigned char send_key_[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
-  unsigned char recv_key_[crypto_aead_chacha20poly1305_ietf_KEYBYTES];
+  RecordCipher cipher_;    // keyed when established
   uint64_t send_seq_ = 0;  // the nonce of the next record each way
   uint64_t recv_seq_ = 0;
 
