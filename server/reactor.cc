@@ -65,8 +65,13 @@ void Reactor::Run() {
   while (!stopping_ || !conns_.empty()) {
     int64_t interval_ms =
         std::min<int64_t>(leases_.check_interval_ms(), limits_.timeout_ms / 4 + 1);
+    if (accept_resume_ms_ != 0) interval_ms = std::min<int64_t>(interval_ms, kAcceptPauseMs);
     Status st = ring_->RunOnce(static_cast<int>(interval_ms));
     CHECK_MSG(st.ok(), st.ToString().c_str());
+    if (accept_resume_ms_ != 0 && !stopping_ && SteadyNowMs() >= accept_resume_ms_) {
+      accept_resume_ms_ = 0;
+      ArmAccept();
+    }
     CheckLeases();
     if (!stopping_) CheckPeerTimeouts(SteadyNowMs());
     closed_.clear();
@@ -221,6 +226,12 @@ void Reactor::ArmAccept() { ring_->Accept(listen_fd_, &accept_done_); }
 void Reactor::OnAccept(int res) {
   if (stopping_) {
     if (res >= 0) close(res);
+    return;
+  }
+  if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
+    // Out of descriptors or memory: accepting again at once would spin.
+    LOG(Warn) << "accept: " << strerror(-res) << "; accepting again in " << kAcceptPauseMs << " ms";
+    accept_resume_ms_ = SteadyNowMs() + kAcceptPauseMs;
     return;
   }
   if (res < 0) {

@@ -125,11 +125,13 @@ class Reactor {
   FrameSink& sink_;
   Leases leases_;
   PeerLimits limits_;
-  std::unique_ptr<ChannelKey> key_;          // null: no secure channel
-  size_t partial_frame_bytes_ = 0;           // charged against limits_.partial_frame_bytes
-  std::deque<ConnectionId> budget_waiters_;  // not read until that has room for their frame
-  size_t reply_bytes_ = 0;                   // charged against limits_.reply_bytes_total
-  std::deque<ConnectionId> reply_waiters_;   // not read until reply_bytes_ is under it
+  std::unique_ptr<ChannelKey> key_;               // null: no secure channel
+  size_t partial_frame_bytes_ = 0;                // charged against limits_.partial_frame_bytes
+  std::deque<ConnectionId> budget_waiters_;       // not read until that has room for their frame
+  size_t reply_bytes_ = 0;                        // charged against limits_.reply_bytes_total
+  std::deque<ConnectionId> reply_waiters_;        // not read until reply_bytes_ is under it
+  static constexpr int64_t kAcceptPauseMs = 100;  // after accept ran out of descriptors
+  int64_t accept_resume_ms_ = 0;                  // 0: accepting (or stopping)
   Completion accept_done_;
   Completion wake_done_;
   EventFd wake_;

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -14,10 +15,37 @@
 #include "server/file_system.h"
 #include "server/lock_manager.h"
 #include "server/reactor.h"
+#include "storage/item_store.h"
 #include "storage/volume.h"
 
 namespace cohfs {
 namespace {
+
+// File descriptors kept for everything but connections: RocksDB's table
+// files, and its logs, the device, io_uring, eventfds, our logs.
+constexpr rlim_t kReservedFds = ItemStore::kMaxOpenFiles + 128;
+
+// Raises the soft file descriptor limit to the hard one and returns how many
+// connections fit beside kReservedFds (at most `wanted`): a server that runs
+// out of descriptors fails RocksDB's opens, not only accepts.
+Result<size_t> ConnectionRoom(size_t wanted) {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0) return Status::Error(errno, "getrlimit(RLIMIT_NOFILE)");
+  if (r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &r) != 0) return Status::Error(errno, "setrlimit(RLIMIT_NOFILE)");
+  }
+  if (r.rlim_cur <= kReservedFds + 1) {
+    return Status::Error(EMFILE, "the file descriptor limit (" + std::to_string(r.rlim_cur) +
+                                     ") leaves no room for connections: raise it (ulimit -n, "
+                                     "systemd's LimitNOFILE=)");
+  }
+  size_t room = static_cast<size_t>(r.rlim_cur - kReservedFds);
+  if (room >= wanted) return wanted;
+  LOG(Warn) << "serving at most " << room << " connections, not " << wanted
+            << ": the file descriptor limit is " << r.rlim_cur << " (ulimit -n, LimitNOFILE=)";
+  return room;
+}
 
 bool IsLoopback(int listen_fd) {
   sockaddr_storage ss{};
@@ -62,6 +90,7 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
                     options.grace_ms ? options.grace_ms : options.config.lease_ms);
   PeerLimits peer_limits;
   peer_limits.timeout_ms = options.peer_timeout_ms;
+  ASSIGN_OR_RETURN(peer_limits.connections, ConnectionRoom(options.max_connections));
   Reactor reactor(std::move(ring), listen_fd, executor, options.config.lease_ms, peer_limits,
                   options.key ? &*options.key : nullptr);
   // Orphans are reclaimed (now, or after the grace period).

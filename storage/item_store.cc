@@ -214,6 +214,7 @@ Result<std::unique_ptr<ItemStore>> ItemStore::Open(const ItemStoreOptions& optio
   o.create_if_missing = options.create;
   o.error_if_exists = options.create;
   o.max_background_jobs = 2;
+  o.max_open_files = ItemStore::kMaxOpenFiles;
   o.write_buffer_size = 64 << 20;
   o.compression = rocksdb::kNoCompression;
   o.info_log = std::make_shared<RocksLogger>();

@@ -54,6 +54,9 @@ struct ItemStoreOptions {
 
 class ItemStore {
  public:
+  // Table files RocksDB keeps open at most (the server reserves descriptors for them).
+  static constexpr int kMaxOpenFiles = 128;
+
   virtual ~ItemStore() = default;
   static Result<std::unique_ptr<ItemStore>> Open(const ItemStoreOptions& options);
 

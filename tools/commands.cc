@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -86,6 +87,20 @@ int64_t ParseSecondsMs(const std::string& text, double max_s) {
   return static_cast<int64_t>(s * 1000);
 }
 
+// A whole number of at least 1 into *out; false when it is not one.
+template <typename T>
+bool ParseCount(const std::string& text, T* out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long n = std::strtoull(text.c_str(), &end, 10);
+  if (text.empty() || text[0] == '-' || *end != '\0' || errno != 0 || n == 0 ||
+      n > std::numeric_limits<T>::max()) {
+    return false;
+  }
+  *out = static_cast<T>(n);
+  return true;
+}
+
 // --key FILE into *key; false (after saying why) when it cannot be used.
 bool LoadKey(const char* command, const std::string& path, std::optional<ChannelKey>* key) {
   auto k = ReadKeyFile(path);
@@ -143,7 +158,7 @@ int FormatCommand(int argc, char** argv) {
 int ServeCommand(int argc, char** argv) {
   Args a = Parse(argc, argv,
                  {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease", "--grace",
-                  "--peer-timeout", "--key"},
+                  "--peer-timeout", "--max-connections", "--key"},
                  {"--verbose", "--root-squash", "--all-squash", "--insecure"});
   int rc = CheckArgs(a, 1,
                      "usage: cohfs serve DEVICE --listen HOST:PORT (--key FILE | --insecure)\n"
@@ -166,6 +181,8 @@ int ServeCommand(int argc, char** argv) {
                      "  --peer-timeout SECONDS  a peer that does not finish a frame it began,\n"
                      "                      or read its replies, this long is disconnected\n"
                      "                      (default 30)\n"
+                     "  --max-connections N open at once, at most (default 1024; fewer if the\n"
+                     "                      file descriptor limit leaves less room)\n"
                      "  --root-squash       requests from uid 0 act as nobody (65534), gid 0\n"
                      "                      as nogroup (65534), as NFS's root_squash\n"
                      "  --all-squash        every request acts as nobody:nogroup\n"
@@ -184,8 +201,12 @@ int ServeCommand(int argc, char** argv) {
   o.device = a.positional[0];
   o.meta_dir = a.Get("--meta");
   o.listen = a.Get("--listen", o.listen);
-  o.sync_interval_ms = static_cast<uint32_t>(std::stoul(a.Get("--sync-interval-ms", "5000")));
-  o.config.max_locked_inodes = std::stoull(a.Get("--max-locks", "1048576"));
+  if (!ParseCount(a.Get("--sync-interval-ms", "5000"), &o.sync_interval_ms) ||
+      !ParseCount(a.Get("--max-locks", "1048576"), &o.config.max_locked_inodes)) {
+    std::fprintf(stderr,
+                 "cohfs serve: --sync-interval-ms and --max-locks want a number, at least 1\n");
+    return 2;
+  }
   int64_t lease_ms = ParseSecondsMs(a.Get("--lease", "15"), 3600);
   if (lease_ms < 0) {
     std::fprintf(stderr, "cohfs serve: --lease wants seconds, more than 0 and at most 3600\n");
@@ -205,6 +226,10 @@ int ServeCommand(int argc, char** argv) {
     return 2;
   }
   o.peer_timeout_ms = static_cast<uint32_t>(peer_timeout_ms);
+  if (!ParseCount(a.Get("--max-connections", "1024"), &o.max_connections)) {
+    std::fprintf(stderr, "cohfs serve: --max-connections wants a number, at least 1\n");
+    return 2;
+  }
   o.config.squash = a.Has("--all-squash")    ? Squash::kAll
                     : a.Has("--root-squash") ? Squash::kRoot
                                              : Squash::kNone;
@@ -276,7 +301,10 @@ int MountCommand(int argc, char** argv) {
   o.debug = a.Has("-d") || a.Has("--debug");
   o.foreground = o.debug || a.Has("-f") || a.Has("--foreground");
   o.log_file = a.Get("--log");
-  o.max_locks = std::stoull(a.Get("--max-locks", "1048576"));
+  if (!ParseCount(a.Get("--max-locks", "1048576"), &o.max_locks)) {
+    std::fprintf(stderr, "cohfs mount: --max-locks wants a number, at least 1\n");
+    return 2;
+  }
   int64_t timeout_ms = ParseSecondsMs(a.Get("--timeout", "30"), 3600);
   if (timeout_ms < 0) {
     std::fprintf(stderr, "cohfs mount: --timeout wants seconds, more than 0 and at most 3600\n");

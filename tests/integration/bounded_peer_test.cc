@@ -111,6 +111,17 @@ bool Closed(int fd) {
   }
 }
 
+// True once the server answered a NullRequest sent on fd (within 10 s).
+bool Answered(int fd, uint64_t request_id) {
+  std::string r = NullRequest(request_id);
+  if (send(fd, r.data(), r.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(r.size())) return false;
+  pollfd p{fd, POLLIN, 0};
+  if (poll(&p, 1, 10000) != 1) return false;
+  char header[24];
+  return recv(fd, header, sizeof(header), MSG_WAITALL) == static_cast<ssize_t>(sizeof(header)) &&
+         std::memcmp(header, "CHFS", 4) == 0;
+}
+
 bool WriteAndReadBack(Cluster& c, const std::string& name, size_t bytes) {
   std::string data(bytes, 'w');
   for (size_t i = 0; i < bytes; i += 4096) data[i] = static_cast<char>('a' + (i / 4096) % 26);
@@ -223,6 +234,71 @@ TEST(BoundedPeer, PeerThatDoesNotReadItsRepliesIsThrottledThenDisconnected) {
               requests.size() / NullRequest(0).size());
   EXPECT_LE(peak, base + kRssBoundBytes) << "peak " << peak / kMiB << " MiB from " << base / kMiB;
   EXPECT_TRUE(WriteAndReadBack(c, "after", 1 * kMiB));
+}
+
+// Connects `tries` raw peers one after another: those answered (kept open),
+// and in *refused how many the server closed instead.
+std::vector<int> ConnectAnswered(int port, int tries, int* refused) {
+  std::vector<int> served;
+  *refused = 0;
+  for (int i = 0; i < tries; i++) {
+    int fd = ConnectNonBlocking(port);
+    if (fd >= 0 && Answered(fd, 1)) {
+      served.push_back(fd);
+      continue;
+    }
+    if (fd >= 0 && WaitFor([&] { return Closed(fd); }, std::chrono::seconds(10))) ++*refused;
+    if (fd >= 0) close(fd);
+  }
+  return served;
+}
+
+TEST(BoundedPeer, ConnectionsPastTheLimitAreRefusedAndTheOthersServed) {
+  ClusterOptions o;
+  o.serve_flags = "--max-connections 4";
+  o.insecure = true;
+  Cluster c(o);  // its mount holds one of the four
+  ASSERT_TRUE(WriteAndReadBack(c, "before", 1 * kMiB));
+  int refused = 0;
+  std::vector<int> served = ConnectAnswered(c.port(), 5, &refused);
+  EXPECT_EQ(served.size(), 3u) << c.ServerLog();
+  EXPECT_EQ(refused, 2) << c.ServerLog();
+  EXPECT_NE(c.ServerLog().find("refusing a connection: 4 open"), std::string::npos);
+  EXPECT_TRUE(WriteAndReadBack(c, "during", 1 * kMiB));
+  for (int fd : served) EXPECT_FALSE(Closed(fd)) << "a peer within the limit was closed";
+
+  // A place given up is taken by the next peer (once the server saw the close).
+  close(served[0]);
+  int next = -1;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        int fd = ConnectNonBlocking(c.port());
+        if (fd >= 0 && Answered(fd, 2)) return next = fd, true;
+        if (fd >= 0) close(fd);
+        return false;
+      },
+      std::chrono::seconds(30)));
+  for (size_t i = 1; i < served.size(); i++) close(served[i]);
+  if (next >= 0) close(next);
+  EXPECT_TRUE(WriteAndReadBack(c, "after", 1 * kMiB));
+}
+
+// The server raises its descriptor limit to the hard one and serves only as
+// many connections as leave room for its own files: past them a peer is
+// refused, the store keeps working.
+TEST(BoundedPeer, TheServerKeepsDescriptorsForItselfBelowItsLimit) {
+  ClusterOptions o;
+  o.server_fd_limit = 300;  // 300 - 256 reserved: 44 connections
+  o.insecure = true;
+  Cluster c(o);
+  EXPECT_NE(c.ServerLog().find("serving at most 44 connections, not 1024"), std::string::npos)
+      << c.ServerLog();
+  int refused = 0;
+  std::vector<int> served = ConnectAnswered(c.port(), 60, &refused);
+  EXPECT_EQ(served.size(), 43u) << c.ServerLog();
+  EXPECT_EQ(refused, 17);
+  EXPECT_TRUE(WriteAndReadBack(c, "full", 4 * kMiB));
+  for (int fd : served) close(fd);
 }
 
 }  // namespace

@@ -135,8 +135,11 @@ void Cluster::StartServer() {
     std::string bin = CohfsBinary();
     std::string listen = port_ ? "127.0.0.1:" + std::to_string(port_) : "127.0.0.1:0";
     std::string key = options_.insecure ? " --insecure " : " --key " + key_file() + " ";
-    std::string cmd =
-        "exec " + bin + " serve " + image_ + " --listen " + listen + key + options_.serve_flags;
+    std::string limit = options_.server_fd_limit
+                            ? "ulimit -n " + std::to_string(options_.server_fd_limit) + " && "
+                            : "";
+    std::string cmd = limit + "exec " + bin + " serve " + image_ + " --listen " + listen + key +
+                      options_.serve_flags;
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }

@@ -28,6 +28,7 @@ int RunAs(uid_t uid, gid_t gid, const std::function<int()>& fn);
 struct ClusterOptions {
   uint64_t image_bytes = 2ull << 30;  // sparse
   std::string serve_flags;            // appended to `cohfs serve`
+  int server_fd_limit = 0;            // the server's RLIMIT_NOFILE (0: inherited)
   std::string mount_flags;            // appended to every `cohfs mount`
   // Serve --insecure and mount without a key; by default the cluster makes a
   // key (key_file()) and serves and mounts with it: the suite runs encrypted.
