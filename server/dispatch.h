@@ -15,6 +15,7 @@
 #include "protocol/codec.h"
 #include "server/file_system.h"
 #include "server/leases.h"
+#include "server/server_metrics.h"
 #include "server/lock_manager.h"
 #include "server/session_store.h"
 #include "server/space_grants.h"
@@ -65,6 +66,7 @@ class Dispatcher {
     bool needs_sync = false;  // reply only after the next durable sync
     bool mutated = false;     // the request committed a change
     bool released = false;    // the client gave back locks: parked requests may run
+    bool error = false;       // answered with an error
   };
   // Whether `request` may run now: false when other clients' locks are in its
   // way (`other_clients`: any are connected) or it waits for a file lock; the
@@ -105,6 +107,8 @@ class Dispatcher {
   LockManager& locks() { return locks_; }
   FileSystem& fs() { return fs_; }
   const SpaceGrants& space_grants() const { return grants_; }
+  // Requests, errors and their handling time by type (null: not counted).
+  void set_metrics(ServerMetrics* metrics) { metrics_ = metrics; }
 
  private:
   struct Ctx;
@@ -170,6 +174,7 @@ class Dispatcher {
   bool grace_ = false;
   std::optional<Recording> recording_;
   std::optional<Resume> resume_;
+  ServerMetrics* metrics_ = nullptr;
 };
 
 // Whether a request's reply is stored for replay: every kind that changes

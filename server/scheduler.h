@@ -65,6 +65,7 @@ class Scheduler {
   void EndAll();
 
   size_t parked() const { return parked_.size(); }
+  size_t session_count() const { return sessions_.size(); }
   bool in_grace() const { return grace_; }
   // The client id of a connection's session (invalid before its hello).
   ClientId ClientOf(ConnectionId conn) const;

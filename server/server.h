@@ -19,6 +19,7 @@ struct ServeOptions {
   uint32_t grace_ms = 0;             // after a restart, the clients' time to reclaim (0: one lease)
   uint32_t sync_interval_ms = 5000;  // unsynced changes become durable at least this often
   uint32_t peer_timeout_ms = 30000;  // to finish a frame begun, or read replies (PeerLimits)
+  std::string metrics_listen;        // HOST:PORT for Prometheus at /metrics ("": none)
   ServerConfig config;
   // Clients must prove they hold it; every frame is encrypted. Without one
   // (--insecure) frames go in clear, and only a loopback address is served.

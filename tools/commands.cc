@@ -143,7 +143,7 @@ int FormatCommand(int argc, char** argv) {
 int ServeCommand(int argc, char** argv) {
   Args a = Parse(argc, argv,
                  {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease", "--grace",
-                  "--peer-timeout", "--key"},
+                  "--peer-timeout", "--key", "--metrics"},
                  {"--verbose", "--root-squash", "--all-squash", "--insecure"});
   int rc = CheckArgs(a, 1,
                      "usage: cohfs serve DEVICE --listen HOST:PORT (--key FILE | --insecure)\n"
@@ -169,6 +169,8 @@ int ServeCommand(int argc, char** argv) {
                      "  --root-squash       requests from uid 0 act as nobody (65534), gid 0\n"
                      "                      as nogroup (65534), as NFS's root_squash\n"
                      "  --all-squash        every request acts as nobody:nogroup\n"
+                     "  --metrics HOST:PORT serve Prometheus metrics at http://HOST:PORT/metrics\n"
+                     "                      (port 0 picks a free port and logs it)\n"
                      "  --verbose           debug logging\n"
                      "Runs in the foreground; SIGINT or SIGTERM stop it after a final sync.\n");
   if (rc >= 0) return rc;
@@ -184,6 +186,7 @@ int ServeCommand(int argc, char** argv) {
   o.device = a.positional[0];
   o.meta_dir = a.Get("--meta");
   o.listen = a.Get("--listen", o.listen);
+  o.metrics_listen = a.Get("--metrics");
   o.sync_interval_ms = static_cast<uint32_t>(std::stoul(a.Get("--sync-interval-ms", "5000")));
   o.config.max_locked_inodes = std::stoull(a.Get("--max-locks", "1048576"));
   int64_t lease_ms = ParseSecondsMs(a.Get("--lease", "15"), 3600);
@@ -231,6 +234,8 @@ bool ParseMountOptions(const std::string& list, MountOptions* o) {
     start = end + 1;
     if (opt == "soft" || opt == "hard") {
       soft = opt == "soft";
+    } else if (opt.rfind("metrics=", 0) == 0) {
+      o->metrics_listen = opt.substr(8);
     } else if (opt.rfind("timeo=", 0) == 0) {
       timeo_ms = ParseSecondsMs(opt.substr(6), 3600);
       if (timeo_ms < 0) {
@@ -247,7 +252,7 @@ bool ParseMountOptions(const std::string& list, MountOptions* o) {
 }
 
 int MountCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--log", "--max-locks", "--timeout", "-o", "--key"},
+  Args a = Parse(argc, argv, {"--log", "--max-locks", "--timeout", "-o", "--key", "--metrics"},
                  {"-f", "--foreground", "-d", "--debug"});
   int rc =
       CheckArgs(a, 2,
@@ -265,6 +270,9 @@ int MountCommand(int argc, char** argv) {
                 "                    the client reconnects and resends by itself\n"
                 "  -o soft,timeo=S   calls fail with EIO once the server has been\n"
                 "                    unreachable for S seconds (default 30)\n"
+                "  -o metrics=HOST:PORT, --metrics HOST:PORT  serve the client's counters\n"
+                "                    for Prometheus at http://HOST:PORT/metrics (port 0: a\n"
+                "                    free one, shown by cohfs stats as metrics_port)\n"
                 "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
   if (rc >= 0) return rc;
   // The daemon keeps no descriptor it was born with: a caller's open file on
@@ -284,6 +292,7 @@ int MountCommand(int argc, char** argv) {
   }
   o.timeout_ms = static_cast<int>(timeout_ms);
   if (!ParseMountOptions(a.Get("-o"), &o)) return 2;
+  if (a.Has("--metrics")) o.metrics_listen = a.Get("--metrics");
   if (a.Has("--key") && !LoadKey("mount", a.Get("--key"), &o.key)) return 1;
   return RunMount(o);
 }

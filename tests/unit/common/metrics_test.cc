@@ -48,7 +48,7 @@ TEST(Metrics, HistogramBucketsAreCumulativeWithSumAndCount) {
   for (double v : {0.05, 0.1, 0.5, 0.7, 5.0, 50.0}) h.Observe(v);
   auto m = Parsed(r);
   // le is inclusive: 0.1 falls in the first bucket.
-  EXPECT_EQ(m.at("lat_seconds_bucket{type=\"read\",le=\"0.10000000000000001\"}"), 2);
+  EXPECT_EQ(m.at("lat_seconds_bucket{type=\"read\",le=\"0.1\"}"), 2);
   EXPECT_EQ(m.at("lat_seconds_bucket{type=\"read\",le=\"1\"}"), 4);
   EXPECT_EQ(m.at("lat_seconds_bucket{type=\"read\",le=\"10\"}"), 5);
   EXPECT_EQ(m.at("lat_seconds_bucket{type=\"read\",le=\"+Inf\"}"), 6);
@@ -96,6 +96,7 @@ TEST(Metrics, ValuesFormat) {
   EXPECT_EQ(FormatMetricValue(42), "42");
   EXPECT_EQ(FormatMetricValue(-3), "-3");
   EXPECT_EQ(FormatMetricValue(0.25), "0.25");
+  EXPECT_EQ(FormatMetricValue(1e-5), "1e-05");
   EXPECT_EQ(FormatMetricValue(HUGE_VAL), "+Inf");
   EXPECT_EQ(FormatMetricValue(NAN), "NaN");
 }
