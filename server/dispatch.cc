@@ -287,6 +287,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
   switch (req.which()) {
     case wire::Request::HELLO:
       return Status::Error(EPROTO, "second Hello");
+    case wire::Request::SERVER_STATUS:  // only first, instead of a hello, on its own connection
+      return Status::Error(EPROTO, "serverStatus inside a session");
     case wire::Request::RECLAIM:
       return Reclaim(ctx);
     case wire::Request::LOOKUP: {

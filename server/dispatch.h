@@ -34,6 +34,7 @@ struct Session {
   int64_t ends_ms = 0;                   // detached: when it ends unless resumed
   bool reclaiming = false;               // stored before a restart, locks not reclaimed yet
   bool goodbye = false;                  // a clean unmount: ends with its connection
+  int64_t last_request_ms = 0;           // when its last request came (`cohfs status`)
   // Reclaimed as given back (Reclaim.givingBack): granted at the grace
   // period's end unless another client reclaimed them.
   std::vector<std::pair<InodeId, LockMode>> giving_back;

@@ -14,6 +14,7 @@ Executor::~Executor() { CHECK_MSG(!thread_.joinable(), "StopAndSync not called")
 
 Status Executor::Start(Reactor& reactor) {
   reactor_ = &reactor;
+  scheduler_.set_peer_lookup([&reactor](ConnectionId conn) { return reactor.PeerOf(conn); });
   RETURN_IF_ERROR(scheduler_.Start(NowMs()));
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
