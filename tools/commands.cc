@@ -11,93 +11,14 @@
 #include <vector>
 
 #include "client/mount.h"
+#include "tools/args.h"
+#include "tools/progress.h"
 #include "common/log.h"
 #include "server/server.h"
 #include "storage/fsck.h"
 #include "storage/volume.h"
 
 namespace cohfs {
-namespace {
-
-// Parses `--name value` and `--flag` options; leaves positionals in order.
-struct Args {
-  std::vector<std::string> positional;
-  std::vector<std::pair<std::string, std::string>> options;
-  bool help = false;
-  std::string error;
-
-  bool Has(const std::string& name) const {
-    for (auto& [k, v] : options) {
-      if (k == name) return true;
-    }
-    return false;
-  }
-  std::string Get(const std::string& name, const std::string& def = "") const {
-    for (auto& [k, v] : options) {
-      if (k == name) return v;
-    }
-    return def;
-  }
-};
-
-Args Parse(int argc, char** argv, const std::vector<std::string>& with_value,
-           const std::vector<std::string>& flags) {
-  Args a;
-  for (int i = 1; i < argc; i++) {
-    std::string s = argv[i];
-    if (s == "--help" || s == "-h") {
-      a.help = true;
-    } else if (std::find(with_value.begin(), with_value.end(), s) != with_value.end()) {
-      if (i + 1 >= argc) {
-        a.error = s + " needs a value";
-        return a;
-      }
-      a.options.emplace_back(s, argv[++i]);
-    } else if (std::find(flags.begin(), flags.end(), s) != flags.end()) {
-      a.options.emplace_back(s, "");
-    } else if (!s.empty() && s[0] == '-') {
-      a.error = "unknown option " + s;
-      return a;
-    } else {
-      a.positional.push_back(s);
-    }
-  }
-  return a;
-}
-
-// Prints help or a usage error; returns the exit code, or -1 to go on.
-int CheckArgs(const Args& a, size_t positionals, const char* usage) {
-  if (a.help) {
-    std::printf("%s", usage);
-    return 0;
-  }
-  if (!a.error.empty() || a.positional.size() != positionals) {
-    std::fprintf(stderr, "%s%s", a.error.empty() ? "" : (a.error + "\n").c_str(), usage);
-    return 2;
-  }
-  return -1;
-}
-
-// "2", "0.5": seconds -> milliseconds in [1 ms, max_s]; -1 when not such a number.
-int64_t ParseSecondsMs(const std::string& text, double max_s) {
-  char* end = nullptr;
-  double s = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !(s >= 0.001 && s <= max_s)) return -1;
-  return static_cast<int64_t>(s * 1000);
-}
-
-// --key FILE into *key; false (after saying why) when it cannot be used.
-bool LoadKey(const char* command, const std::string& path, std::optional<ChannelKey>* key) {
-  auto k = ReadKeyFile(path);
-  if (!k.ok()) {
-    std::fprintf(stderr, "cohfs %s: %s\n", command, k.status().ToString().c_str());
-    return false;
-  }
-  *key = *k;
-  return true;
-}
-
-}  // namespace
 
 int KeygenCommand(int argc, char** argv) {
   Args a = Parse(argc, argv, {}, {"--force"});
@@ -118,19 +39,26 @@ int KeygenCommand(int argc, char** argv) {
 }
 
 int FormatCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--meta"}, {"--force"});
+  Args a = Parse(argc, argv, {"--meta"}, {"--force", "--no-discard"});
   int rc = CheckArgs(a, 1,
-                     "usage: cohfs format DEVICE [--force] [--meta DIR]\n"
+                     "usage: cohfs format DEVICE [--force] [--meta DIR] [--no-discard]\n"
                      "  DEVICE    a block device or an existing image file (its size is used)\n"
                      "  --force   overwrite an existing cohfs file system\n"
                      "  --meta    metadata directory (default: DEVICE.meta for an image,\n"
-                     "            /var/lib/cohfs/<uuid> for a block device)\n");
+                     "            /var/lib/cohfs/<uuid> for a block device)\n"
+                     "  --no-discard  keep the old blocks (default: discard them, as mkfs;\n"
+                     "            an image file gets its space back)\n"
+                     "Shows progress on stderr when it is a terminal.\n");
   if (rc >= 0) return rc;
   FormatOptions o;
   o.device = a.positional[0];
   o.meta_dir = a.Get("--meta");
   o.force = a.Has("--force");
+  o.discard = !a.Has("--no-discard");
+  ProgressMeter meter = ProgressMeter::ForStderr("format: discarding");
+  o.progress = [&meter](uint64_t done, uint64_t total) { meter.Update(done, total); };
   Status st = Volume::Format(o);
+  if (meter.enabled()) meter.Finish();
   if (!st.ok()) {
     std::fprintf(stderr, "cohfs format: %s: %s\n", o.device.c_str(), st.ToString().c_str());
     if (st.errno_value() == EEXIST) std::fprintf(stderr, "  (use --force to overwrite it)\n");
@@ -315,7 +243,10 @@ int FsckCommand(int argc, char** argv) {
                  volume.status().ToString().c_str());
     return 1;
   }
-  auto report = Fsck(**volume, !a.Has("--no-checksums"));
+  ProgressMeter meter = ProgressMeter::ForStderr("fsck: checksums");
+  auto report = Fsck(**volume, !a.Has("--no-checksums"),
+                     [&meter](uint64_t done, uint64_t total) { meter.Update(done, total); });
+  if (meter.enabled() && !a.Has("--no-checksums")) meter.Finish();
   if (!report.ok()) {
     std::fprintf(stderr, "cohfs fsck: %s\n", report.status().ToString().c_str());
     return 1;
@@ -328,26 +259,6 @@ int FsckCommand(int argc, char** argv) {
       (unsigned long)report->free_bytes,
       report->ok() ? "clean" : (std::to_string(report->problems.size()) + " problems").c_str());
   return report->ok() ? 0 : 1;
-}
-
-int StatsCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {}, {});
-  int rc = CheckArgs(a, 1,
-                     "usage: cohfs stats MOUNTPOINT\n"
-                     "Prints the client's counters as 'name value' lines: FUSE requests by\n"
-                     "opcode (fuse.*), server round trips by message (rpc.*, total rpc_total),\n"
-                     "bytes each way and cache hits.\n");
-  if (rc >= 0) return rc;
-  const std::string& mnt = a.positional[0];
-  std::vector<char> buf(64 * 1024);
-  ssize_t n = getxattr(mnt.c_str(), "cohfs.stats", buf.data(), buf.size());
-  if (n < 0) {
-    std::fprintf(stderr, "cohfs stats: %s is not a cohfs mount (%s)\n", mnt.c_str(),
-                 std::strerror(errno));
-    return 1;
-  }
-  std::fwrite(buf.data(), 1, static_cast<size_t>(n), stdout);
-  return 0;
 }
 
 }  // namespace cohfs
