@@ -45,6 +45,7 @@ class Checker {
 
   Result<FsckReport> Run() {
     RETURN_IF_ERROR(Scan());
+    if (progress_ && verify_) progress_(verified_bytes_, verified_bytes_);  // every extent read
     CheckNames();
     CheckInodes();
     CheckRefs();
