@@ -11,8 +11,10 @@
 #include <sstream>
 #include <vector>
 
+#include "client/client_metrics.h"
 #include "client/fuse_ops.h"
 #include "common/log.h"
+#include "io/metrics_http.h"
 
 namespace cohfs {
 namespace {
@@ -97,9 +99,23 @@ bool IsCohfsMount(const std::string& path) {
 }
 
 // Threads start here, after the fork that daemonizes (threads do not survive it).
-int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops, int64_t soft_timeout_ms) {
+int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops, const MountOptions& options,
+          ClientStats& stats) {
+  MetricsRegistry registry;
+  RegisterClientMetrics(registry, stats);
+  std::unique_ptr<MetricsHttp> metrics;  // its own thread: never a FUSE or network thread
+  if (!options.metrics_listen.empty()) {
+    auto started = MetricsHttp::Start(options.metrics_listen, registry);
+    if (!started.ok()) {
+      LOG(Error) << "metrics: " << started.status().ToString();
+      return 1;
+    }
+    metrics = std::move(*started);
+    stats.metrics_port = static_cast<uint64_t>(metrics->port());
+    LOG(Info) << "metrics on port " << metrics->port();
+  }
   ops.Start();
-  rpc.GiveUpAfter(soft_timeout_ms);
+  rpc.GiveUpAfter(options.soft_timeout_ms);
   Status st = rpc.Start();
   if (!st.ok()) {
     LOG(Error) << "cannot start the network thread: " << st.ToString();
@@ -169,7 +185,7 @@ int RunMount(const MountOptions& options) {
   if (options.foreground) {
     ready.CloseRead();
     ready.CloseWrite();
-    rc = Serve(se, **rpc, ops, options.soft_timeout_ms);
+    rc = Serve(se, **rpc, ops, options, stats);
   } else {
     pid_t pid = fork();
     if (pid < 0) {
@@ -192,7 +208,7 @@ int RunMount(const MountOptions& options) {
     setsid();
     if (chdir("/") != 0) LOG(Warn) << "chdir /: " << strerror(errno);
     RedirectStdio(options.log_file);
-    rc = Serve(se, **rpc, ops, options.soft_timeout_ms);
+    rc = Serve(se, **rpc, ops, options, stats);
   }
   ops.set_session(nullptr);  // no kernel to invalidate any more
   fuse_session_unmount(se);

@@ -18,6 +18,7 @@ struct MountOptions {
   int timeout_ms = 30000;      // connecting and the handshake give up after this
   int64_t soft_timeout_ms = 0;  // -o soft,timeo=N: EIO once the server is unreachable N s (0: hard)
   std::optional<ChannelKey> key;  // --key: authenticate and encrypt (none: frames in clear)
+  std::string metrics_listen;     // -o metrics=HOST:PORT: Prometheus at /metrics ("": none)
 };
 
 // Refuses a mountpoint that already is a cohfs mount. Returns the process exit code. In the

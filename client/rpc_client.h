@@ -58,6 +58,12 @@ class RpcClient : public Rpc {
                                                     int timeout_ms = kConnectTimeoutMs,
                                                     const ChannelKey* key = nullptr);
   ~RpcClient() override;
+  // One request on a connection of its own that opens no session (version
+  // 7's serverStatus): connect, the secure handshake with `key` (null: in
+  // clear), the request, its reply (an error reply as its Status).
+  static Result<std::unique_ptr<DecodedReply>> ExchangeOnce(const std::string& host_port,
+                                                            capnp::MallocMessageBuilder& request,
+                                                            int timeout_ms, const ChannelKey* key);
 
   Status Start();
 

@@ -98,6 +98,28 @@ Result<std::unique_ptr<RpcClient>> RpcClient::Connect(const std::string& host_po
   return c;
 }
 
+Result<std::unique_ptr<DecodedReply>> RpcClient::ExchangeOnce(const std::string& host_port,
+                                                              capnp::MallocMessageBuilder& request,
+                                                              int timeout_ms,
+                                                              const ChannelKey* key) {
+  int64_t deadline_ms = SteadyNowMs() + timeout_ms;
+  ASSIGN_OR_RETURN(int fd, ConnectTcp(host_port, timeout_ms));
+  ClientStats unused;
+  std::unique_ptr<RpcClient> c(new RpcClient(fd, unused));
+  if (key) c->key_ = std::make_unique<ChannelKey>(*key);
+  Status secure = c->SecureHandshake(deadline_ms);
+  if (secure.errno_value() == ECONNRESET) {
+    return Status::Error(EPROTO, "the server closed the connection at the secure handshake (is "
+                                 "it serving --insecure? then leave out --key)");
+  }
+  RETURN_IF_ERROR(secure);
+  auto reply = c->Exchange(request, deadline_ms);
+  if (!key && reply.errno_value() == ECONNRESET) {
+    return Status::Error(EACCES, "the server closed the connection: it requires --key FILE");
+  }
+  return reply;
+}
+
 Result<std::unique_ptr<DecodedReply>> RpcClient::Exchange(capnp::MallocMessageBuilder& m,
                                                           int64_t deadline_ms) {
   RequestId id(0);  // handshake time: nothing else is in flight on this socket

@@ -5,7 +5,6 @@
 #include "protocol/cohfs.capnp.h"
 
 namespace cohfs {
-namespace {
 
 // Names of the FUSE opcodes we answer, indexed by opcode (linux/fuse.h).
 const char* FuseOpName(size_t op) {
@@ -20,8 +19,6 @@ const char* FuseOpName(size_t op) {
   if (op < sizeof(kNames) / sizeof(kNames[0]) && kNames[op]) return kNames[op];
   return nullptr;
 }
-
-}  // namespace
 
 std::string ClientStats::Format() const {
   std::string out;
@@ -58,6 +55,7 @@ std::string ClientStats::Format() const {
   line("writes_through", writes_through);
   line("space_grant_bytes", space_grant_bytes);
   line("fuse_init_added", fuse_init_added);
+  if (metrics_port != 0) line("metrics_port", metrics_port);
   return out;
 }
 

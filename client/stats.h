@@ -27,9 +27,13 @@ struct ClientStats {
                                                // past the space grant)
   std::atomic<uint64_t> space_grant_bytes{0};  // the space grant, as of the last write's reply
   std::atomic<uint64_t> fuse_init_added{0};    // INIT flags libfuse left out and we added
+  std::atomic<uint64_t> metrics_port{0};       // -o metrics: the port it serves (0: none)
 
   // "name value" lines; rpc_total is the sum of all requests sent.
   std::string Format() const;
 };
+
+// A FUSE opcode's name (linux/fuse.h), or null for one we do not name.
+const char* FuseOpName(size_t op);
 
 }  // namespace cohfs

@@ -10,8 +10,9 @@ $Cxx.namespace("cohfs::wire");
 # (nowNs on every change, withNext groups); 4: space grants (hello.wantGrant,
 # Welcome.grantBytes, write.grantBytes, write.wantGrant, Reply.grantAdded); 5: sessions
 # that outlive connections and server restarts (hello.resume*, Request.repliedBelow,
-# reclaim, Welcome.sessionKey/resumed/reclaim)
-const protocolVersion :UInt32 = 6;
+# reclaim, Welcome.sessionKey/resumed/reclaim); 6: reclaim.givingBack/fileLocks,
+# write.mtimeNs, returnGrant; 7: serverStatus (instead of a hello, opens no session)
+const protocolVersion :UInt32 = 7;
 
 enum LockMode {
   none @0;
@@ -231,7 +232,36 @@ struct Request {
                                      # its requests wait
       fileLocks @108 :List(FileLock);  # the record and flock locks its processes hold
     }
+    serverStatus :group {    # version 7, instead of a hello (`cohfs status`): the reply is
+      versionMin @111 :UInt32;   # a ServerStatus; the connection opens no session and
+      versionMax @112 :UInt32;   # takes nothing after it
+    }
   }
+}
+
+# What `cohfs status` shows: a snapshot the executor takes between requests.
+struct ServerStatus {
+  leaseMs @0 :UInt32;
+  grace @1 :Bool;              # after a restart: clients are reclaiming their locks
+  graceLeftMs @2 :Int64;
+  freeBytes @3 :UInt64;
+  grantedBytes @4 :UInt64;     # reserved for clients' write-behind (space grants)
+  lockedInodes @5 :UInt64;
+  recallsInFlight @6 :UInt64;  # sent, not answered yet
+  parkedRequests @7 :UInt64;   # waiting for other clients' locks
+  sessions @8 :List(SessionStatus);
+}
+
+struct SessionStatus {
+  id @0 :UInt64;
+  clientName @1 :Text;
+  peer @2 :Text;               # "host:port" of its connection ("": detached)
+  leaseLeftMs @3 :Int64;       # attached: a lease less the time since its last request;
+                               # detached: until it ends unless the client comes back
+  locksHeld @4 :UInt64;
+  recallsInFlight @5 :UInt64;
+  grantBytes @6 :UInt64;
+  reclaiming @7 :Bool;         # stored before a restart, not back yet
 }
 
 struct FileLock {
@@ -306,6 +336,7 @@ struct Reply {
     removed @16 :UInt64;     # unlink/rmdir/rename: the inode that lost a name (0: none)
     failures @18 :List(OpFailure);  # commit: the changes refused (other groups applied)
     lock @19 :FileLock;      # getLock
+    serverStatus @21 :ServerStatus;
   }
   changed @17 :List(Attr);   # other inodes the request changed (parents, unlinked children)
   grantAdded @20 :UInt64;    # write: bytes added to the client's space grant (never more

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 
 #include "common/limits.h"
 #include "common/log.h"
@@ -109,18 +110,25 @@ void Dispatcher::EndSession(Session& session, bool forget) {
 }
 
 Dispatcher::Outcome Dispatcher::Handle(Session& session, DecodedRequest& request, int64_t now_ms) {
+  auto start = std::chrono::steady_clock::now();
   RequestId id = request.frame().header.request_id;
   Ctx ctx(session, request.root(), request.frame().bulk);
   ctx.now_ms = now_ms;
   bool record = false;
+  unsigned which = 0;
   Status decoded = GuardDecode([&] {
     session.replied_below = std::max(session.replied_below, request.root().getRepliedBelow());
     record = RecordsReply(request.root().which());
+    which = request.root().which();
     return Status::Ok();
   });
   if (decoded.ok() && record) BeginRecording(session, id.value);
   Outcome out = Execute(ctx, request, id);
   if (decoded.ok() && record) FinishRecording(session, out.reply);
+  if (metrics_) {
+    std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    metrics_->ObserveRequest(which, out.error || !decoded.ok(), took.count());
+  }
   return out;
 }
 
@@ -139,6 +147,7 @@ Dispatcher::Outcome Dispatcher::Execute(Ctx& ctx, DecodedRequest& request, Reque
     return out;  // the executor builds the reply after the sync
   }
   if (!st.ok()) {
+    out.error = true;
     out.reply = ErrorReply(id, st);
     // Leaves may ride on errors too (a negative lookup in a cached directory).
     return out;
@@ -278,6 +287,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
   switch (req.which()) {
     case wire::Request::HELLO:
       return Status::Error(EPROTO, "second Hello");
+    case wire::Request::SERVER_STATUS:  // only first, instead of a hello, on its own connection
+      return Status::Error(EPROTO, "serverStatus inside a session");
     case wire::Request::RECLAIM:
       return Reclaim(ctx);
     case wire::Request::LOOKUP: {

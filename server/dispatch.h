@@ -15,6 +15,7 @@
 #include "protocol/codec.h"
 #include "server/file_system.h"
 #include "server/leases.h"
+#include "server/server_metrics.h"
 #include "server/lock_manager.h"
 #include "server/session_store.h"
 #include "server/space_grants.h"
@@ -33,6 +34,7 @@ struct Session {
   int64_t ends_ms = 0;                   // detached: when it ends unless resumed
   bool reclaiming = false;               // stored before a restart, locks not reclaimed yet
   bool goodbye = false;                  // a clean unmount: ends with its connection
+  int64_t last_request_ms = 0;           // when its last request came (`cohfs status`)
   // Reclaimed as given back (Reclaim.givingBack): granted at the grace
   // period's end unless another client reclaimed them.
   std::vector<std::pair<InodeId, LockMode>> giving_back;
@@ -65,6 +67,7 @@ class Dispatcher {
     bool needs_sync = false;  // reply only after the next durable sync
     bool mutated = false;     // the request committed a change
     bool released = false;    // the client gave back locks: parked requests may run
+    bool error = false;       // answered with an error
   };
   // Whether `request` may run now: false when other clients' locks are in its
   // way (`other_clients`: any are connected) or it waits for a file lock; the
@@ -105,6 +108,8 @@ class Dispatcher {
   LockManager& locks() { return locks_; }
   FileSystem& fs() { return fs_; }
   const SpaceGrants& space_grants() const { return grants_; }
+  // Requests, errors and their handling time by type (null: not counted).
+  void set_metrics(ServerMetrics* metrics) { metrics_ = metrics; }
 
  private:
   struct Ctx;
@@ -170,6 +175,7 @@ class Dispatcher {
   bool grace_ = false;
   std::optional<Recording> recording_;
   std::optional<Resume> resume_;
+  ServerMetrics* metrics_ = nullptr;
 };
 
 // Whether a request's reply is stored for replay: every kind that changes

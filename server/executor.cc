@@ -8,12 +8,13 @@ namespace cohfs {
 
 Executor::Executor(Dispatcher& dispatcher, FileSystem& fs, uint32_t sync_interval_ms,
                    uint32_t lease_ms, uint32_t grace_ms)
-    : fs_(fs), sync_interval_ms_(sync_interval_ms), scheduler_(dispatcher, lease_ms, grace_ms) {}
+    : dispatcher_(dispatcher), fs_(fs), sync_interval_ms_(sync_interval_ms), scheduler_(dispatcher, lease_ms, grace_ms) {}
 
 Executor::~Executor() { CHECK_MSG(!thread_.joinable(), "StopAndSync not called"); }
 
 Status Executor::Start(Reactor& reactor) {
   reactor_ = &reactor;
+  scheduler_.set_peer_lookup([&reactor](ConnectionId conn) { return reactor.PeerOf(conn); });
   RETURN_IF_ERROR(scheduler_.Start(NowMs()));
   thread_ = std::thread([this] { Loop(); });
   return Status::Ok();
@@ -64,6 +65,7 @@ void Executor::Loop() {
     auto now = std::chrono::steady_clock::now();
     bool interval_due = now - last_sync >= std::chrono::milliseconds(sync_interval_ms_);
     if (dirty_ && (interval_due || stop)) {
+      if (metrics_) metrics_->syncs.Add();
       Status st = fs_.Sync();
       if (!st.ok()) LOG(Error) << "periodic sync failed: " << st.ToString();
       dirty_ = false;
@@ -74,6 +76,17 @@ void Executor::Loop() {
   scheduler_.EndAll();
   Status st = fs_.Sync();
   if (!st.ok()) LOG(Error) << "final sync failed: " << st.ToString();
+}
+
+// O(clients): cheap next to a batch; a scrape reads the gauges, never the maps.
+void Executor::UpdateGauges() {
+  metrics_->sessions.Set(static_cast<int64_t>(scheduler_.session_count()));
+  metrics_->locked_inodes.Set(static_cast<int64_t>(dispatcher_.locks().resource_count()));
+  metrics_->locks_held.Set(static_cast<int64_t>(dispatcher_.locks().CountHeld()));
+  metrics_->parked_requests.Set(static_cast<int64_t>(scheduler_.parked()));
+  metrics_->grace.Set(scheduler_.in_grace() ? 1 : 0);
+  metrics_->free_bytes.Set(static_cast<int64_t>(fs_.free_bytes()));
+  metrics_->granted_bytes.Set(static_cast<int64_t>(dispatcher_.space_grants().total()));
 }
 
 int64_t Executor::NowMs() {
@@ -101,6 +114,11 @@ void Executor::RunBatch(std::deque<Work>& batch) {
     }
   }
   scheduler_.Tick(NowMs(), out);
+  if (metrics_) {
+    for (const OutgoingReply& r : out.frames) metrics_->recalls_sent.Add(r.is_reply ? 0 : 1);
+    if (!out.after_sync.empty()) metrics_->syncs.Add();
+    UpdateGauges();
+  }
   if (!out.frames.empty()) reactor_->PostReplies(std::move(out.frames));
   for (ConnectionId conn : out.closes) reactor_->PostClose(conn);
 }

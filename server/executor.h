@@ -26,6 +26,8 @@ class Executor : public FrameSink {
            uint32_t grace_ms);
   ~Executor() override;
 
+  // Sessions, locks, recalls, syncs, space (null: not counted). Before Start().
+  void set_metrics(ServerMetrics* metrics) { metrics_ = metrics; }
   // Loads the stored sessions (Scheduler::Start), then starts the thread.
   Status Start(Reactor& reactor);
   // Finishes queued work, syncs, and joins the thread.
@@ -46,9 +48,12 @@ class Executor : public FrameSink {
   };
   void Loop();
   void RunBatch(std::deque<Work>& batch);
+  void UpdateGauges();
   static int64_t NowMs();
 
+  Dispatcher& dispatcher_;
   FileSystem& fs_;
+  ServerMetrics* metrics_ = nullptr;
   uint32_t sync_interval_ms_;
   Reactor* reactor_ = nullptr;
   std::thread thread_;

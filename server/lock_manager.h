@@ -85,6 +85,16 @@ class LockManager {
   bool IsHeld(InodeId ino) const;
   bool Contended(InodeId ino, int64_t now_ms) const;
   size_t resource_count() const { return resources_.size(); }
+  // Locks `client` holds; all clients' locks (O(clients)).
+  size_t CountHeldBy(ClientId client) const {
+    auto it = by_client_.find(client);
+    return it == by_client_.end() ? 0 : it->second.size();
+  }
+  size_t CountHeld() const {
+    size_t n = 0;
+    for (auto& [client, inos] : by_client_) n += inos.size();
+    return n;
+  }
 
  private:
   struct Holder {

@@ -1,5 +1,6 @@
 #include "server/reactor.h"
 
+#include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -221,6 +222,30 @@ void Reactor::PostClose(ConnectionId conn) {
   wake_.Signal();
 }
 
+std::string Reactor::PeerOf(ConnectionId conn) const {
+  std::lock_guard<std::mutex> l(peers_mu_);
+  auto it = peers_.find(conn);
+  return it == peers_.end() ? "" : it->second;
+}
+
+// For `cohfs status`: who is on the other end, as numbers.
+void Reactor::NotePeer(const Connection& c) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  char host[NI_MAXHOST] = "?", port[NI_MAXSERV] = "?";
+  if (getpeername(c.fd, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+    getnameinfo(reinterpret_cast<sockaddr*>(&ss), len, host, sizeof(host), port, sizeof(port),
+                NI_NUMERICHOST | NI_NUMERICSERV);
+  }
+  std::string peer = ss.ss_family == AF_INET6 ? std::string("[") + host + "]:" + port
+                                              : std::string(host) + ":" + port;
+  {
+    std::lock_guard<std::mutex> l(peers_mu_);
+    peers_[c.id] = std::move(peer);
+  }
+  if (metrics_) metrics_->connections.Set(static_cast<int64_t>(conns_.size()));
+}
+
 void Reactor::ArmAccept() { ring_->Accept(listen_fd_, &accept_done_); }
 
 void Reactor::OnAccept(int res) {
@@ -251,6 +276,7 @@ void Reactor::OnAccept(int res) {
     raw->send_done.on_complete = [this, raw](int r, uint32_t) { OnSend(*raw, r); };
     conns_[raw->id] = std::move(c);
     leases_.Renew(raw->id, SteadyNowMs());
+    NotePeer(*raw);
     LOG(Info) << "connection " << raw->id << " accepted";
     ArmRecv(*raw);
   }
@@ -295,6 +321,7 @@ void Reactor::OnRecv(Connection& c, int res) {
     return;
   }
   leases_.Renew(c.id, SteadyNowMs());  // any bytes: a long frame renews it while it arrives
+  if (metrics_) metrics_->received_bytes.Add(static_cast<uint64_t>(res));
   if (!c.channel) {
     c.reader.CommitReceived(static_cast<size_t>(res));
     if (!TakeFrames(c)) return;
@@ -387,6 +414,7 @@ void Reactor::OnSend(Connection& c, int res) {
     BeginClose(c, std::string("send: ") + strerror(-res));
     return MaybeFinishClose(c.id);
   }
+  if (metrics_) metrics_->sent_bytes.Add(static_cast<uint64_t>(res));
   // Retire fully sent frames; a short send resumes inside the front frame.
   size_t sent = static_cast<size_t>(res) + c.front_sent;
   while (!c.outq.empty() && sent >= c.outq.front().total_bytes()) {
@@ -485,6 +513,11 @@ void Reactor::MaybeFinishClose(ConnectionId id) {
   closed_.push_back(std::move(it->second));
   conns_.erase(it);
   leases_.Forget(id);
+  {
+    std::lock_guard<std::mutex> l(peers_mu_);
+    peers_.erase(id);
+  }
+  if (metrics_) metrics_->connections.Set(static_cast<int64_t>(conns_.size()));
   sink_.OnClosed(id, c.lease_expired);
   WakeBudgetWaiters();
   WakeReplyWaiters();

@@ -39,6 +39,7 @@
 #include "protocol/frame.h"
 #include "protocol/secure_channel.h"
 #include "server/leases.h"
+#include "server/server_metrics.h"
 
 namespace cohfs {
 
@@ -88,6 +89,10 @@ class Reactor {
   void PostReplies(std::vector<OutgoingReply> replies);
   // Thread-safe: ask the reactor to close a connection.
   void PostClose(ConnectionId conn);
+  // Thread-safe: the peer address ("1.2.3.4:5678") of an open connection ("" if gone).
+  std::string PeerOf(ConnectionId conn) const;
+  // Bytes each way and connections (null: not counted). Before Run().
+  void set_metrics(ServerMetrics* metrics) { metrics_ = metrics; }
 
   // Limits per connection.
   static constexpr size_t kMaxInflightRequests = 256;
@@ -111,6 +116,7 @@ class Reactor {
   void BeginClose(Connection& c, const std::string& why);
   void MaybeFinishClose(ConnectionId id);
   void CheckLeases();
+  void NotePeer(const Connection& c);
   void CheckPeerTimeouts(int64_t now_ms);
   size_t ExtraRecvBytes(const Connection& c) const;
   bool ChargeRecvBuffer(Connection& c);
@@ -140,6 +146,10 @@ class Reactor {
   ConnectionId next_id_ = 1;
   std::unordered_map<ConnectionId, std::unique_ptr<Connection>> conns_;
   std::vector<std::unique_ptr<Connection>> closed_;  // freed at the next loop turn
+
+  ServerMetrics* metrics_ = nullptr;
+  mutable std::mutex peers_mu_;  // guards peers_ (rank: leaf); taken at accept, close, status
+  std::unordered_map<ConnectionId, std::string> peers_;
 
   std::mutex mu_;  // guards the three fields below (rank: leaf)
   std::vector<OutgoingReply> outbox_;

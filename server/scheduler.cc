@@ -35,6 +35,7 @@ void Scheduler::OnRequest(ConnectionId conn, std::unique_ptr<DecodedRequest> req
   auto c = client_of_.find(conn);
   if (c == client_of_.end()) return OnHello(w, now_ms, out);
   Session& s = sessions_.at(c->second);
+  s.last_request_ms = now_ms;
   // Decoding a request validated it whole, so reading its root is safe below.
   Status st = GuardDecode([&] { return s.goodbye |= w.request->root().isGoodbye(), Status::Ok(); });
   if (!st.ok()) {
@@ -66,8 +67,10 @@ void Scheduler::OnHello(Work& w, int64_t now_ms, Out& out) {
   RequestId id = w.request->frame().header.request_id;
   Session* s = nullptr;
   bool resumed = false;
+  bool status = false;
   Status st = GuardDecode([&]() -> Status {
     auto req = w.request->root();
+    if (req.isServerStatus()) return status = true, Status::Ok();
     if (!req.isHello()) return Status::Error(EPROTO, "Hello must come first");
     RETURN_IF_ERROR(Dispatcher::CheckVersion(req.getHello()));
     s = Resumable(req.getHello());
@@ -82,6 +85,12 @@ void Scheduler::OnHello(Work& w, int64_t now_ms, Out& out) {
     out.frames.push_back(OutgoingReply{w.conn, Dispatcher::ErrorReply(id, st)});
     return;
   }
+  if (status) {  // sessionless: the tool's next request (if any) must be a hello again
+    out.frames.push_back(
+        OutgoingReply{w.conn, StatusReply(id, w.request->root().getServerStatus(), now_ms)});
+    return;
+  }
+  s->last_request_ms = now_ms;
   if (resumed && s->conn != 0) {  // the old connection is dead, or half so
     client_of_.erase(s->conn);
     DropParked(s->conn);

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -65,9 +66,14 @@ class Scheduler {
   void EndAll();
 
   size_t parked() const { return parked_.size(); }
+  size_t session_count() const { return sessions_.size(); }
   bool in_grace() const { return grace_; }
   // The client id of a connection's session (invalid before its hello).
   ClientId ClientOf(ConnectionId conn) const;
+  // Who is at the other end of a connection, for `cohfs status` ("" unknown).
+  void set_peer_lookup(std::function<std::string(ConnectionId)> peer_of) {
+    peer_of_ = std::move(peer_of);
+  }
 
  private:
   struct Work {
@@ -84,6 +90,8 @@ class Scheduler {
   void SendRecalls(const std::vector<LockManager::Conflict>& recalls, Out& out);
   void End(ClientId client, const char* why, int64_t now_ms, Out& out);
   void EndGrace(int64_t now_ms, Out& out);
+  // The reply to serverStatus (server/scheduler_status.cc).
+  OutFrame StatusReply(RequestId id, wire::Request::ServerStatus::Reader req, int64_t now_ms);
 
   Dispatcher& dispatcher_;
   uint32_t lease_ms_;
@@ -97,6 +105,7 @@ class Scheduler {
   std::deque<Work> parked_;
   bool grace_ = false;
   int64_t grace_ends_ms_ = 0;
+  std::function<std::string(ConnectionId)> peer_of_;
 };
 
 }  // namespace cohfs

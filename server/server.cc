@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "common/log.h"
+#include "io/metrics_http.h"
 #include "io/ring.h"
 #include "server/executor.h"
 #include "server/file_system.h"
@@ -93,6 +94,20 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
   ASSIGN_OR_RETURN(peer_limits.connections, ConnectionRoom(options.max_connections));
   Reactor reactor(std::move(ring), listen_fd, executor, options.config.lease_ms, peer_limits,
                   options.key ? &*options.key : nullptr);
+  // Counted whether or not they are served, so --metrics costs no extra work.
+  MetricsRegistry registry;
+  ServerMetrics metrics(registry);
+  RegisterVolumeMetrics(registry, *volume);
+  dispatcher.set_metrics(&metrics);
+  executor.set_metrics(&metrics);
+  reactor.set_metrics(&metrics);
+  std::unique_ptr<MetricsHttp> metrics_http;  // destroyed first: it reads all of the above
+  if (!options.metrics_listen.empty()) {
+    ASSIGN_OR_RETURN(metrics_http, MetricsHttp::Start(options.metrics_listen, registry));
+    LOG(Info) << "metrics on http://" << options.metrics_listen.substr(
+                     0, options.metrics_listen.rfind(':'))
+              << ":" << metrics_http->port() << "/metrics";
+  }
   // Orphans are reclaimed (now, or after the grace period).
   RETURN_IF_ERROR(executor.Start(reactor));
   RETURN_IF_ERROR(fs.Sync());

@@ -22,6 +22,7 @@ struct ServeOptions {
   // Connections open at once, at most; fewer if the file descriptor limit
   // (raised to its hard limit) leaves less room.
   size_t max_connections = 1024;
+  std::string metrics_listen;        // HOST:PORT for Prometheus at /metrics ("": none)
   ServerConfig config;
   // Clients must prove they hold it; every frame is encrypted. Without one
   // (--insecure) frames go in clear, and only a loopback address is served.

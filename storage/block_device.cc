@@ -57,10 +57,14 @@ class UringBlockDevice : public BlockDevice {
   bool is_block_device() const override { return is_block_; }
 
   Status Read(uint64_t offset, void* buf, size_t len) override {
+    io_stats_.reads.fetch_add(1, std::memory_order_relaxed);
+    io_stats_.read_bytes.fetch_add(len, std::memory_order_relaxed);
     return Transfer(false, offset, static_cast<char*>(buf), len, false);
   }
   Status Write(uint64_t offset, const void* buf, size_t len, bool durable) override {
     if (read_only_ || failed_) return Status::Error(EIO, "device is read-only");
+    io_stats_.writes.fetch_add(1, std::memory_order_relaxed);
+    io_stats_.written_bytes.fetch_add(len, std::memory_order_relaxed);
     Status st =
         Transfer(true, offset, const_cast<char*>(static_cast<const char*>(buf)), len, durable);
     if (!st.ok()) Fail(st);
@@ -69,6 +73,7 @@ class UringBlockDevice : public BlockDevice {
   Status Flush() override {
     if (read_only_) return Status::Ok();
     if (failed_) return Status::Error(EIO, "device is read-only");
+    io_stats_.flushes.fetch_add(1, std::memory_order_relaxed);
     int res;
     {
       std::lock_guard<std::mutex> l(mu_);
@@ -81,6 +86,22 @@ class UringBlockDevice : public BlockDevice {
       Fail(st);
       return st;
     }
+    return Status::Ok();
+  }
+
+  Status Discard(uint64_t offset, uint64_t len) override {
+    CHECK(Aligned(offset) && Aligned(len) && offset <= size_ && len <= size_ - offset);
+    if (read_only_ || failed_) return Status::Error(EIO, "device is read-only");
+    int rc;
+    if (is_block_) {
+      uint64_t range[2] = {offset, len};
+      rc = ioctl(fd_, BLKDISCARD, range);
+    } else {
+      rc = fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                     static_cast<off_t>(len));
+    }
+    if (rc != 0) return Status::Error(errno, is_block_ ? "BLKDISCARD" : "punch hole");
+    io_stats_.discarded_bytes.fetch_add(len, std::memory_order_relaxed);
     return Status::Ok();
   }
 

@@ -6,6 +6,8 @@
 // the device read-only: EIO from then on, never a retried fsync.
 #pragma once
 
+#include <atomic>
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -32,6 +34,17 @@ class AlignedBuffer {
   size_t size_ = 0;
 };
 
+// Counted by the device on whichever thread does the I/O; read by a metrics
+// scrape from another (relaxed atomics).
+struct DeviceIoStats {
+  std::atomic<uint64_t> reads{0};
+  std::atomic<uint64_t> writes{0};
+  std::atomic<uint64_t> read_bytes{0};
+  std::atomic<uint64_t> written_bytes{0};
+  std::atomic<uint64_t> flushes{0};
+  std::atomic<uint64_t> discarded_bytes{0};
+};
+
 class BlockDevice {
  public:
   virtual ~BlockDevice() = default;
@@ -43,6 +56,13 @@ class BlockDevice {
   // durable=true: the write is on stable storage when this returns (RWF_DSYNC).
   virtual Status Write(uint64_t offset, const void* buf, size_t len, bool durable) = 0;
   virtual Status Flush() = 0;  // fdatasync through io_uring
+  // Tells the device [offset, offset + len) holds nothing (BLKDISCARD; a hole
+  // punched in an image file). EOPNOTSUPP where it cannot.
+  virtual Status Discard(uint64_t offset, uint64_t len) = 0;
+  const DeviceIoStats& io_stats() const { return io_stats_; }
+
+ protected:
+  DeviceIoStats io_stats_;
 };
 
 }  // namespace cohfs

@@ -35,10 +35,17 @@ struct Range {
 
 class Checker {
  public:
-  Checker(Volume& v, bool verify) : v_(v), verify_(verify) {}
+  Checker(Volume& v, bool verify, const ProgressFn& progress)
+      : v_(v), verify_(verify), progress_(progress) {
+    const SuperItem& s = v.super();
+    uint64_t area = s.device_bytes > s.data_start ? s.device_bytes - s.data_start : 0;
+    uint64_t free = v.allocator().free_bytes();
+    allocated_bytes_ = area > free ? area - free : 0;
+  }
 
   Result<FsckReport> Run() {
     RETURN_IF_ERROR(Scan());
+    if (progress_ && verify_) progress_(verified_bytes_, verified_bytes_);  // every extent read
     CheckNames();
     CheckInodes();
     CheckRefs();
@@ -363,6 +370,8 @@ class Checker {
     if (verify_) {
       Status st = v_.extents().Verify(ex);
       if (!st.ok()) Problem("extent of inode ", ino, " at file offset ", off, ": ", st.ToString());
+      verified_bytes_ += ex.length;
+      if (progress_) progress_(verified_bytes_, std::max(allocated_bytes_, verified_bytes_));
     }
   }
 
@@ -405,6 +414,9 @@ class Checker {
 
   Volume& v_;
   bool verify_;
+  const ProgressFn& progress_;
+  uint64_t allocated_bytes_ = 0;  // the data area less free space: what checksums cover
+  uint64_t verified_bytes_ = 0;
   bool have_super_ = false;
   static constexpr size_t kMaxProblems = 1000;
   FsckReport report_;
@@ -427,8 +439,8 @@ class Checker {
 
 }  // namespace
 
-Result<FsckReport> Fsck(Volume& volume, bool verify_checksums) {
-  Checker c(volume, verify_checksums);
+Result<FsckReport> Fsck(Volume& volume, bool verify_checksums, const ProgressFn& progress) {
+  Checker c(volume, verify_checksums, progress);
   return c.Run();
 }
 

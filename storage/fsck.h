@@ -27,6 +27,7 @@ struct FsckReport {
 // overlapping each other or free space; free + used space == the data area;
 // allocated_bytes; inode numbers below SUPER.next_inode; INLINE only for small
 // regular files without extents; with verify_checksums, every data block.
-Result<FsckReport> Fsck(Volume& volume, bool verify_checksums);
+// `progress` (may be null): bytes of extents checksummed of those allocated.
+Result<FsckReport> Fsck(Volume& volume, bool verify_checksums, const ProgressFn& progress = {});
 
 }  // namespace cohfs

@@ -144,6 +144,11 @@ class RocksItemStore : public ItemStore {
     (void)db_->Close();
   }
 
+  std::optional<uint64_t> IntProperty(const std::string& name) override {
+    uint64_t v = 0;
+    if (!db_->GetIntProperty(name, &v)) return std::nullopt;
+    return v;
+  }
   Result<std::optional<std::string>> Get(const ItemKey& key) override {
     std::string value;
     rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), EncodeKey(key), &value);

@@ -69,6 +69,9 @@ class ItemStore {
   // Makes every earlier Commit durable (one WAL fsync: the group commit).
   virtual Status SyncWal() = 0;
   virtual bool read_only() const = 0;
+  // A RocksDB integer property ("rocksdb.estimate-num-keys", ...); nullopt
+  // when unknown. Thread-safe: a metrics scrape reads it from its own thread.
+  virtual std::optional<uint64_t> IntProperty(const std::string& name) = 0;
 };
 
 }  // namespace cohfs

@@ -105,6 +105,21 @@ std::string DefaultMetaDir(const std::string& device, const std::array<uint8_t, 
   return device + ".meta";
 }
 
+// In 1 GiB steps so that a large device shows progress.
+static Status DiscardDataArea(BlockDevice& dev, const ProgressFn& progress) {
+  constexpr uint64_t kStepBytes = 1ull << 30;
+  uint64_t total = dev.size_bytes() - kDataStartBytes;
+  for (uint64_t done = 0; done < total;) {
+    uint64_t n = std::min(kStepBytes, total - done);
+    Status st = dev.Discard(kDataStartBytes + done, n);
+    if (st.errno_value() == EOPNOTSUPP) return Status::Ok();  // nothing to gain: go on
+    RETURN_IF_ERROR(st);
+    done += n;
+    if (progress) progress(done, total);
+  }
+  return Status::Ok();
+}
+
 Status Volume::Format(const FormatOptions& options) {
   ASSIGN_OR_RETURN(std::unique_ptr<BlockDevice> dev, BlockDevice::Open(options.device, false));
   if (dev->size_bytes() < kMinDeviceBytes) {
@@ -121,6 +136,7 @@ Status Volume::Format(const FormatOptions& options) {
     return Status::Error(EEXIST, "block 0 looks like a damaged cohfs superblock (" +
                                      existing.status().ToString() + ")");
   }
+  if (options.discard) RETURN_IF_ERROR(DiscardDataArea(*dev, options.progress));
   DeviceSuper s;
   s.format_version = kFormatVersion;
   if (getrandom(s.uuid.data(), s.uuid.size(), 0) != static_cast<ssize_t>(s.uuid.size())) {

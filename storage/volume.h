@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -29,10 +30,18 @@ struct VolumeOptions {
   bool read_only = false;
 };
 
+// Progress of a pass over the device: bytes done of total (the caller's thread).
+using ProgressFn = std::function<void(uint64_t done_bytes, uint64_t total_bytes)>;
+
 struct FormatOptions {
   std::string device;
   std::string meta_dir;  // empty: the default
   bool force = false;    // overwrite an existing cohfs
+  // Discard the data area first (as mkfs does): old data is gone from the
+  // device (a thin or image file gets its space back). Skipped where the
+  // device cannot (EOPNOTSUPP).
+  bool discard = true;
+  ProgressFn progress;  // null: none
 };
 
 // Next to an image file: "<image>.meta"; for a block device:

@@ -16,103 +16,10 @@
 #include "server/server.h"
 #include "storage/fsck.h"
 #include "storage/volume.h"
+#include "tools/args.h"
+#include "tools/progress.h"
 
 namespace cohfs {
-namespace {
-
-// Parses `--name value` and `--flag` options; leaves positionals in order.
-struct Args {
-  std::vector<std::string> positional;
-  std::vector<std::pair<std::string, std::string>> options;
-  bool help = false;
-  std::string error;
-
-  bool Has(const std::string& name) const {
-    for (auto& [k, v] : options) {
-      if (k == name) return true;
-    }
-    return false;
-  }
-  std::string Get(const std::string& name, const std::string& def = "") const {
-    for (auto& [k, v] : options) {
-      if (k == name) return v;
-    }
-    return def;
-  }
-};
-
-Args Parse(int argc, char** argv, const std::vector<std::string>& with_value,
-           const std::vector<std::string>& flags) {
-  Args a;
-  for (int i = 1; i < argc; i++) {
-    std::string s = argv[i];
-    if (s == "--help" || s == "-h") {
-      a.help = true;
-    } else if (std::find(with_value.begin(), with_value.end(), s) != with_value.end()) {
-      if (i + 1 >= argc) {
-        a.error = s + " needs a value";
-        return a;
-      }
-      a.options.emplace_back(s, argv[++i]);
-    } else if (std::find(flags.begin(), flags.end(), s) != flags.end()) {
-      a.options.emplace_back(s, "");
-    } else if (!s.empty() && s[0] == '-') {
-      a.error = "unknown option " + s;
-      return a;
-    } else {
-      a.positional.push_back(s);
-    }
-  }
-  return a;
-}
-
-// Prints help or a usage error; returns the exit code, or -1 to go on.
-int CheckArgs(const Args& a, size_t positionals, const char* usage) {
-  if (a.help) {
-    std::printf("%s", usage);
-    return 0;
-  }
-  if (!a.error.empty() || a.positional.size() != positionals) {
-    std::fprintf(stderr, "%s%s", a.error.empty() ? "" : (a.error + "\n").c_str(), usage);
-    return 2;
-  }
-  return -1;
-}
-
-// "2", "0.5": seconds -> milliseconds in [1 ms, max_s]; -1 when not such a number.
-int64_t ParseSecondsMs(const std::string& text, double max_s) {
-  char* end = nullptr;
-  double s = std::strtod(text.c_str(), &end);
-  if (text.empty() || *end != '\0' || !(s >= 0.001 && s <= max_s)) return -1;
-  return static_cast<int64_t>(s * 1000);
-}
-
-// A whole number of at least 1 into *out; false when it is not one.
-template <typename T>
-bool ParseCount(const std::string& text, T* out) {
-  char* end = nullptr;
-  errno = 0;
-  unsigned long long n = std::strtoull(text.c_str(), &end, 10);
-  if (text.empty() || text[0] == '-' || *end != '\0' || errno != 0 || n == 0 ||
-      n > std::numeric_limits<T>::max()) {
-    return false;
-  }
-  *out = static_cast<T>(n);
-  return true;
-}
-
-// --key FILE into *key; false (after saying why) when it cannot be used.
-bool LoadKey(const char* command, const std::string& path, std::optional<ChannelKey>* key) {
-  auto k = ReadKeyFile(path);
-  if (!k.ok()) {
-    std::fprintf(stderr, "cohfs %s: %s\n", command, k.status().ToString().c_str());
-    return false;
-  }
-  *key = *k;
-  return true;
-}
-
-}  // namespace
 
 int KeygenCommand(int argc, char** argv) {
   Args a = Parse(argc, argv, {}, {"--force"});
@@ -133,19 +40,26 @@ int KeygenCommand(int argc, char** argv) {
 }
 
 int FormatCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--meta"}, {"--force"});
+  Args a = Parse(argc, argv, {"--meta"}, {"--force", "--no-discard"});
   int rc = CheckArgs(a, 1,
-                     "usage: cohfs format DEVICE [--force] [--meta DIR]\n"
+                     "usage: cohfs format DEVICE [--force] [--meta DIR] [--no-discard]\n"
                      "  DEVICE    a block device or an existing image file (its size is used)\n"
                      "  --force   overwrite an existing cohfs file system\n"
                      "  --meta    metadata directory (default: DEVICE.meta for an image,\n"
-                     "            /var/lib/cohfs/<uuid> for a block device)\n");
+                     "            /var/lib/cohfs/<uuid> for a block device)\n"
+                     "  --no-discard  keep the old blocks (default: discard them, as mkfs;\n"
+                     "            an image file gets its space back)\n"
+                     "Shows progress on stderr when it is a terminal.\n");
   if (rc >= 0) return rc;
   FormatOptions o;
   o.device = a.positional[0];
   o.meta_dir = a.Get("--meta");
   o.force = a.Has("--force");
+  o.discard = !a.Has("--no-discard");
+  ProgressMeter meter = ProgressMeter::ForStderr("format: discarding");
+  o.progress = [&meter](uint64_t done, uint64_t total) { meter.Update(done, total); };
   Status st = Volume::Format(o);
+  if (meter.enabled()) meter.Finish();
   if (!st.ok()) {
     std::fprintf(stderr, "cohfs format: %s: %s\n", o.device.c_str(), st.ToString().c_str());
     if (st.errno_value() == EEXIST) std::fprintf(stderr, "  (use --force to overwrite it)\n");
@@ -158,7 +72,7 @@ int FormatCommand(int argc, char** argv) {
 int ServeCommand(int argc, char** argv) {
   Args a = Parse(argc, argv,
                  {"--listen", "--meta", "--sync-interval-ms", "--max-locks", "--lease", "--grace",
-                  "--peer-timeout", "--max-connections", "--key"},
+                  "--peer-timeout", "--max-connections", "--key", "--metrics"},
                  {"--verbose", "--root-squash", "--all-squash", "--insecure"});
   int rc = CheckArgs(a, 1,
                      "usage: cohfs serve DEVICE --listen HOST:PORT (--key FILE | --insecure)\n"
@@ -186,6 +100,8 @@ int ServeCommand(int argc, char** argv) {
                      "  --root-squash       requests from uid 0 act as nobody (65534), gid 0\n"
                      "                      as nogroup (65534), as NFS's root_squash\n"
                      "  --all-squash        every request acts as nobody:nogroup\n"
+                     "  --metrics HOST:PORT serve Prometheus metrics at http://HOST:PORT/metrics\n"
+                     "                      (port 0 picks a free port and logs it)\n"
                      "  --verbose           debug logging\n"
                      "Runs in the foreground; SIGINT or SIGTERM stop it after a final sync.\n");
   if (rc >= 0) return rc;
@@ -201,6 +117,7 @@ int ServeCommand(int argc, char** argv) {
   o.device = a.positional[0];
   o.meta_dir = a.Get("--meta");
   o.listen = a.Get("--listen", o.listen);
+  o.metrics_listen = a.Get("--metrics");
   if (!ParseCount(a.Get("--sync-interval-ms", "5000"), &o.sync_interval_ms) ||
       !ParseCount(a.Get("--max-locks", "1048576"), &o.config.max_locked_inodes)) {
     std::fprintf(stderr,
@@ -256,6 +173,8 @@ bool ParseMountOptions(const std::string& list, MountOptions* o) {
     start = end + 1;
     if (opt == "soft" || opt == "hard") {
       soft = opt == "soft";
+    } else if (opt.rfind("metrics=", 0) == 0) {
+      o->metrics_listen = opt.substr(8);
     } else if (opt.rfind("timeo=", 0) == 0) {
       timeo_ms = ParseSecondsMs(opt.substr(6), 3600);
       if (timeo_ms < 0) {
@@ -272,7 +191,7 @@ bool ParseMountOptions(const std::string& list, MountOptions* o) {
 }
 
 int MountCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {"--log", "--max-locks", "--timeout", "-o", "--key"},
+  Args a = Parse(argc, argv, {"--log", "--max-locks", "--timeout", "-o", "--key", "--metrics"},
                  {"-f", "--foreground", "-d", "--debug"});
   int rc =
       CheckArgs(a, 2,
@@ -290,6 +209,9 @@ int MountCommand(int argc, char** argv) {
                 "                    the client reconnects and resends by itself\n"
                 "  -o soft,timeo=S   calls fail with EIO once the server has been\n"
                 "                    unreachable for S seconds (default 30)\n"
+                "  -o metrics=HOST:PORT, --metrics HOST:PORT  serve the client's counters\n"
+                "                    for Prometheus at http://HOST:PORT/metrics (port 0: a\n"
+                "                    free one, shown by cohfs stats as metrics_port)\n"
                 "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
   if (rc >= 0) return rc;
   // The daemon keeps no descriptor it was born with: a caller's open file on
@@ -312,6 +234,7 @@ int MountCommand(int argc, char** argv) {
   }
   o.timeout_ms = static_cast<int>(timeout_ms);
   if (!ParseMountOptions(a.Get("-o"), &o)) return 2;
+  if (a.Has("--metrics")) o.metrics_listen = a.Get("--metrics");
   if (a.Has("--key") && !LoadKey("mount", a.Get("--key"), &o.key)) return 1;
   return RunMount(o);
 }
@@ -334,7 +257,10 @@ int FsckCommand(int argc, char** argv) {
                  volume.status().ToString().c_str());
     return 1;
   }
-  auto report = Fsck(**volume, !a.Has("--no-checksums"));
+  ProgressMeter meter = ProgressMeter::ForStderr("fsck: checksums");
+  auto report = Fsck(**volume, !a.Has("--no-checksums"),
+                     [&meter](uint64_t done, uint64_t total) { meter.Update(done, total); });
+  if (meter.enabled() && !a.Has("--no-checksums")) meter.Finish();
   if (!report.ok()) {
     std::fprintf(stderr, "cohfs fsck: %s\n", report.status().ToString().c_str());
     return 1;
@@ -347,26 +273,6 @@ int FsckCommand(int argc, char** argv) {
       (unsigned long)report->free_bytes,
       report->ok() ? "clean" : (std::to_string(report->problems.size()) + " problems").c_str());
   return report->ok() ? 0 : 1;
-}
-
-int StatsCommand(int argc, char** argv) {
-  Args a = Parse(argc, argv, {}, {});
-  int rc = CheckArgs(a, 1,
-                     "usage: cohfs stats MOUNTPOINT\n"
-                     "Prints the client's counters as 'name value' lines: FUSE requests by\n"
-                     "opcode (fuse.*), server round trips by message (rpc.*, total rpc_total),\n"
-                     "bytes each way and cache hits.\n");
-  if (rc >= 0) return rc;
-  const std::string& mnt = a.positional[0];
-  std::vector<char> buf(64 * 1024);
-  ssize_t n = getxattr(mnt.c_str(), "cohfs.stats", buf.data(), buf.size());
-  if (n < 0) {
-    std::fprintf(stderr, "cohfs stats: %s is not a cohfs mount (%s)\n", mnt.c_str(),
-                 std::strerror(errno));
-    return 1;
-  }
-  std::fwrite(buf.data(), 1, static_cast<size_t>(n), stdout);
-  return 0;
 }
 
 }  // namespace cohfs

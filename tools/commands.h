@@ -10,5 +10,6 @@ int ServeCommand(int argc, char** argv);
 int MountCommand(int argc, char** argv);
 int FsckCommand(int argc, char** argv);
 int StatsCommand(int argc, char** argv);
+int StatusCommand(int argc, char** argv);
 
 }  // namespace cohfs

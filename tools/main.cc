@@ -18,7 +18,8 @@ void Usage(FILE* out) {
                "  serve DEVICE --listen HOST:PORT --key FILE  serve it (foreground)\n"
                "  mount HOST:PORT MOUNTPOINT --key FILE       mount it with FUSE\n"
                "  fsck DEVICE [--meta DIR] [--no-checksums]   check every invariant offline\n"
-               "  stats MOUNTPOINT                            the client's counters\n\n"
+               "  stats MOUNTPOINT [--watch]                  the client's counters (or rates)\n"
+               "  status HOST:PORT [--key FILE]               the server's sessions, locks, space\n\n"
                "Run 'cohfs COMMAND --help' for a command's options.\n");
 }
 
@@ -44,6 +45,7 @@ int main(int argc, char** argv) {
   if (cmd == "mount") return cohfs::MountCommand(sub_argc, sub_argv);
   if (cmd == "fsck") return cohfs::FsckCommand(sub_argc, sub_argv);
   if (cmd == "stats") return cohfs::StatsCommand(sub_argc, sub_argv);
+  if (cmd == "status") return cohfs::StatusCommand(sub_argc, sub_argv);
   std::fprintf(stderr, "cohfs: unknown command '%s'\n\n", cmd.c_str());
   Usage(stderr);
   return 2;

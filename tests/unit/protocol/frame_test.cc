@@ -90,10 +90,11 @@ TEST(Frame, RecallGoldenVector) {
 // `withNext`. The whole frame, Cap'n Proto words included, as 64-bit words.
 // Version 4's fields took holes in Request's union; version 5's repliedBelow
 // made Request 10 data words, version 6's reclaim.givingBack and
-// reclaim.fileLocks 5 pointers.
-TEST(Frame, CommitGoldenVectorVersion6) {
+// reclaim.fileLocks 5 pointers; version 7's serverStatus took holes (the
+// layout of every other request is unchanged).
+TEST(Frame, CommitGoldenVectorVersion7) {
   static_assert(std::endian::native == std::endian::little, "the words below are little-endian");
-  EXPECT_EQ(wire::PROTOCOL_VERSION, 6u);
+  EXPECT_EQ(wire::PROTOCOL_VERSION, 7u);
   capnp::MallocMessageBuilder m;
   auto ops = m.initRoot<wire::Request>().initCommit(1);
   ops[0].setWithNext(true);
@@ -161,6 +162,25 @@ TEST(Frame, ResumingHelloGoldenVectorVersion6) {
   words[6] = 3;                             // hello.resumeSession (discriminant 0: hello)
   words[7] = 0x1234;                        // hello.resumeKey
   words[11] = 7;                            // repliedBelow
+  ASSERT_EQ(bytes.size(), sizeof(header) + sizeof(words));
+  EXPECT_EQ(std::memcmp(bytes.data(), header, sizeof(header)), 0);
+  EXPECT_EQ(std::memcmp(bytes.data() + sizeof(header), words, sizeof(words)), 0);
+}
+
+// Version 7: `cohfs status` sends serverStatus instead of a hello.
+TEST(Frame, ServerStatusGoldenVectorVersion7) {
+  capnp::MallocMessageBuilder m;
+  auto s = m.initRoot<wire::Request>().initServerStatus();
+  s.setVersionMin(7);
+  s.setVersionMax(9);
+  std::string bytes = Flatten(EncodeFrame(FrameKind::kRequest, RequestId(0), m));
+  const unsigned char header[] = {'C', 'H', 'F', 'S', 1,   0, 0, 0, 0, 0, 0, 0,
+                                  0,   0,   0,   0,   136, 0, 0, 0, 0, 0, 0, 0};
+  uint64_t words[17] = {};
+  words[0] = 16ull << 32;                   // segment table: 1 segment of 16 words
+  words[1] = (10ull << 32) | (5ull << 48);  // root: struct of 10 data words, 5 pointers
+  words[3] = 38 | (7ull << 32);             // discriminant 38: serverStatus; versionMin
+  words[5] = 9;                             // versionMax
   ASSERT_EQ(bytes.size(), sizeof(header) + sizeof(words));
   EXPECT_EQ(std::memcmp(bytes.data(), header, sizeof(header)), 0);
   EXPECT_EQ(std::memcmp(bytes.data() + sizeof(header), words, sizeof(words)), 0);
