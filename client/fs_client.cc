@@ -238,14 +238,18 @@ void FsClient::AbsorbLookup(InodeId dir, const RpcReply& reply) {
   auto root = reply.root();
   Grants grants(reply);
   cache_.SetLock(dir, grants.For(dir), reply.request_id());
-  if (!root.getLeafComplete()) return;
+  if (!root.hasLeaf()) return;
   std::vector<DirEntry> entries;
   for (auto e : root.getLeaf()) {
     DirEntry d = FromWire(e);
     PutReplyAttr(d.attr, grants.For(d.attr.ino), reply);
     entries.push_back(std::move(d));
   }
-  cache_.SetDirectory(dir, entries, OrderOf(reply));
+  if (root.getLeafComplete()) {
+    cache_.SetDirectory(dir, entries, OrderOf(reply));
+  } else {
+    cache_.AddPage(dir, entries, OrderOf(reply));
+  }
 }
 
 std::vector<DirEntry> FsClient::AbsorbEntries(const RpcReply& reply) {

@@ -33,6 +33,7 @@ Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, ReplyOrder order, boo
   std::lock_guard<std::mutex> l(mu_);
   Node& n = nodes_[attr.ino];
   lock = EffectiveGrantLocked(attr.ino, lock, order.request_id);
+  if (n.lock == LockMode::kNone && lock != LockMode::kNone) ForgetUnheldNamesLocked(n);
   if (lock > n.lock) n.lock = lock;
   Touch(n);
   if (n.has_attr && n.local_seq > order.log_seq)
@@ -76,7 +77,10 @@ void ObjectCache::SetLock(InodeId ino, LockMode lock, uint64_t request_id) {
   LockMode granted = EffectiveGrantLocked(ino, lock, request_id);
   // A grant that came without attributes does not vouch for attributes kept
   // from before it: nothing kept them from changing while no lock was held.
-  if (n.lock == LockMode::kNone && granted != LockMode::kNone) n.has_attr = false;
+  if (n.lock == LockMode::kNone && granted != LockMode::kNone) {
+    n.has_attr = false;
+    ForgetUnheldNamesLocked(n);
+  }
   n.lock = granted;
 }
 
@@ -169,11 +173,11 @@ ObjectCache::LookupResult ObjectCache::Lookup(InodeId parent, const std::string&
                                               Attr* attr) const {
   std::lock_guard<std::mutex> l(mu_);
   auto p = nodes_.find(parent);
-  if (p == nodes_.end() || !p->second.complete || p->second.lock == LockMode::kNone) {
-    return LookupResult::kUnknown;
-  }
+  if (p == nodes_.end() || p->second.lock == LockMode::kNone) return LookupResult::kUnknown;
   auto e = p->second.names.find(name);
-  if (e == p->second.names.end()) return LookupResult::kNegative;
+  if (e == p->second.names.end()) {
+    return p->second.complete ? LookupResult::kNegative : LookupResult::kUnknown;
+  }
   auto c = nodes_.find(e->second);
   if (c == nodes_.end() || !c->second.has_attr || c->second.lock == LockMode::kNone) {
     return LookupResult::kUnknown;
@@ -205,6 +209,26 @@ void ObjectCache::SetDirectory(InodeId dir, const std::vector<DirEntry>& entries
   for (const DirEntry& e : entries) n.names[e.name] = e.attr.ino;
 }
 
+// A directory's names noted while no lock was held (a reply that came
+// without a valid grant) were not kept current: the lock regained does not
+// vouch for them. Found by the simulation (a page absorbed from a reply that
+// crossed a server restart).
+void ObjectCache::ForgetUnheldNamesLocked(Node& n) {
+  n.complete = false;
+  n.names.clear();
+}
+
+void ObjectCache::AddPage(InodeId dir, const std::vector<DirEntry>& entries, ReplyOrder order) {
+  std::lock_guard<std::mutex> l(mu_);
+  if (EffectiveGrantLocked(dir, LockMode::kShared, order.request_id) == LockMode::kNone) return;
+  auto it = nodes_.find(dir);
+  if (it == nodes_.end() || it->second.lock == LockMode::kNone) return;
+  Node& n = it->second;
+  if (n.complete || n.local_seq > order.log_seq) return;
+  if (n.names.size() + entries.size() > kMaxPageNames) n.names.clear();
+  for (const DirEntry& e : entries) n.names[e.name] = e.attr.ino;
+}
+
 void ObjectCache::AddName(InodeId dir, const std::string& name, InodeId child) {
   std::lock_guard<std::mutex> l(mu_);
   auto it = nodes_.find(dir);
@@ -223,8 +247,7 @@ std::vector<std::string> ObjectCache::ForgetDirectory(InodeId dir) {
   if (it == nodes_.end()) return {};
   it->second.complete = false;
   it->second.names.clear();
-  return std::vector<std::string>(it->second.kernel_names.begin(),
-                                  it->second.kernel_names.end());
+  return std::vector<std::string>(it->second.kernel_names.begin(), it->second.kernel_names.end());
 }
 
 void ObjectCache::AddLookup(InodeId ino, uint64_t n) {

@@ -90,7 +90,7 @@ class ObjectCache {
     Attr& from_dir;
     Attr& to_dir;
     Attr& moved;
-    Attr* victim;  // the inode at the new name, if any
+    Attr* victim;       // the inode at the new name, if any
     bool victim_empty;  // the victim is an empty directory
   };
   std::optional<Status> RenameLocally(InodeId from_dir, const std::string& name, InodeId to_dir,
@@ -104,9 +104,9 @@ class ObjectCache {
                    const std::string& new_name, bool exchange, const Attr* moved,
                    LookupResult victim_state, const Attr& victim);
   // A new name `name` in `dir` for `ino`. EEXIST. Returns the inode's attributes.
-  std::optional<Result<Attr>> LinkLocally(InodeId ino, InodeId dir, const std::string& name,
-                                          uint64_t seq,
-                                          const std::function<Status(Attr& dir, Attr& child)>& rules);
+  std::optional<Result<Attr>> LinkLocally(
+      InodeId ino, InodeId dir, const std::string& name, uint64_t seq,
+      const std::function<Status(Attr& dir, Attr& child)>& rules);
   // The target of a symlink this client made (only while locked).
   std::optional<std::string> SymlinkTarget(InodeId ino) const;
   // Extended attributes, when this client knows all of an inode's under a
@@ -130,7 +130,9 @@ class ObjectCache {
   void NoteLocalChange(InodeId ino, uint64_t seq);
   LockMode lock(InodeId ino) const;
 
-  // Name lookups answered from a complete directory.
+  // Name lookups answered from the names known in a held directory: all of
+  // them for a complete one (a name missing is kNegative), some for a large
+  // one (a name missing is kUnknown).
   LookupResult Lookup(InodeId parent, const std::string& name, Attr* attr) const;
   // What the cache believes `name` in `dir` names while it holds `dir`:
   // nullopt when it does not know, an invalid id when it knows there is none.
@@ -140,6 +142,11 @@ class ObjectCache {
   // directory is newer than the reply, or the directory's lock was given back
   // after the request left).
   void SetDirectory(InodeId dir, const std::vector<DirEntry>& entries, ReplyOrder order);
+  // Some of the listing of a directory too large to come whole (a page):
+  // known names, no absence. Kept while the directory is held, up to
+  // kMaxPageNames names (then the older pages are dropped).
+  void AddPage(InodeId dir, const std::vector<DirEntry>& entries, ReplyOrder order);
+  static constexpr size_t kMaxPageNames = 65536;
   // Records the lock a reply granted on `ino`, capped at what was given back
   // after the request left. A lock regained this way (the reply carried no
   // attributes) drops the attributes kept from before: they may be stale.
@@ -182,7 +189,7 @@ class ObjectCache {
     uint64_t local_seq = 0;  // WritebackLog sequence of the last local change
     uint64_t data_seq = 0;   // ... of the last data written or sent behind (size, times)
     uint64_t nlookup = 0;
-    bool complete = false;  // `names` is the whole directory
+    bool complete = false;  // `names` is the whole directory (else some of it)
     std::unordered_map<std::string, InodeId> names;
     std::unordered_set<std::string> kernel_names;  // dentries the kernel may cache
     std::optional<std::string> symlink_target;     // known for symlinks made here
@@ -190,6 +197,7 @@ class ObjectCache {
     mutable uint64_t last_use = 0;                 // use_clock_ when last looked at
   };
   void Touch(const Node& n) const { n.last_use = ++use_clock_; }
+  static void ForgetUnheldNamesLocked(Node& n);
   mutable uint64_t use_clock_ = 0;  // guarded by mu_
   struct Revocation {
     uint64_t request_id;

@@ -262,6 +262,52 @@ Status Dispatcher::Write(Ctx& ctx) {
   return Status::Ok();
 }
 
+// The name (and its absence) stays valid while the directory is held. With
+// the lookup come neighbouring entries, each granted SHARED: a small
+// directory whole (a directory's size is its entry count), else a page of
+// it from the name on, in creation order (the order tar made them and
+// readdir lists them), so one round trip answers the lookups that follow.
+Status Dispatcher::Lookup(Ctx& ctx) {
+  auto l = ctx.req.getLookup();
+  InodeId parent(l.getParent());
+  std::string_view name = AsView(l.getName());
+  RETURN_IF_ERROR(CheckRequestName(name));
+  uint64_t seq = 0;
+  auto r = fs_.Lookup(ctx.caller, parent, name, &seq);
+  if (!r.ok() && r.errno_value() != ENOENT) return r.status();
+  bool dir_held = Grant(ctx, parent, LockMode::kShared) != LockMode::kNone;
+  if (dir_held && l.getWantLeaf()) {
+    auto dir_attr = fs_.GetAttr(parent);
+    bool small = dir_attr.ok() && dir_attr->size <= config_.leaf_max_entries;
+    Result<std::vector<DirEntry>> entries = std::vector<DirEntry>();
+    if (small) {
+      entries = fs_.ReadDir(ctx.caller, parent, 0, config_.leaf_max_entries + 1);
+    } else if (r.ok() && seq > 0) {
+      entries = fs_.ReadDir(ctx.caller, parent, seq - 1, config_.leaf_max_entries);
+    }
+    if (entries.ok() && !entries->empty()) {
+      bool whole = small && entries->size() <= config_.leaf_max_entries;
+      auto leaf = ctx.reply.initLeaf(static_cast<unsigned>(entries->size()));
+      for (size_t i = 0; i < entries->size(); i++) {
+        ToWire((*entries)[i], leaf[static_cast<unsigned>(i)]);
+        Grant(ctx, (*entries)[i].attr.ino, LockMode::kShared);
+      }
+      ctx.reply.setLeafComplete(whole);
+    } else if (entries.ok() && small) {
+      ctx.reply.initLeaf(0);
+      ctx.reply.setLeafComplete(true);
+    }
+  }
+  if (!r.ok()) {
+    if (!dir_held) return r.status();
+    ctx.reply.setNone();
+    return Status::Ok();  // negative, cacheable under the directory's lock
+  }
+  ToWire(*r, ctx.reply.initAttr());
+  Grant(ctx, r->ino, LockMode::kShared);
+  return Status::Ok();
+}
+
 Status Dispatcher::Dispatch(Ctx& ctx) {
   auto req = ctx.req;
   auto reply = ctx.reply;
@@ -291,38 +337,8 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       return Status::Error(EPROTO, "serverStatus inside a session");
     case wire::Request::RECLAIM:
       return Reclaim(ctx);
-    case wire::Request::LOOKUP: {
-      auto l = req.getLookup();
-      InodeId parent(l.getParent());
-      std::string_view name = AsView(l.getName());
-      RETURN_IF_ERROR(CheckRequestName(name));
-      auto r = fs_.Lookup(c, parent, name);
-      if (!r.ok() && r.errno_value() != ENOENT) return r.status();
-      // The name (and its absence) stays valid while the directory is held; a
-      // small directory comes whole (a directory's size is its entry count).
-      bool dir_held = Grant(ctx, parent, LockMode::kShared) != LockMode::kNone;
-      auto small = [&] {
-        auto dir_attr = fs_.GetAttr(parent);
-        return dir_attr.ok() && dir_attr->size <= config_.leaf_max_entries;
-      };
-      if (dir_held && l.getWantLeaf() && small()) {
-        auto entries = fs_.ReadDir(c, parent, 0, config_.leaf_max_entries + 1);
-        if (entries.ok() && entries->size() <= config_.leaf_max_entries) {
-          auto leaf = reply.initLeaf(static_cast<unsigned>(entries->size()));
-          for (size_t i = 0; i < entries->size(); i++) {
-            ToWire((*entries)[i], leaf[i]);
-            Grant(ctx, (*entries)[i].attr.ino, LockMode::kShared);
-          }
-          reply.setLeafComplete(true);
-        }
-      }
-      if (!r.ok()) {
-        if (!dir_held) return r.status();
-        reply.setNone();
-        return Status::Ok();  // negative, cacheable under the directory's lock
-      }
-      return reply_attr(std::move(r), false);
-    }
+    case wire::Request::LOOKUP:
+      return Lookup(ctx);
     case wire::Request::GET_ATTR:
       return reply_attr(fs_.GetAttr(InodeId(req.getGetAttr())), false);
     case wire::Request::SET_ATTR: {

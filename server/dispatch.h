@@ -15,8 +15,8 @@
 #include "protocol/codec.h"
 #include "server/file_system.h"
 #include "server/leases.h"
-#include "server/server_metrics.h"
 #include "server/lock_manager.h"
+#include "server/server_metrics.h"
 #include "server/session_store.h"
 #include "server/space_grants.h"
 
@@ -144,6 +144,7 @@ class Dispatcher {
   void BeginRecording(Session& s, uint64_t request);
   void FinishRecording(Session& s, const OutFrame& reply);
   Status Reclaim(Ctx& ctx);
+  Status Lookup(Ctx& ctx);
   static std::string FailuresReply(const std::vector<CommitFailure>& failed);
   OutFrame RebuiltReply(wire::Request::Reader request, RequestId id);
   void LoadFailures(const std::string& partial, std::vector<CommitFailure>* failed);

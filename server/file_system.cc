@@ -49,7 +49,8 @@ Status FileSystem::CheckWritable() {
 
 // ---------------------------------------------------------------- reads
 
-Result<Attr> FileSystem::Lookup(const Caller& c, InodeId parent, std::string_view name) {
+Result<Attr> FileSystem::Lookup(const Caller& c, InodeId parent, std::string_view name,
+                                uint64_t* seq) {
   RETURN_IF_ERROR(CheckName(name));
   Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * dir, tx.Dir(parent));
@@ -59,6 +60,7 @@ Result<Attr> FileSystem::Lookup(const Caller& c, InodeId parent, std::string_vie
   if (dir->nlink == 0) return Status::Error(ENOENT);  // a removed directory
   ASSIGN_OR_RETURN(auto found, tx.Find(parent, name));
   if (!found) return Status::Error(ENOENT);
+  if (seq) *seq = found->first;
   ASSIGN_OR_RETURN(InodeItem * child, tx.Inode(found->second));
   return ToAttr(found->second, *child);
 }

@@ -37,7 +37,10 @@ class FileSystem {
   explicit FileSystem(Volume& volume);
 
   // --- reads
-  Result<Attr> Lookup(const Caller& c, InodeId parent, std::string_view name);
+  // `*seq` (when given): the entry's place in the directory (a ReadDir
+  // cookie one below it resumes at the entry); 0 for "." and "..".
+  Result<Attr> Lookup(const Caller& c, InodeId parent, std::string_view name,
+                      uint64_t* seq = nullptr);
   Result<Attr> GetAttr(InodeId ino);
   Result<std::string> ReadLink(InodeId ino);
   // Entries with cookie > `cookie` (0 = from the start; "." and ".." are the

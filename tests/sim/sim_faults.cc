@@ -18,9 +18,10 @@ constexpr int64_t kMaxAwayNs = 2000000000;
 constexpr int kCutOneIn = 400;     // steps: about two cuts a seed
 constexpr int kCrashOneIn = 2000;  // steps, in the seeds that crash at all
 
-ServerConfig SimServerConfig() {
+ServerConfig SimServerConfig(size_t leaf_max_entries = 256) {
   ServerConfig c;
   c.max_locked_inodes = 10;  // small: the server recalls locks to stay under it
+  c.leaf_max_entries = leaf_max_entries;
   return c;
 }
 
@@ -30,7 +31,7 @@ void World::BuildServer() {
   scheduler_.reset();
   dispatcher_.reset();
   locks_ = std::make_unique<LockManager>();
-  const ServerConfig config = SimServerConfig();
+  const ServerConfig config = SimServerConfig(leaf_max_entries_);
   dispatcher_ = std::make_unique<Dispatcher>(fs_, *locks_, volume_, config);
   scheduler_ = std::make_unique<Scheduler>(*dispatcher_, config.lease_ms, config.lease_ms);
 }

@@ -20,7 +20,7 @@ constexpr size_t kClientMaxLocks = 6;  // small: the cores give back their LRU l
 
 World::World(FileSystem& fs, const Volume& volume, const std::vector<InodeId>& fixed_files,
              uint64_t seed)
-    : fs_(fs), volume_(volume), rng_(seed) {
+    : fs_(fs), volume_(volume), rng_(seed), leaf_max_entries_(seed % 2 ? 2 : 256) {
   BuildServer();
   crashes_left_ = Pick(3) == 0 ? 1 : 0;  // a third of the seeds see the server crash
   // The model starts from the server: the root and the fixed files in it.

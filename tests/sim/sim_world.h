@@ -271,6 +271,9 @@ class World {
   ConnectionId next_conn_ = kClients + 1;
   int crashes_left_ = 0;
   std::mt19937_64 rng_;
+  // Odd seeds: directories past two entries come with lookups a page at a
+  // time (ServerConfig::leaf_max_entries), not whole.
+  size_t leaf_max_entries_;
   int64_t now_ns_ = 1000000000;
   Client clients_[kClients];
 
