@@ -4,6 +4,7 @@
 #include <string>
 
 #include "tools/commands.h"
+#include "tools/version.h"
 
 namespace {
 
@@ -16,13 +17,23 @@ void Usage(FILE* out) {
                "  serve DEVICE --listen HOST:PORT --key FILE  serve it (foreground)\n"
                "  mount HOST:PORT MOUNTPOINT --key FILE       mount it with FUSE\n"
                "  fsck DEVICE [--meta DIR] [--no-checksums]   check every invariant offline\n"
-               "  stats MOUNTPOINT                            the client's counters\n\n"
+               "  stats MOUNTPOINT                            the client's counters\n"
+               "  --version                                   version and commit\n\n"
                "Run 'cohfs COMMAND --help' for a command's options.\n");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // mount(8) runs /sbin/mount.cohfs, a symlink to this binary.
+  const char* slash = std::strrchr(argv[0], '/');
+  if (!std::strcmp(slash ? slash + 1 : argv[0], "mount.cohfs")) {
+    return cohfs::MountHelperCommand(argc, argv);
+  }
+  if (argc >= 2 && !std::strcmp(argv[1], "--version")) {
+    std::printf("cohfs %s (commit %s)\n", COHFS_VERSION, COHFS_GIT_COMMIT);
+    return 0;
+  }
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     Usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
