@@ -2,7 +2,8 @@
 # Installs what cohfs needs to build and test, from Debian 12 packages only.
 set -euo pipefail
 packages=(build-essential cmake pkg-config g++ libfuse3-dev fuse3 liburing-dev
-          libcapnp-dev capnproto librocksdb-dev libgtest-dev libsodium-dev libssl-dev tar)
+          libcapnp-dev capnproto librocksdb-dev libgtest-dev libsodium-dev libssl-dev tar
+          libsystemd-dev systemd dpkg-dev file)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

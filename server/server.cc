@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <thread>
@@ -72,6 +73,8 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
     int sig = 0;
     sigwait(&signals, &sig);
     if (sig != 0) LOG(Info) << "signal " << sig << ": shutting down";
+    // systemd (Type=notify) shows the unit as deactivating while the final sync runs.
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping: final sync");
     reactor.Stop();
   });
   LOG(Info) << "serving " << options.device << " (metadata in " << volume->meta_dir()
@@ -79,6 +82,10 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
             << (options.key ? ", clients authenticated and encrypted" : ", INSECURE (no key)")
             << ", lease " << options.config.lease_ms << " ms";
   on_listening(port);
+  // Under systemd (Type=notify) dependants start now: the socket is listening,
+  // so a connect succeeds and waits in the backlog until the reactor accepts it.
+  // Without NOTIFY_SOCKET this does nothing.
+  sd_notifyf(0, "READY=1\nSTATUS=serving on port %d", port);
   reactor.Run();
   executor.StopAndSync();
   // Wake the signal waiter if the reactor stopped for another reason.
