@@ -3,7 +3,8 @@
 # Depends, installs with dpkg -i, and the installed files alone serve and
 # mount: /usr/bin/cohfs serve, mount -t cohfs through /sbin/mount.cohfs, the
 # unit passes systemd-analyze verify (binary and man page checks included).
-# It is removed with dpkg -r at the end, whatever happens.
+# It is removed with dpkg -r at the end, whatever happens (then purged, so
+# dpkg keeps no record of it: its postrm leaves it in config-files state).
 # usage: deb_test.sh BUILD_DIR
 set -euo pipefail
 build=$(cd "$1" && pwd)
@@ -16,6 +17,7 @@ fi
 installed=0
 cleanup() {
   [ "$installed" = 1 ] && dpkg -r cohfs >"$work/dpkg-r.log" 2>&1
+  dpkg -P cohfs >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -75,4 +77,5 @@ timeout -s KILL 45 unshare -m bash -euo pipefail -c '
 dpkg -r cohfs >"$work/dpkg-r.log" 2>&1 || { cat "$work/dpkg-r.log"; fail "dpkg -r"; }
 installed=0
 [ ! -e /usr/bin/cohfs ] && [ ! -e /sbin/mount.cohfs ] || fail "dpkg -r left files behind"
+dpkg -P cohfs >/dev/null 2>&1
 echo "PASS: $deb ($depends)"
