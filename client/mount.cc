@@ -159,9 +159,14 @@ int RunMount(const MountOptions& options) {
   ReadyPipe ready;
   ops.set_on_init([&ready] { ready.SignalReady(); });
 
-  std::string fsname = "fsname=cohfs:" + options.server;
+  // The source is HOST:PORT as given, so mount -a sees an fstab line already mounted.
+  std::string fsname = "fsname=" + options.server;
   std::vector<const char*> argv = {"cohfs", "-o", "default_permissions,allow_other,subtype=cohfs",
                                    "-o", fsname.c_str()};
+  if (!options.fuse_options.empty()) {
+    argv.push_back("-o");
+    argv.push_back(options.fuse_options.c_str());
+  }
   if (options.debug) argv.push_back("-d");
   fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv.size()), const_cast<char**>(argv.data()));
   fuse_session* se = fuse_session_new(&args, &FuseOps::Table(), sizeof(fuse_lowlevel_ops), &ops);

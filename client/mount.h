@@ -17,6 +17,7 @@ struct MountOptions {
   size_t max_locks = 1 << 20;  // cached inodes at most; past it the LRU locks go back
   int timeout_ms = 30000;      // connecting and the handshake give up after this
   int64_t soft_timeout_ms = 0;  // -o soft,timeo=N: EIO once the server is unreachable N s (0: hard)
+  std::string fuse_options;     // kernel mount flags for libfuse, e.g. "ro,noexec" ("": none)
   std::optional<ChannelKey> key;  // --key: authenticate and encrypt (none: frames in clear)
   std::string metrics_listen;     // -o metrics=HOST:PORT: Prometheus at /metrics ("": none)
 };

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 #include <thread>
@@ -59,16 +60,31 @@ bool IsLoopback(int listen_fd) {
          IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr);
 }
 
-}  // namespace
-
-Status Serve(const ServeOptions& options, const std::function<void(int port)>& on_listening) {
-  // Signals are taken by one waiting thread; every other thread blocks them.
+// Signals are taken by one waiting thread; every other thread blocks them.
+sigset_t BlockStopSignals() {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
+  return signals;
+}
+
+// --metrics HOST:PORT ("": none, a null server).
+Result<std::unique_ptr<MetricsHttp>> ServeMetrics(const std::string& listen,
+                                                  const MetricsRegistry& registry) {
+  if (listen.empty()) return std::unique_ptr<MetricsHttp>();
+  ASSIGN_OR_RETURN(std::unique_ptr<MetricsHttp> http, MetricsHttp::Start(listen, registry));
+  LOG(Info) << "metrics on http://" << listen.substr(0, listen.rfind(':')) << ":" << http->port()
+            << "/metrics";
+  return http;
+}
+
+}  // namespace
+
+Status Serve(const ServeOptions& options, const std::function<void(int port)>& on_listening) {
+  sigset_t signals = BlockStopSignals();
 
   VolumeOptions vo;
   vo.device = options.device;
@@ -101,13 +117,9 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
   dispatcher.set_metrics(&metrics);
   executor.set_metrics(&metrics);
   reactor.set_metrics(&metrics);
-  std::unique_ptr<MetricsHttp> metrics_http;  // destroyed first: it reads all of the above
-  if (!options.metrics_listen.empty()) {
-    ASSIGN_OR_RETURN(metrics_http, MetricsHttp::Start(options.metrics_listen, registry));
-    LOG(Info) << "metrics on http://" << options.metrics_listen.substr(
-                     0, options.metrics_listen.rfind(':'))
-              << ":" << metrics_http->port() << "/metrics";
-  }
+  // Destroyed first: it reads all of the above.
+  ASSIGN_OR_RETURN(std::unique_ptr<MetricsHttp> metrics_http,
+                   ServeMetrics(options.metrics_listen, registry));
   // Orphans are reclaimed (now, or after the grace period).
   RETURN_IF_ERROR(executor.Start(reactor));
   RETURN_IF_ERROR(fs.Sync());
@@ -116,6 +128,8 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
     int sig = 0;
     sigwait(&signals, &sig);
     if (sig != 0) LOG(Info) << "signal " << sig << ": shutting down";
+    // systemd (Type=notify) shows the unit as deactivating while the final sync runs.
+    sd_notify(0, "STOPPING=1\nSTATUS=stopping: final sync");
     reactor.Stop();
   });
   LOG(Info) << "serving " << options.device << " (metadata in " << volume->meta_dir()
@@ -123,6 +137,10 @@ Status Serve(const ServeOptions& options, const std::function<void(int port)>& o
             << (options.key ? ", clients authenticated and encrypted" : ", INSECURE (no key)")
             << ", lease " << options.config.lease_ms << " ms";
   on_listening(port);
+  // Under systemd (Type=notify) dependants start now: the socket is listening,
+  // so a connect succeeds and waits in the backlog until the reactor accepts it.
+  // Without NOTIFY_SOCKET this does nothing.
+  sd_notifyf(0, "READY=1\nSTATUS=serving on port %d", port);
   reactor.Run();
   executor.StopAndSync();
   // Wake the signal waiter if the reactor stopped for another reason.

@@ -30,7 +30,8 @@ struct ServeOptions {
 };
 
 // Runs until SIGINT or SIGTERM, then stops accepting, finishes queued work,
-// syncs and returns. `on_listening(port)` runs once the socket is bound.
+// syncs and returns. `on_listening(port)` runs once the socket is bound; then,
+// under systemd, READY=1 goes to $NOTIFY_SOCKET (and STOPPING=1 on the signal).
 Status Serve(const ServeOptions& options, const std::function<void(int port)>& on_listening);
 
 }  // namespace cohfs

@@ -17,6 +17,7 @@
 #include "storage/fsck.h"
 #include "storage/volume.h"
 #include "tools/args.h"
+#include "tools/mount_options.h"
 #include "tools/progress.h"
 
 namespace cohfs {
@@ -161,42 +162,13 @@ int ServeCommand(int argc, char** argv) {
   return 0;
 }
 
-// -o soft,timeo=SECONDS or hard (the default).
-bool ParseMountOptions(const std::string& list, MountOptions* o) {
-  bool soft = false;
-  int64_t timeo_ms = 30000;
-  size_t start = 0;
-  while (start < list.size()) {
-    size_t end = list.find(',', start);
-    if (end == std::string::npos) end = list.size();
-    std::string opt = list.substr(start, end - start);
-    start = end + 1;
-    if (opt == "soft" || opt == "hard") {
-      soft = opt == "soft";
-    } else if (opt.rfind("metrics=", 0) == 0) {
-      o->metrics_listen = opt.substr(8);
-    } else if (opt.rfind("timeo=", 0) == 0) {
-      timeo_ms = ParseSecondsMs(opt.substr(6), 3600);
-      if (timeo_ms < 0) {
-        std::fprintf(stderr, "cohfs mount: timeo wants seconds, more than 0 and at most 3600\n");
-        return false;
-      }
-    } else if (!opt.empty()) {
-      std::fprintf(stderr, "cohfs mount: unknown option -o %s\n", opt.c_str());
-      return false;
-    }
-  }
-  o->soft_timeout_ms = soft ? timeo_ms : 0;
-  return true;
-}
-
 int MountCommand(int argc, char** argv) {
   Args a = Parse(argc, argv, {"--log", "--max-locks", "--timeout", "-o", "--key", "--metrics"},
                  {"-f", "--foreground", "-d", "--debug"});
   int rc =
       CheckArgs(a, 2,
                 "usage: cohfs mount HOST:PORT MOUNTPOINT [-f] [-d] [--log FILE] [--max-locks N]\n"
-                "                   [--timeout SECONDS] [-o soft,timeo=SECONDS] [--key FILE]\n"
+                "                   [--timeout SECONDS] [-o OPTIONS] [--key FILE]\n"
                 "  --key FILE        the server's key (cohfs keygen): authenticate and encrypt\n"
                 "  -f, --foreground  keep the client daemon in the foreground\n"
                 "  -d, --debug       trace FUSE requests (implies -f)\n"
@@ -212,6 +184,9 @@ int MountCommand(int argc, char** argv) {
                 "  -o metrics=HOST:PORT, --metrics HOST:PORT  serve the client's counters\n"
                 "                    for Prometheus at http://HOST:PORT/metrics (port 0: a\n"
                 "                    free one, shown by cohfs stats as metrics_port)\n"
+                "  -o OPTIONS        also key=FILE, timeout=S, max_locks=N, log=FILE and\n"
+                "                    kernel flags (ro, noexec, nosuid, nodev, noatime...),\n"
+                "                    as mount.cohfs takes them (man mount.cohfs)\n"
                 "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
   if (rc >= 0) return rc;
   // The daemon keeps no descriptor it was born with: a caller's open file on
@@ -233,9 +208,19 @@ int MountCommand(int argc, char** argv) {
     return 2;
   }
   o.timeout_ms = static_cast<int>(timeout_ms);
-  if (!ParseMountOptions(a.Get("-o"), &o)) return 2;
+  MountOptionList list;
+  std::string err = ParseMountOptionList(a.Get("-o"), false, &o, &list);
+  if (!err.empty()) {
+    std::fprintf(stderr, "cohfs mount: %s\n", err.c_str());
+    return 2;
+  }
+  if ((!list.key_file.empty() || list.insecure) && a.Has("--key")) {
+    std::fprintf(stderr, "cohfs mount: give --key, -o key= or -o insecure, one of them\n");
+    return 2;
+  }
   if (a.Has("--metrics")) o.metrics_listen = a.Get("--metrics");
-  if (a.Has("--key") && !LoadKey("mount", a.Get("--key"), &o.key)) return 1;
+  std::string key_file = a.Has("--key") ? a.Get("--key") : list.key_file;
+  if (!key_file.empty() && !LoadKey("mount", key_file, &o.key)) return 1;
   return RunMount(o);
 }
 

@@ -11,5 +11,7 @@ int MountCommand(int argc, char** argv);
 int FsckCommand(int argc, char** argv);
 int StatsCommand(int argc, char** argv);
 int StatusCommand(int argc, char** argv);
+// mount(8)'s helper: the binary run as mount.cohfs (tools/mount_helper.cc).
+int MountHelperCommand(int argc, char** argv);
 
 }  // namespace cohfs

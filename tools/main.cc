@@ -6,6 +6,7 @@
 #include <string>
 
 #include "tools/commands.h"
+#include "tools/version.h"
 
 namespace {
 
@@ -19,7 +20,8 @@ void Usage(FILE* out) {
                "  mount HOST:PORT MOUNTPOINT --key FILE       mount it with FUSE\n"
                "  fsck DEVICE [--meta DIR] [--no-checksums]   check every invariant offline\n"
                "  stats MOUNTPOINT [--watch]                  the client's counters (or rates)\n"
-               "  status HOST:PORT [--key FILE]               the server's sessions, locks, space\n\n"
+               "  status HOST:PORT [--key FILE]               the server's sessions, locks, space\n"
+               "  --version                                   version and commit\n\n"
                "Run 'cohfs COMMAND --help' for a command's options.\n");
 }
 
@@ -32,6 +34,15 @@ int main(int argc, char** argv) {
   // 1 GiB write's CPU. Keep them in the heap, and freed ones there for reuse.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
+  // mount(8) runs /sbin/mount.cohfs, a symlink to this binary.
+  const char* slash = std::strrchr(argv[0], '/');
+  if (!std::strcmp(slash ? slash + 1 : argv[0], "mount.cohfs")) {
+    return cohfs::MountHelperCommand(argc, argv);
+  }
+  if (argc >= 2 && !std::strcmp(argv[1], "--version")) {
+    std::printf("cohfs %s (commit %s)\n", COHFS_VERSION, COHFS_GIT_COMMIT);
+    return 0;
+  }
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
     Usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;
