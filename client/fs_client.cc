@@ -243,6 +243,9 @@ void FsClient::AbsorbLookup(InodeId dir, const RpcReply& reply) {
   for (auto e : root.getLeaf()) {
     DirEntry d = FromWire(e);
     PutReplyAttr(d.attr, grants.For(d.attr.ino), reply);
+    if (e.hasInlineData() && !write_behind_.Holds(d.attr.ino)) {
+      cache_.PutContent(d.attr.ino, AsView(e.getInlineData()));
+    }
     entries.push_back(std::move(d));
   }
   if (root.getLeafComplete()) {

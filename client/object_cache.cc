@@ -33,7 +33,7 @@ Attr ObjectCache::PutAttr(const Attr& attr, LockMode lock, ReplyOrder order, boo
   std::lock_guard<std::mutex> l(mu_);
   Node& n = nodes_[attr.ino];
   lock = EffectiveGrantLocked(attr.ino, lock, order.request_id);
-  if (n.lock == LockMode::kNone && lock != LockMode::kNone) ForgetUnheldNamesLocked(n);
+  if (n.lock == LockMode::kNone && lock != LockMode::kNone) ForgetUnheldLocked(n);
   if (lock > n.lock) n.lock = lock;
   Touch(n);
   if (n.has_attr && n.local_seq > order.log_seq)
@@ -79,7 +79,7 @@ void ObjectCache::SetLock(InodeId ino, LockMode lock, uint64_t request_id) {
   // from before it: nothing kept them from changing while no lock was held.
   if (n.lock == LockMode::kNone && granted != LockMode::kNone) {
     n.has_attr = false;
-    ForgetUnheldNamesLocked(n);
+    ForgetUnheldLocked(n);
   }
   n.lock = granted;
 }
@@ -94,6 +94,7 @@ std::vector<std::string> ObjectCache::Revoke(InodeId ino, LockMode keep, uint64_
   n.lock = std::min(n.lock, keep);
   if (keep != LockMode::kNone) return names;
   n.xattrs.reset();
+  DropContentLocked(n);
   n.complete = false;
   n.names.clear();
   names.assign(n.kernel_names.begin(), n.kernel_names.end());
@@ -129,8 +130,12 @@ bool ObjectCache::RevokeIfForgotten(InodeId ino, uint64_t last_request_id, LockM
   LockMode was = forgotten == forgotten_locks_.end() ? LockMode::kNone : forgotten->second;
   if (forgotten != forgotten_locks_.end()) forgotten_locks_.erase(forgotten);
   if (held) *held = was;
-  if (auto it = nodes_.find(ino); it != nodes_.end() && it->second.nlookup > 0) return false;
-  nodes_.erase(ino);
+  auto it = nodes_.find(ino);
+  if (it != nodes_.end() && it->second.nlookup > 0) return false;
+  if (it != nodes_.end()) {
+    DropContentLocked(it->second);
+    nodes_.erase(it);
+  }
   AddRevocationLocked(ino, Revocation{last_request_id, LockMode::kNone});
   return true;
 }
@@ -209,13 +214,49 @@ void ObjectCache::SetDirectory(InodeId dir, const std::vector<DirEntry>& entries
   for (const DirEntry& e : entries) n.names[e.name] = e.attr.ino;
 }
 
-// A directory's names noted while no lock was held (a reply that came
-// without a valid grant) were not kept current: the lock regained does not
-// vouch for them. Found by the simulation (a page absorbed from a reply that
-// crossed a server restart).
-void ObjectCache::ForgetUnheldNamesLocked(Node& n) {
+// A directory's names (or a file's content) noted while no lock was held (a
+// reply that came without a valid grant) were not kept current: the lock
+// regained does not vouch for them. Found by the simulation (a page absorbed
+// from a reply that crossed a server restart).
+void ObjectCache::ForgetUnheldLocked(Node& n) {
   n.complete = false;
   n.names.clear();
+  DropContentLocked(n);
+}
+
+void ObjectCache::DropContentLocked(Node& n) {
+  if (!n.content) return;
+  content_bytes_ -= n.content->size();
+  n.content.reset();
+}
+
+void ObjectCache::PutContent(InodeId ino, std::string_view data) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end()) return;
+  Node& n = it->second;
+  if (n.lock == LockMode::kNone || !n.has_attr || n.attr.size != data.size()) return;
+  DropContentLocked(n);
+  if (content_bytes_ + data.size() > kMaxContentBytes) return;
+  n.content.emplace(data);
+  n.content_mtime_ns = n.attr.mtime_ns;
+  content_bytes_ += data.size();
+}
+
+bool ObjectCache::ReadContent(InodeId ino, uint64_t offset, size_t len, std::string* out) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto it = nodes_.find(ino);
+  if (it == nodes_.end() || !it->second.content) return false;
+  Node& n = it->second;
+  if (n.lock == LockMode::kNone || !n.has_attr || n.attr.size != n.content->size() ||
+      n.attr.mtime_ns != n.content_mtime_ns) {
+    DropContentLocked(n);
+    return false;
+  }
+  size_t from = static_cast<size_t>(std::min<uint64_t>(offset, n.content->size()));
+  out->assign(*n.content, from, len);
+  Touch(n);
+  return true;
 }
 
 void ObjectCache::AddPage(InodeId dir, const std::vector<DirEntry>& entries, ReplyOrder order) {
@@ -263,6 +304,7 @@ bool ObjectCache::Forget(InodeId ino, uint64_t n) {
   node.nlookup = node.nlookup > n ? node.nlookup - n : 0;
   if (node.nlookup > 0) return false;
   if (node.lock != LockMode::kNone) forgotten_locks_[ino] = node.lock;
+  DropContentLocked(node);
   nodes_.erase(it);
   return true;
 }

@@ -147,6 +147,14 @@ class ObjectCache {
   // kMaxPageNames names (then the older pages are dropped).
   void AddPage(InodeId dir, const std::vector<DirEntry>& entries, ReplyOrder order);
   static constexpr size_t kMaxPageNames = 65536;
+  // A small file's whole content, from a leaf: kept while the file is held
+  // and its size and mtime are what they were (any write changes them), up
+  // to kMaxContentBytes in all.
+  void PutContent(InodeId ino, std::string_view data);
+  // Bytes [offset, offset + len) of the content kept for `ino`; false when
+  // none is (or it went stale).
+  bool ReadContent(InodeId ino, uint64_t offset, size_t len, std::string* out);
+  static constexpr size_t kMaxContentBytes = 64u << 20;
   // Records the lock a reply granted on `ino`, capped at what was given back
   // after the request left. A lock regained this way (the reply carried no
   // attributes) drops the attributes kept from before: they may be stale.
@@ -194,10 +202,14 @@ class ObjectCache {
     std::unordered_set<std::string> kernel_names;  // dentries the kernel may cache
     std::optional<std::string> symlink_target;     // known for symlinks made here
     std::optional<Xattrs> xattrs;                  // all of them, when known (KnownXattrs)
-    mutable uint64_t last_use = 0;                 // use_clock_ when last looked at
+    std::optional<std::string> content;            // PutContent, as of content_mtime_ns
+    int64_t content_mtime_ns = 0;
+    mutable uint64_t last_use = 0;  // use_clock_ when last looked at
   };
   void Touch(const Node& n) const { n.last_use = ++use_clock_; }
-  static void ForgetUnheldNamesLocked(Node& n);
+  void ForgetUnheldLocked(Node& n);
+  void DropContentLocked(Node& n);
+  size_t content_bytes_ = 0;        // guarded by mu_: sum of every node's content
   mutable uint64_t use_clock_ = 0;  // guarded by mu_
   struct Revocation {
     uint64_t request_id;

@@ -52,6 +52,7 @@ struct Entry {
   name @0 :Data;
   cookie @1 :UInt64;
   attr @2 :Attr;
+  inlineData @3 :Data;  # in a lookup's leaf: a small regular file's whole content (v7)
 }
 
 struct InodeRange {

@@ -262,6 +262,19 @@ Status Dispatcher::Write(Ctx& ctx) {
   return Status::Ok();
 }
 
+// A small regular file's content rides with its entry in a leaf (the caller
+// may read it, and it is granted), so reading it costs no round trip; at
+// most kLeafContentBytes a reply.
+void Dispatcher::AttachContent(const Caller& c, const Attr& attr, wire::Entry::Builder out,
+                               size_t* bytes) {
+  if (!S_ISREG(attr.mode) || attr.size == 0 || attr.size > kInlineMaxBytes) return;
+  if (*bytes + attr.size > kLeafContentBytes) return;
+  auto data = fs_.Read(c, attr.ino, 0, static_cast<uint32_t>(attr.size), /*note_atime=*/false);
+  if (!data.ok() || data->size() != attr.size) return;
+  out.setInlineData(AsData(*data));
+  *bytes += data->size();
+}
+
 // The name (and its absence) stays valid while the directory is held. With
 // the lookup come neighbouring entries, each granted SHARED: a small
 // directory whole (a directory's size is its entry count), else a page of
@@ -288,9 +301,14 @@ Status Dispatcher::Lookup(Ctx& ctx) {
     if (entries.ok() && !entries->empty()) {
       bool whole = small && entries->size() <= config_.leaf_max_entries;
       auto leaf = ctx.reply.initLeaf(static_cast<unsigned>(entries->size()));
+      size_t content_bytes = 0;
       for (size_t i = 0; i < entries->size(); i++) {
-        ToWire((*entries)[i], leaf[static_cast<unsigned>(i)]);
-        Grant(ctx, (*entries)[i].attr.ino, LockMode::kShared);
+        const DirEntry& e = (*entries)[i];
+        auto out = leaf[static_cast<unsigned>(i)];
+        ToWire(e, out);
+        if (Grant(ctx, e.attr.ino, LockMode::kShared) != LockMode::kNone) {
+          AttachContent(ctx.caller, e.attr, out, &content_bytes);
+        }
       }
       ctx.reply.setLeafComplete(whole);
     } else if (entries.ok() && small) {

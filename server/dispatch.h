@@ -145,6 +145,8 @@ class Dispatcher {
   void FinishRecording(Session& s, const OutFrame& reply);
   Status Reclaim(Ctx& ctx);
   Status Lookup(Ctx& ctx);
+  static constexpr size_t kLeafContentBytes = 1u << 20;  // 256 entries of 4 KiB
+  void AttachContent(const Caller& c, const Attr& attr, wire::Entry::Builder out, size_t* bytes);
   static std::string FailuresReply(const std::vector<CommitFailure>& failed);
   OutFrame RebuiltReply(wire::Request::Reader request, RequestId id);
   void LoadFailures(const std::string& partial, std::vector<CommitFailure>* failed);

@@ -264,7 +264,8 @@ Status FileSystem::Truncate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t size
 
 // ---------------------------------------------------------------- operations
 
-Result<std::string> FileSystem::Read(const Caller& c, InodeId ino, uint64_t offset, uint32_t len) {
+Result<std::string> FileSystem::Read(const Caller& c, InodeId ino, uint64_t offset, uint32_t len,
+                                     bool note_atime) {
   Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
@@ -276,7 +277,7 @@ Result<std::string> FileSystem::Read(const Caller& c, InodeId ino, uint64_t offs
     RETURN_IF_ERROR(ReadRange(tx, ino, *i, offset, std::span<char>(out.data(), out.size())));
   }
   int64_t now = NowNs();
-  if (ShouldUpdateAtime(*i, now) && !volume_.items().read_only()) {
+  if (note_atime && ShouldUpdateAtime(*i, now) && !volume_.items().read_only()) {
     i->atime_ns = now;  // relatime; not synced, and a failure does not fail the read
     Status st = tx.Commit();
     if (!st.ok()) LOG(Warn) << "atime update of " << ino.value << ": " << st.ToString();

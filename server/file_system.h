@@ -48,7 +48,9 @@ class FileSystem {
   Result<std::vector<DirEntry>> ReadDir(const Caller& c, InodeId dir, uint64_t cookie,
                                         size_t max_entries);
   // Short at end of file; holes read as zeros. Checks DataPermission (common/permissions.h).
-  Result<std::string> Read(const Caller& c, InodeId ino, uint64_t offset, uint32_t len);
+  // `note_atime` false: content sent ahead (a leaf), not read by anyone yet.
+  Result<std::string> Read(const Caller& c, InodeId ino, uint64_t offset, uint32_t len,
+                           bool note_atime = true);
   // SEEK_DATA / SEEK_HOLE (whence as in <unistd.h>); ENXIO at or past the end.
   // Unwritten (fallocated) extents count as holes, as on ext4.
   Result<uint64_t> Lseek(InodeId ino, uint64_t offset, int whence);

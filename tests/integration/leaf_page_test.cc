@@ -1,8 +1,8 @@
-// Pages of large directories (server/dispatch.cc Dispatcher::Lookup): a
-// lookup in a directory too large to come whole brings the entries that
-// follow the name, so a cold stat of every file costs a round trip per page,
-// not per file; and a name known from a page follows another mount's
-// changes as any cached name does.
+// Leaves (server/dispatch.cc Dispatcher::Lookup): a lookup in a directory too
+// large to come whole brings the entries that follow the name, so a cold stat
+// of every file costs a round trip per page, not per file; small files'
+// content rides along, so reading them costs none; and names and content
+// known from a leaf follow another mount's changes as anything cached does.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -53,6 +53,42 @@ TEST(LeafPages, ColdStatOfALargeDirectoryCostsARoundTripPerPage) {
   EXPECT_LE(trips, static_cast<uint64_t>(kFiles / kPage + 10));
   struct stat st;
   EXPECT_EQ(Result(lstat(c.Path("big/absent").c_str(), &st)), "ENOENT");
+}
+
+TEST(LeafPages, ColdReadOfSmallFilesCostsNoRoundTripEach) {
+  Cluster c;
+  ASSERT_EQ(mkdir(c.Path("src").c_str(), 0755), 0);
+  for (int i = 0; i < 200; i++) WriteAll(c.Path("src/" + Name(i)), Pattern(100 + i * 20, 'a'));
+  WriteAll(c.Path("src/large"), Pattern(100000, 'L'));  // past what rides along
+  Settle(c.Path("src"));
+  c.Unmount();
+  c.Mount();
+  const uint64_t before = StatValue(c.Stats(), "round_trips");
+  for (int i = 0; i < 200; i++) {
+    ASSERT_EQ(ReadAll(c.Path("src/" + Name(i))), Pattern(100 + i * 20, 'a')) << Name(i);
+  }
+  const uint64_t trips = StatValue(c.Stats(), "round_trips") - before;
+  std::printf("cold read of 200 small files: %lu round trips\n", static_cast<unsigned long>(trips));
+  EXPECT_LE(trips, 5u);
+  EXPECT_EQ(ReadAll(c.Path("src/large")), Pattern(100000, 'L'));
+}
+
+// B reads small files from a leaf; A overwrites one (same size), truncates
+// one and appends to one: B reads what A wrote, at once.
+TEST_F(Coherency, ContentFromALeafFollowsTheOtherMount) {
+  ASSERT_EQ(mkdir((a_ + "/src").c_str(), 0755), 0);
+  for (int i = 0; i < 3; i++) WriteAll(a_ + "/src/" + Name(i), Pattern(1000, 'a'));
+  Settle(a_ + "/src");
+  c.Unmount(b_);
+  c.Mount(b_);
+  const std::string a = a_ + "/src/", b = b_ + "/src/";
+  for (int i = 0; i < 3; i++) ASSERT_EQ(ReadAll(b + Name(i)), Pattern(1000, 'a'));
+  WriteAll(a + Name(0), Pattern(1000, 'z'), 0);  // in place: the size stays
+  ASSERT_EQ(Result(truncate((a + Name(1)).c_str(), 10)), "ok");
+  WriteAll(a + Name(2), "tail", O_APPEND);
+  EXPECT_EQ(ReadAll(b + Name(0)), Pattern(1000, 'z'));
+  EXPECT_EQ(ReadAll(b + Name(1)), Pattern(1000, 'a').substr(0, 10));
+  EXPECT_EQ(ReadAll(b + Name(2)), Pattern(1000, 'a') + "tail");
 }
 
 // B learns the names f00000.. from one page; A then renames, unlinks,

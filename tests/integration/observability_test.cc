@@ -196,10 +196,13 @@ TEST(Observability, StatsWatchPrintsRatesUnderAHeader) {
   Cluster c;
   std::string out;
   std::string cmd = CohfsBinary() + " stats " + c.mnt() + " --watch --interval 1 --count 2";
-  // Traffic while it watches: a shell loop of creates in the background,
-  // each at least 5 FUSE requests (lookup, create, write, flush, release).
-  std::string load = "(for i in $(seq 1 50); do echo x > " + c.mnt() + "/f$i; done) & ";
-  ASSERT_EQ(RunCommand("sh -c '" + load + cmd + "; wait'", &out), 0) << out;
+  // Traffic for as long as it watches: a shell loop of creates in the
+  // background, each at least 5 FUSE requests (lookup, create, write, flush,
+  // release), until the watch has printed its lines.
+  const std::string stop = c.dir() + "/stop-load";
+  std::string load = "(i=0; while [ ! -e " + stop + " ]; do i=$((i+1)); echo x > " + c.mnt() +
+                     "/f$i; done) & ";
+  ASSERT_EQ(RunCommand("sh -c '" + load + cmd + "; touch " + stop + "; wait'", &out), 0) << out;
   std::istringstream in(out);
   std::vector<std::vector<std::string>> rows;
   for (std::string line; std::getline(in, line);) {
@@ -217,10 +220,10 @@ TEST(Observability, StatsWatchPrintsRatesUnderAHeader) {
     for (size_t i = 1; i < rows[r].size(); i++) EXPECT_GE(std::stod(rows[r][i]), 0) << out;
     fuse_per_s += std::stod(rows[r][1]);
   }
-  // Over two ~1 s intervals: most of the 250 requests (a few may come before
-  // the first sample), not just the watch's own reads of the stats xattr.
+  // Over two ~1 s intervals of creates: far more than the watch's own reads
+  // of the stats xattr.
   EXPECT_GE(fuse_per_s, 100) << out;
-  EXPECT_EQ(StatValue(c.Stats(), "fuse.create"), 50u);
+  EXPECT_GE(StatValue(c.Stats(), "fuse.create"), 20u);
 }
 
 TEST(Observability, StatsWatchStopsCleanlyOnSigint) {
