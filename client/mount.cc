@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "client/fuse_ops.h"
+#include "client/fuse_uring.h"
 #include "common/log.h"
 
 namespace cohfs {
@@ -97,7 +98,9 @@ bool IsCohfsMount(const std::string& path) {
 }
 
 // Threads start here, after the fork that daemonizes (threads do not survive it).
-int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops, int64_t soft_timeout_ms) {
+// `uring` (none: /dev/fuse only) gets its threads here too.
+int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops, FuseUring* uring,
+          int64_t soft_timeout_ms) {
   ops.Start();
   rpc.GiveUpAfter(soft_timeout_ms);
   Status st = rpc.Start();
@@ -105,6 +108,7 @@ int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops, int64_t soft_timeout_m
     LOG(Error) << "cannot start the network thread: " << st.ToString();
     return 1;
   }
+  if (uring && uring->Prepare()) ops.set_uring(uring);
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, 16);
   fuse_loop_cfg_set_idle_threads(cfg, 4);
@@ -165,11 +169,14 @@ int RunMount(const MountOptions& options) {
     return 1;
   }
 
+  std::unique_ptr<FuseUring> uring;
+  if (options.fuse_uring)
+    uring = std::make_unique<FuseUring>(se, fuse_session_fd(se), stats, options.uring_threads);
   int rc;
   if (options.foreground) {
     ready.CloseRead();
     ready.CloseWrite();
-    rc = Serve(se, **rpc, ops, options.soft_timeout_ms);
+    rc = Serve(se, **rpc, ops, uring.get(), options.soft_timeout_ms);
   } else {
     pid_t pid = fork();
     if (pid < 0) {
@@ -192,10 +199,11 @@ int RunMount(const MountOptions& options) {
     setsid();
     if (chdir("/") != 0) LOG(Warn) << "chdir /: " << strerror(errno);
     RedirectStdio(options.log_file);
-    rc = Serve(se, **rpc, ops, options.soft_timeout_ms);
+    rc = Serve(se, **rpc, ops, uring.get(), options.soft_timeout_ms);
   }
   ops.set_session(nullptr);  // no kernel to invalidate any more
   fuse_session_unmount(se);
+  if (uring) uring->Stop();  // after the unmount: requests in flight still get answers
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   (*rpc)->Shutdown();

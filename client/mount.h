@@ -18,6 +18,8 @@ struct MountOptions {
   int timeout_ms = 30000;      // connecting and the handshake give up after this
   int64_t soft_timeout_ms = 0;  // -o soft,timeo=N: EIO once the server is unreachable N s (0: hard)
   std::optional<ChannelKey> key;  // --key: authenticate and encrypt (none: frames in clear)
+  bool fuse_uring = true;         // -o uring|nouring: FUSE over io_uring when the kernel offers it
+  unsigned uring_threads = 4;     // -o uring_threads=N: ring threads (one entry each) per CPU queue
 };
 
 // Refuses a mountpoint that already is a cohfs mount. Returns the process exit code. In the

@@ -2,6 +2,7 @@
 
 #include <capnp/schema.h>
 
+#include "client/fuse_uring_abi.h"
 #include "protocol/cohfs.capnp.h"
 
 namespace cohfs {
@@ -58,6 +59,13 @@ std::string ClientStats::Format() const {
   line("writes_through", writes_through);
   line("space_grant_bytes", space_grant_bytes);
   line("fuse_init_added", fuse_init_added);
+  // The INIT reply asked for rings and the kernel took their registration.
+  const bool uring = (fuse_init_added & kFuseOverIoUring) && fuse_uring_register_errno == 0;
+  out += std::string("fuse_transport ") + (uring ? "uring" : "dev") + "\n";
+  line("fuse_uring_requests", fuse_uring_requests);
+  line("fuse_uring_entries", fuse_uring_entries);
+  line("fuse_uring_errors", fuse_uring_errors);
+  line("fuse_uring_register_errno", fuse_uring_register_errno);
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -244,7 +245,8 @@ int ServeCommand(int argc, char** argv) {
   return 0;
 }
 
-// -o soft,timeo=SECONDS or hard (the default).
+// -o soft,timeo=SECONDS or hard (the default); uring (the default) or nouring;
+// uring_threads=N.
 bool ParseMountOptions(const std::string& list, MountOptions* o) {
   bool soft = false;
   int64_t timeo_ms = 30000;
@@ -256,6 +258,16 @@ bool ParseMountOptions(const std::string& list, MountOptions* o) {
     start = end + 1;
     if (opt == "soft" || opt == "hard") {
       soft = opt == "soft";
+    } else if (opt == "uring" || opt == "nouring") {
+      o->fuse_uring = opt == "uring";
+    } else if (opt.rfind("uring_threads=", 0) == 0) {
+      char* end = nullptr;
+      unsigned long n = std::strtoul(opt.c_str() + 14, &end, 10);
+      if (*end != '\0' || n < 1 || n > 64) {
+        std::fprintf(stderr, "cohfs mount: uring_threads wants 1 to 64\n");
+        return false;
+      }
+      o->uring_threads = static_cast<unsigned>(n);
     } else if (opt.rfind("timeo=", 0) == 0) {
       timeo_ms = ParseSecondsMs(opt.substr(6), 3600);
       if (timeo_ms < 0) {
@@ -290,6 +302,10 @@ int MountCommand(int argc, char** argv) {
                 "                    the client reconnects and resends by itself\n"
                 "  -o soft,timeo=S   calls fail with EIO once the server has been\n"
                 "                    unreachable for S seconds (default 30)\n"
+                "  -o uring          (the default) FUSE over io_uring when the kernel offers\n"
+                "                    it (fuse module parameter enable_uring), else /dev/fuse\n"
+                "  -o nouring        /dev/fuse only\n"
+                "  -o uring_threads=N ring threads per CPU (default 4), one request each\n"
                 "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
   if (rc >= 0) return rc;
   // The daemon keeps no descriptor it was born with: a caller's open file on
