@@ -61,6 +61,7 @@ ssize_t FuseInitIo::Writev(int fd, const iovec* iov, int count) {
     std::memcpy(&h, iov[0].iov_base, sizeof(h));
     return h.len;
   }
+  if (uring) uring->CommitOwnReply();  // what this thread replied is out before it notifies
   fuse_init_out patched;
   if (!PatchInitReply(iov, count, &patched)) return writev(fd, iov, count);
   return WriteInitReply(fd, iov, patched);

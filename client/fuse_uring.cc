@@ -53,6 +53,8 @@ struct FuseUring::Worker {
   char* payload = nullptr;
   iovec iov[2]{};
   bool registered = false;          // a request came: the REGISTER was taken
+  uint64_t commit_id = 0;           // the request being answered
+  bool committed = false;           // its reply went back early (CommitOwnReply)
   std::atomic<uint64_t> unique{0};  // the request the entry holds (0: none)
   std::mutex mu;                    // guards replied (rank: leaf)
   std::condition_variable cv;
@@ -231,15 +233,34 @@ void FuseUring::Serve(Worker* w) {
       w->registered = true;
       stats_.fuse_uring_entries++;
     }
-    const uint64_t commit_id = w->header.ring_ent_in_out.commit_id;
+    w->commit_id = w->header.ring_ent_in_out.commit_id;
+    w->committed = false;
     if (!Process(w)) return;
-    PrepEntryCmd(&w->ring, fuse_fd_, kFuseIoUringCmdCommitAndFetch, w->qid, commit_id, w->iov);
-    rc = io_uring_submit(&w->ring);
-    if (rc < 0) {
-      LOG(Error) << "FUSE over io_uring: submit COMMIT_AND_FETCH: " << strerror(-rc);
-      return;
-    }
+    if (!w->committed && !Commit(w)) return;
   }
+}
+
+// After this the kernel may put the next request in the entry's buffers.
+bool FuseUring::Commit(Worker* w) {
+  PrepEntryCmd(&w->ring, fuse_fd_, kFuseIoUringCmdCommitAndFetch, w->qid, w->commit_id, w->iov);
+  int rc = io_uring_submit(&w->ring);
+  if (rc < 0) {
+    LOG(Error) << "FUSE over io_uring: submit COMMIT_AND_FETCH: " << strerror(-rc);
+    return false;
+  }
+  w->committed = true;
+  return true;
+}
+
+void FuseUring::CommitOwnReply() {
+  Worker* w = current_;
+  if (w == nullptr || w->unique.load() == 0 || w->committed) return;
+  {
+    std::lock_guard<std::mutex> l(w->mu);
+    if (!w->replied) return;
+  }
+  // A failed submit leaves the entry to Serve, which ends on it.
+  (void)Commit(w);
 }
 
 void FuseUring::EntryFailed(Worker* w, int err) {

@@ -14,7 +14,8 @@
 // hands it to fuse_session_process_buf; the reply comes back through the
 // session's writev (FuseInitIo), which offers it to Reply() first: a reply
 // whose unique belongs to an entry is copied into that entry, and its thread
-// commits it and fetches the next request in one COMMIT_AND_FETCH.
+// commits it and fetches the next request in one COMMIT_AND_FETCH (after the
+// op returns, or before the op's next write to /dev/fuse: CommitOwnReply).
 //
 // Only a ring's own thread submits to it: the kernel ties an entry's command
 // to the task that submitted it (and cancels it when that task exits).
@@ -59,6 +60,12 @@ class FuseUring {
   // the reply into it and returns true; else false (it goes to /dev/fuse).
   bool Reply(const iovec* iov, int count);
 
+  // On a ring thread whose entry holds a reply not yet committed: commit it
+  // now. Through /dev/fuse a reply is delivered when fuse_reply_* returns, and
+  // an op may rely on that (a read that replies, then invalidates the pages
+  // its reply unlocks); call this before such a thread writes /dev/fuse.
+  void CommitOwnReply();
+
   // Possible CPUs (/sys/devices/system/cpu/possible): the kernel's queue count.
   static unsigned PossibleCpus();
 
@@ -71,6 +78,7 @@ class FuseUring {
   void Serve(Worker* w);
   bool Process(Worker* w);
   void ReplyError(uint64_t unique, int err);
+  bool Commit(Worker* w);
   void EntryFailed(Worker* w, int err);
   bool AwaitGo();
 
