@@ -152,6 +152,27 @@ TEST(FuseUringTest, RingsServeTheRequestsWhenTheKernelOffersThem) {
   EXPECT_EQ(Transport(c.Stats()), "uring");
 }
 
+// Two clients take turns on one file: each read is answered while the other
+// may hold the lock, so the reader replies and then invalidates the pages it
+// returned (which the kernel keeps locked until that reply is in). Over a
+// ring that reply must be committed before the invalidation goes out.
+TEST(FuseUringTest, ReadsUnderContentionAcrossTwoRingMounts) {
+  UringParam param(true);
+  if (!param.ok()) GTEST_SKIP() << "no writable " << kParam;
+  Cluster c;
+  const std::string mnt2 = c.dir() + "/mnt2";
+  c.Mount(mnt2);
+  for (int i = 0; i < 100; i++) {
+    const std::string data = "round " + std::to_string(i) + std::string(5000 + i, 'x');
+    ASSERT_TRUE(WriteFile((i % 2 ? mnt2 : c.mnt()) + "/shared", data)) << i;
+    ASSERT_EQ(ReadFile((i % 2 ? c.mnt() : mnt2) + "/shared"), data) << i;
+  }
+  std::string stats = "\n" + c.Stats();
+  EXPECT_EQ(Transport(stats), "uring") << stats;
+  EXPECT_GT(StatValue(stats, "fuse.read"), 0u) << stats;
+  EXPECT_EQ(Transport(c.Stats(mnt2)), "uring");
+}
+
 TEST(FuseUringTest, NoUringOptionUsesDevFuse) {
   UringParam param(true);
   if (!param.ok()) GTEST_SKIP() << "no writable " << kParam;
