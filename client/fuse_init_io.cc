@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <cstring>
 
+#include "client/fuse_uring.h"
+#include "client/fuse_uring_abi.h"
+#include "common/log.h"
+
 namespace cohfs {
 
 ssize_t FuseInitIo::Read(int fd, void* buf, size_t len) {
@@ -38,8 +42,9 @@ bool FuseInitIo::PatchInitReply(const iovec* iov, int count, fuse_init_out* out)
   std::memcpy(out, iov[1].iov_base, sizeof(*out));
   uint64_t has = out->flags;
   if (out->flags & FUSE_INIT_EXT) has |= uint64_t{out->flags2} << 32;
-  const uint64_t add = wanted_ & offered_.load() & ~has;
-  if (add == 0) return false;
+  const uint64_t wanted = wanted_ | (uring_.load() ? kFuseOverIoUring : 0);
+  const uint64_t add = wanted & offered_.load() & ~has;
+  if (add == 0) return true;
   out->flags |= static_cast<uint32_t>(add);
   if (add >> 32) {
     out->flags |= FUSE_INIT_EXT;
@@ -50,10 +55,36 @@ bool FuseInitIo::PatchInitReply(const iovec* iov, int count, fuse_init_out* out)
 }
 
 ssize_t FuseInitIo::Writev(int fd, const iovec* iov, int count) {
+  FuseUring* uring = uring_.load();
+  if (uring && uring->Reply(iov, count)) {
+    fuse_out_header h;
+    std::memcpy(&h, iov[0].iov_base, sizeof(h));
+    return h.len;
+  }
+  if (uring) uring->CommitOwnReply();  // what this thread replied is out before it notifies
   fuse_init_out patched;
   if (!PatchInitReply(iov, count, &patched)) return writev(fd, iov, count);
-  iovec parts[2] = {iov[0], {&patched, sizeof(patched)}};
-  return writev(fd, parts, 2);
+  return WriteInitReply(fd, iov, patched);
+}
+
+// The rings may register only once the kernel has taken this reply.
+ssize_t FuseInitIo::WriteInitReply(int fd, const iovec* iov, const fuse_init_out& out) {
+  iovec parts[2] = {iov[0], {const_cast<fuse_init_out*>(&out), sizeof(out)}};
+  ssize_t n = writev(fd, parts, 2);
+  FuseUring* uring = uring_.load();
+  if (!uring) return n;
+  const bool on =
+      n > 0 && (out.flags & FUSE_INIT_EXT) && ((uint64_t{out.flags2} << 32) & kFuseOverIoUring);
+  if (on) {
+    LOG(Info) << "FUSE over io_uring: on";
+    uring->Start(out);
+  } else {
+    LOG(Info) << "FUSE over io_uring: the kernel does not offer it (fuse module parameter "
+                 "enable_uring); requests go through /dev/fuse";
+    uring->Stop();
+    uring_ = nullptr;
+  }
+  return n;
 }
 
 }  // namespace cohfs

@@ -23,6 +23,8 @@
 
 namespace cohfs {
 
+class FuseUring;
+
 struct FuseOpsConfig {
   double cached_timeout_s = 86400;     // kernel entry/attr timeout while a lock is held
   uint32_t readdir_batch = 1024;       // entries fetched per ReadDir round trip
@@ -48,6 +50,8 @@ class FuseOps : public KernelCache {
 
   // Network thread hook: ships the writeback log and queued lock releases.
   void Tick() { core_.Tick(); }
+  // FUSE over io_uring, prepared before the session loop (FuseInitIo).
+  void set_uring(FuseUring* uring) { init_io_.set_uring(uring); }
   // For kernel invalidations (recalls, refused changes); nullptr once the
   // mount is gone.
   void set_session(fuse_session* se) { session_ = se; }

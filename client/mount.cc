@@ -13,6 +13,7 @@
 
 #include "client/client_metrics.h"
 #include "client/fuse_ops.h"
+#include "client/fuse_uring.h"
 #include "common/log.h"
 #include "io/metrics_http.h"
 
@@ -99,8 +100,9 @@ bool IsCohfsMount(const std::string& path) {
 }
 
 // Threads start here, after the fork that daemonizes (threads do not survive it).
-int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops, const MountOptions& options,
-          ClientStats& stats) {
+// `uring` (none: /dev/fuse only) gets its threads here too.
+int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops, FuseUring* uring,
+          const MountOptions& options, ClientStats& stats) {
   MetricsRegistry registry;
   RegisterClientMetrics(registry, stats);
   std::unique_ptr<MetricsHttp> metrics;  // its own thread: never a FUSE or network thread
@@ -121,6 +123,7 @@ int Serve(fuse_session* se, RpcClient& rpc, FuseOps& ops, const MountOptions& op
     LOG(Error) << "cannot start the network thread: " << st.ToString();
     return 1;
   }
+  if (uring && uring->Prepare()) ops.set_uring(uring);
   fuse_loop_config* cfg = fuse_loop_cfg_create();
   fuse_loop_cfg_set_max_threads(cfg, 16);
   fuse_loop_cfg_set_idle_threads(cfg, 4);
@@ -186,11 +189,14 @@ int RunMount(const MountOptions& options) {
     return 1;
   }
 
+  std::unique_ptr<FuseUring> uring;
+  if (options.fuse_uring)
+    uring = std::make_unique<FuseUring>(se, fuse_session_fd(se), stats, options.uring_threads);
   int rc;
   if (options.foreground) {
     ready.CloseRead();
     ready.CloseWrite();
-    rc = Serve(se, **rpc, ops, options, stats);
+    rc = Serve(se, **rpc, ops, uring.get(), options, stats);
   } else {
     pid_t pid = fork();
     if (pid < 0) {
@@ -213,10 +219,11 @@ int RunMount(const MountOptions& options) {
     setsid();
     if (chdir("/") != 0) LOG(Warn) << "chdir /: " << strerror(errno);
     RedirectStdio(options.log_file);
-    rc = Serve(se, **rpc, ops, options, stats);
+    rc = Serve(se, **rpc, ops, uring.get(), options, stats);
   }
   ops.set_session(nullptr);  // no kernel to invalidate any more
   fuse_session_unmount(se);
+  if (uring) uring->Stop();  // after the unmount: requests in flight still get answers
   fuse_remove_signal_handlers(se);
   fuse_session_destroy(se);
   (*rpc)->Shutdown();

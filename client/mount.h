@@ -20,6 +20,8 @@ struct MountOptions {
   std::string fuse_options;     // kernel mount flags for libfuse, e.g. "ro,noexec" ("": none)
   std::optional<ChannelKey> key;  // --key: authenticate and encrypt (none: frames in clear)
   std::string metrics_listen;     // -o metrics=HOST:PORT: Prometheus at /metrics ("": none)
+  bool fuse_uring = true;         // -o uring|nouring: FUSE over io_uring when the kernel offers it
+  unsigned uring_threads = 4;     // -o uring_threads=N: ring threads (one entry each) per CPU queue
 };
 
 // Refuses a mountpoint that already is a cohfs mount. Returns the process exit code. In the

@@ -2,6 +2,7 @@
 
 #include <capnp/schema.h>
 
+#include "client/fuse_uring_abi.h"
 #include "protocol/cohfs.capnp.h"
 
 namespace cohfs {
@@ -9,13 +10,14 @@ namespace cohfs {
 // Names of the FUSE opcodes we answer, indexed by opcode (linux/fuse.h).
 const char* FuseOpName(size_t op) {
   static const char* const kNames[] = {
-      nullptr,   "lookup",   "forget",  "getattr", "setattr",   "readlink",  "symlink",
-      nullptr,   "mknod",    "mkdir",   "unlink",  "rmdir",     "rename",    "link",
-      "open",    "read",     "write",   "statfs",  "release",   nullptr,     "fsync",
-      "setxattr", "getxattr", "listxattr", "removexattr", "flush", "init", "opendir",
-      "readdir", "releasedir", "fsyncdir", "getlk", "setlk", "setlkw", "access", "create",
-      "interrupt", "bmap", "destroy", "ioctl", "poll", "notify_reply", "batch_forget",
-      "fallocate", "readdirplus", "rename2", "lseek", "copy_file_range"};
+      nullptr,        "lookup",    "forget",      "getattr",  "setattr",  "readlink",
+      "symlink",      nullptr,     "mknod",       "mkdir",    "unlink",   "rmdir",
+      "rename",       "link",      "open",        "read",     "write",    "statfs",
+      "release",      nullptr,     "fsync",       "setxattr", "getxattr", "listxattr",
+      "removexattr",  "flush",     "init",        "opendir",  "readdir",  "releasedir",
+      "fsyncdir",     "getlk",     "setlk",       "setlkw",   "access",   "create",
+      "interrupt",    "bmap",      "destroy",     "ioctl",    "poll",     "notify_reply",
+      "batch_forget", "fallocate", "readdirplus", "rename2",  "lseek",    "copy_file_range"};
   if (op < sizeof(kNames) / sizeof(kNames[0]) && kNames[op]) return kNames[op];
   return nullptr;
 }
@@ -40,8 +42,8 @@ std::string ClientStats::Format() const {
   auto fields = capnp::Schema::from<wire::Request>().getUnionFields();
   for (size_t i = 0; i < kMaxRequestKinds; i++) {
     if (rpcs[i] == 0) continue;
-    std::string name = i < fields.size() ? fields[i].getProto().getName().cStr()
-                                         : std::to_string(i);
+    std::string name =
+        i < fields.size() ? fields[i].getProto().getName().cStr() : std::to_string(i);
     line("rpc." + name, rpcs[i]);
   }
   line("bytes_sent", bytes_sent);
@@ -56,6 +58,13 @@ std::string ClientStats::Format() const {
   line("space_grant_bytes", space_grant_bytes);
   line("fuse_init_added", fuse_init_added);
   if (metrics_port != 0) line("metrics_port", metrics_port);
+  // The INIT reply asked for rings and the kernel took their registration.
+  const bool uring = (fuse_init_added & kFuseOverIoUring) && fuse_uring_register_errno == 0;
+  out += std::string("fuse_transport ") + (uring ? "uring" : "dev") + "\n";
+  line("fuse_uring_requests", fuse_uring_requests);
+  line("fuse_uring_entries", fuse_uring_entries);
+  line("fuse_uring_errors", fuse_uring_errors);
+  line("fuse_uring_register_errno", fuse_uring_register_errno);
   return out;
 }
 

@@ -28,8 +28,16 @@ struct ClientStats {
   std::atomic<uint64_t> space_grant_bytes{0};  // the space grant, as of the last write's reply
   std::atomic<uint64_t> fuse_init_added{0};    // INIT flags libfuse left out and we added
   std::atomic<uint64_t> metrics_port{0};       // -o metrics: the port it serves (0: none)
+  // FUSE over io_uring (FuseUring): requests answered through a ring, ring
+  // entries that took a request, entries ended by an error, and the errno of
+  // a refused REGISTER (the kernel then uses /dev/fuse).
+  std::atomic<uint64_t> fuse_uring_requests{0};
+  std::atomic<uint64_t> fuse_uring_entries{0};
+  std::atomic<uint64_t> fuse_uring_errors{0};
+  std::atomic<uint64_t> fuse_uring_register_errno{0};
 
-  // "name value" lines; rpc_total is the sum of all requests sent.
+  // "name value" lines; rpc_total is the sum of all requests sent;
+  // fuse_transport is "uring" or "dev" (/dev/fuse).
   std::string Format() const;
 };
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <optional>
@@ -187,6 +188,10 @@ int MountCommand(int argc, char** argv) {
                 "  -o OPTIONS        also key=FILE, timeout=S, max_locks=N, log=FILE and\n"
                 "                    kernel flags (ro, noexec, nosuid, nodev, noatime...),\n"
                 "                    as mount.cohfs takes them (man mount.cohfs)\n"
+                "  -o uring          (the default) FUSE over io_uring when the kernel offers\n"
+                "                    it (fuse module parameter enable_uring), else /dev/fuse\n"
+                "  -o nouring        /dev/fuse only\n"
+                "  -o uring_threads=N ring threads per CPU (default 4), one request each\n"
                 "Returns once the mount is live. Unmount with umount or fusermount3 -u.\n");
   if (rc >= 0) return rc;
   // The daemon keeps no descriptor it was born with: a caller's open file on

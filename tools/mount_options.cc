@@ -1,11 +1,11 @@
 #include "tools/mount_options.h"
 
-#include "tools/args.h"
-
 #include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <string_view>
+
+#include "tools/args.h"
 
 namespace cohfs {
 namespace {
@@ -38,6 +38,10 @@ std::string ParseValued(const std::string& name, const std::string& value, Mount
     if (name == "timeout") o->timeout_ms = static_cast<int>(ms);
   } else if (name == "max_locks") {
     if (!ParseCount(value, &o->max_locks)) return "max_locks wants a count above 0";
+  } else if (name == "uring_threads") {
+    if (!ParseCount(value, &o->uring_threads) || o->uring_threads > 64) {
+      return "uring_threads wants 1 to 64";
+    }
   } else if (name == "metrics") {
     if (value.empty()) return "metrics wants HOST:PORT (metrics=HOST:PORT)";
     o->metrics_listen = value;
@@ -68,6 +72,8 @@ std::string ParseMountOptionList(const std::string& text, bool sloppy, MountOpti
       soft = opt == "soft";
     } else if (opt == "insecure") {
       list->insecure = true;
+    } else if (opt == "uring" || opt == "nouring") {
+      o->fuse_uring = opt == "uring";  // FUSE over io_uring when the kernel offers it
     } else if (std::find(kKernelFlags.begin(), kKernelFlags.end(), opt) != kKernelFlags.end()) {
       o->fuse_options += (o->fuse_options.empty() ? "" : ",") + opt;
     } else if (IsFstabOnly(opt)) {

@@ -21,6 +21,21 @@ TEST(MountOptions, FstabLineSetsEveryField) {
   EXPECT_EQ(o.fuse_options, "ro,noexec");
 }
 
+TEST(MountOptions, MetricsAndRingsAreMountOptionsToo) {
+  MountOptions o;
+  MountOptionList list;
+  EXPECT_TRUE(o.fuse_uring);  // the default: rings when the kernel offers them
+  ASSERT_EQ(ParseMountOptionList("insecure,nouring,uring_threads=2,metrics=127.0.0.1:0", false, &o,
+                                 &list),
+            "");
+  EXPECT_FALSE(o.fuse_uring);
+  EXPECT_EQ(o.uring_threads, 2u);
+  EXPECT_EQ(o.metrics_listen, "127.0.0.1:0");
+  EXPECT_NE(ParseMountOptionList("uring_threads=0", false, &o, &list), "");
+  EXPECT_NE(ParseMountOptionList("uring_threads=65", false, &o, &list), "");
+  EXPECT_NE(ParseMountOptionList("metrics=", false, &o, &list), "");
+}
+
 TEST(MountOptions, SoftWithoutTimeoWaitsThirtySecondsAndHardWins) {
   MountOptions o;
   MountOptionList list;
