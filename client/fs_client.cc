@@ -243,15 +243,20 @@ void FsClient::AbsorbLookup(InodeId dir, const RpcReply& reply) {
   for (auto e : root.getLeaf()) {
     DirEntry d = FromWire(e);
     PutReplyAttr(d.attr, grants.For(d.attr.ino), reply);
-    if (e.hasInlineData() && !write_behind_.Holds(d.attr.ino)) {
-      cache_.PutContent(d.attr.ino, AsView(e.getInlineData()));
-    }
+    AbsorbContent(d.attr.ino, e);
     entries.push_back(std::move(d));
   }
   if (root.getLeafComplete()) {
     cache_.SetDirectory(dir, entries, OrderOf(reply));
   } else {
     cache_.AddPage(dir, entries, OrderOf(reply));
+  }
+}
+
+// A small file's content that came with its entry (after its attributes).
+void FsClient::AbsorbContent(InodeId ino, wire::Entry::Reader e) {
+  if (e.hasInlineData() && !write_behind_.Holds(ino)) {
+    cache_.PutContent(ino, AsView(e.getInlineData()));
   }
 }
 
@@ -262,6 +267,7 @@ std::vector<DirEntry> FsClient::AbsorbEntries(const RpcReply& reply) {
   for (auto e : root.getEntries()) {
     DirEntry d = FromWire(e);
     PutReplyAttr(d.attr, grants.For(d.attr.ino), reply);
+    AbsorbContent(d.attr.ino, e);
     entries.push_back(std::move(d));
   }
   return entries;

@@ -122,6 +122,7 @@ class FsClient {
   // A read's reply: the lock it came with on `ino` (which covers the pages the
   // kernel keeps); returns the lock now held.
   LockMode AbsorbRead(InodeId ino, const RpcReply& reply);
+  void AbsorbContent(InodeId ino, wire::Entry::Reader e);
   // A lookup's reply: the directory's lock and, when it came whole, its names.
   void AbsorbLookup(InodeId dir, const RpcReply& reply);
   // A readdir reply's entries, their attributes and grants absorbed.
@@ -353,7 +354,7 @@ class FsClient {
   static constexpr int64_t kLogDelayMs = 100;  // a logged change waits at most about this
   static constexpr size_t kMaxLogOps = 4096;   // then it ships at once
   static_assert(kMaxLogOps <= kMaxCommitOps, "the server refuses longer commits");
-  std::mutex flight_mu_;                       // guards the two counters below
+  std::mutex flight_mu_;  // guards the two counters below
   std::condition_variable flight_cv_;
   int commits_in_flight_ = 0;
   size_t bytes_in_flight_ = 0;

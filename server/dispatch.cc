@@ -473,9 +473,12 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       size_t max = std::clamp<size_t>(r.getMaxEntries(), 1, 4096);
       ASSIGN_OR_RETURN(std::vector<DirEntry> entries, fs_.ReadDir(c, dir, r.getCookie(), max));
       auto list = reply.initEntries(static_cast<unsigned>(entries.size()));
+      size_t content_bytes = 0;
       for (size_t i = 0; i < entries.size(); i++) {
         ToWire(entries[i], list[i]);
-        Grant(ctx, entries[i].attr.ino, LockMode::kShared);
+        if (Grant(ctx, entries[i].attr.ino, LockMode::kShared) != LockMode::kNone) {
+          AttachContent(c, entries[i].attr, list[i], &content_bytes);  // find | xargs cat
+        }
       }
       Grant(ctx, dir, LockMode::kShared);
       return Status::Ok();

@@ -238,6 +238,14 @@ std::string Cluster::Stats(const std::string& mountpoint) {
   return out;
 }
 
+void WriteFile(const std::string& path, const std::string& data, mode_t mode) {
+  int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, mode);
+  ASSERT_GE(fd, 0) << path << ": " << strerror(errno);
+  ASSERT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size())) << path;
+  ASSERT_EQ(fsync(fd), 0) << path;
+  ASSERT_EQ(close(fd), 0) << path;
+}
+
 uint64_t StatValue(const std::string& stats, const std::string& name) {
   size_t p = stats.find("\n" + name + " ");
   if (p == std::string::npos) return 0;

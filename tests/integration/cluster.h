@@ -18,6 +18,9 @@ namespace cohfs::test {
 // Runs a command; returns its exit status (or -1), with stdout+stderr in *output.
 int RunCommand(const std::string& command, std::string* output = nullptr);
 
+// Creates or truncates `path`, writes `data`, fsyncs and closes (gtest assertions).
+void WriteFile(const std::string& path, const std::string& data, mode_t mode = 0644);
+
 // Polls `cond` until it holds or the deadline passes.
 bool WaitFor(const std::function<bool()>& cond, std::chrono::milliseconds deadline);
 

@@ -47,14 +47,6 @@ int ServerMetricsPort(const Cluster& c) {
   return std::stoi(log.substr(p + std::strlen("metrics on http://127.0.0.1:")));
 }
 
-void WriteFile(const std::string& path, const std::string& data) {
-  int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-  ASSERT_GE(fd, 0) << path;
-  ASSERT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
-  ASSERT_EQ(fsync(fd), 0);
-  close(fd);
-}
-
 // Every histogram's buckets never go down with le, and +Inf is its count.
 void ExpectCumulative(const Scrape& m, const std::string& type) {
   std::string prefix = "cohfs_server_request_duration_seconds_bucket{type=\"" + type + "\",le=\"";

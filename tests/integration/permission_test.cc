@@ -32,14 +32,6 @@ uint64_t InoOf(const std::string& path) {
   return st.st_ino;
 }
 
-void WriteFile(const std::string& path, const std::string& data, mode_t mode) {
-  int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, mode);
-  ASSERT_GE(fd, 0) << path;
-  ASSERT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
-  ASSERT_EQ(fsync(fd), 0);
-  ASSERT_EQ(close(fd), 0);
-}
-
 Tree MakeTree(Cluster& c) {
   EXPECT_EQ(mkdir(c.Path("secret").c_str(), 0700), 0);
   WriteFile(c.Path("secret/inner"), "inner data", 0644);

@@ -69,14 +69,6 @@ std::string HelloAndLookup() {
          Bytes(EncodeFrame(FrameKind::kRequest, RequestId(2), lookup));
 }
 
-void WriteFile(const std::string& path, const std::string& data) {
-  int fd = open(path.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-  ASSERT_GE(fd, 0) << path;
-  ASSERT_EQ(write(fd, data.data(), data.size()), static_cast<ssize_t>(data.size()));
-  ASSERT_EQ(fsync(fd), 0);
-  close(fd);
-}
-
 std::string ReadFile(const std::string& path) {
   int fd = open(path.c_str(), O_RDONLY);
   std::string s;
