@@ -505,6 +505,10 @@ Status Dispatcher::Dispatch(Ctx& ctx) {
       return reply_attr(
           fs_.Fallocate(c, InodeId(f.getIno()), f.getMode(), f.getOffset(), f.getLength()), true);
     }
+    case wire::Request::SET_FLAGS: {
+      auto f = req.getSetFlags();
+      return reply_attr(fs_.SetFlags(c, InodeId(f.getIno()), f.getFlags()), true);
+    }
     case wire::Request::LSEEK: {
       auto l = req.getLseek();
       ASSIGN_OR_RETURN(uint64_t off, fs_.Lseek(InodeId(l.getIno()), l.getOffset(), l.getWhence()));
