@@ -2,6 +2,7 @@
 // fsync, and the grant given back when idle.
 #include "client/fs_client.h"
 #include "client/fs_client_internal.h"
+#include "common/inode_flags.h"
 #include "common/log.h"
 
 namespace cohfs {
@@ -33,8 +34,10 @@ Status FsClient::Write(InodeId ino, const Caller& c, uint64_t offset, std::strin
   // inode's buffer lock, which a recall takes to flush after dropping the lock.
   auto owned = [&]() -> std::optional<uint64_t> {
     if (cache_.lock(ino) != LockMode::kExclusive) return std::nullopt;
-    if (!append) return offset;
     auto a = cache_.GetAttr(ino);  // the kernel serializes writes to one inode
+    // chattr +i / +a: the server decides each write (common/inode_flags.h).
+    if (a && Guarded(a->flags)) return std::nullopt;
+    if (!append) return offset;
     return a ? std::optional<uint64_t>(a->size) : std::nullopt;
   };
   uint64_t at = offset;

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "client/fuse_ops_common.h"
+#include "common/inode_flags.h"
 #include "common/limits.h"
 #include "common/log.h"
 
@@ -24,7 +25,10 @@ struct DataOps {
     // checks again for anyone but root (not squashed), who may open anything
     // it can reach. O_TRUNC always goes to the server: with atomic_o_trunc,
     // open truncates.
-    if (CallerOf(req).uid != 0 || lock == LockMode::kNone || (fi->flags & O_TRUNC)) {
+    // So do opens of a chattr +i / +a file (the server applies may_open's rules).
+    auto cached = s->core().cache().GetAttr(InodeId(ino));
+    bool guarded = cached && Guarded(cached->flags);
+    if (CallerOf(req).uid != 0 || lock == LockMode::kNone || (fi->flags & O_TRUNC) || guarded) {
       Request r(req);
       auto o = r.root.initOpen();
       o.setIno(ino);

@@ -211,13 +211,16 @@ struct NameOps {
     FuseOps* s = Self(req);
     Count(s, FUSE_MKDIR);
     LockMode lock;
-    auto attr = MakeNode(s, req, parent, name, &lock, [&](wire::Request::Builder b, uint64_t ino) {
-      auto m = b.initMkdir();
-      m.setParent(parent);
-      m.setName(AsData(name));
-      m.setMode(mode);
-      m.setNewIno(ino);
-    }, FsClient::NewNode{S_IFDIR | (mode & 07777), {}});
+    auto attr = MakeNode(
+        s, req, parent, name, &lock,
+        [&](wire::Request::Builder b, uint64_t ino) {
+          auto m = b.initMkdir();
+          m.setParent(parent);
+          m.setName(AsData(name));
+          m.setMode(mode);
+          m.setNewIno(ino);
+        },
+        FsClient::NewNode{S_IFDIR | (mode & 07777), {}});
     if (!attr.ok()) return ReplyErr(req, attr.status());
     ReplyEntry(s, req, InodeId(parent), name, *attr);
   }
@@ -226,13 +229,16 @@ struct NameOps {
     FuseOps* s = Self(req);
     Count(s, FUSE_SYMLINK);
     LockMode lock;
-    auto attr = MakeNode(s, req, parent, name, &lock, [&](wire::Request::Builder b, uint64_t ino) {
-      auto m = b.initSymlink();
-      m.setParent(parent);
-      m.setName(AsData(name));
-      m.setTarget(AsData(target));
-      m.setNewIno(ino);
-    }, FsClient::NewNode{S_IFLNK | 0777, target});
+    auto attr = MakeNode(
+        s, req, parent, name, &lock,
+        [&](wire::Request::Builder b, uint64_t ino) {
+          auto m = b.initSymlink();
+          m.setParent(parent);
+          m.setName(AsData(name));
+          m.setTarget(AsData(target));
+          m.setNewIno(ino);
+        },
+        FsClient::NewNode{S_IFLNK | 0777, target});
     if (!attr.ok()) return ReplyErr(req, attr.status());
     ReplyEntry(s, req, InodeId(parent), name, *attr);
   }
@@ -269,8 +275,8 @@ struct NameOps {
     FuseOps* s = Self(req);
     Count(s, FUSE_LINK);
     FsClient::KernelHold hold(s->core(), InodeId(new_parent));
-    if (auto local = s->core().LinkLocally(InodeId(ino), InodeId(new_parent), new_name,
-                                           CallerOf(req))) {
+    if (auto local =
+            s->core().LinkLocally(InodeId(ino), InodeId(new_parent), new_name, CallerOf(req))) {
       if (!local->ok()) return ReplyErr(req, local->status());
       s->core().WaitForSendWindow();
       return ReplyEntry(s, req, InodeId(new_parent), new_name, **local);
@@ -346,13 +352,19 @@ struct NameOps {
     FuseOps* s = Self(req);
     Count(s, FUSE_RENAME2);
     FsClient::KernelHold hold(s->core(), InodeId(parent), InodeId(new_parent));
-    if (flags & ~(kRenameNoReplace | kRenameExchange)) return (void)fuse_reply_err(req, EINVAL);
-    if ((flags & kRenameNoReplace) && (flags & kRenameExchange)) {
+    if (flags & ~(kRenameNoReplace | kRenameExchange | kRenameWhiteout)) {
+      return (void)fuse_reply_err(req, EINVAL);
+    }
+    if ((flags & kRenameExchange) && (flags & (kRenameNoReplace | kRenameWhiteout))) {
       return (void)fuse_reply_err(req, EINVAL);
     }
     const Caller c = CallerOf(req);
+    // RENAME_WHITEOUT makes an inode the server numbers: the server does it all.
+    if (flags & kRenameWhiteout)
+      return RenameOnServer(s, req, parent, name, new_parent, new_name, flags);
     auto rename_locally = [&] {
-      return s->core().RenameLocally(InodeId(parent), name, InodeId(new_parent), new_name, flags, c);
+      return s->core().RenameLocally(InodeId(parent), name, InodeId(new_parent), new_name, flags,
+                                     c);
     };
     auto local = rename_locally();
     if (!local && s->core().AcquireDirectory(InodeId(parent), c) &&
@@ -364,6 +376,11 @@ struct NameOps {
       s->core().WaitForSendWindow();
       return ReplyRenamed(s, req, InodeId(parent), name, InodeId(new_parent), new_name, flags);
     }
+    RenameOnServer(s, req, parent, name, new_parent, new_name, flags);
+  }
+
+  static void RenameOnServer(FuseOps* s, fuse_req_t req, fuse_ino_t parent, const char* name,
+                             fuse_ino_t new_parent, const char* new_name, unsigned int flags) {
     Attr moved{}, victim{};
     bool know_moved = s->core().cache().Lookup(InodeId(parent), name, &moved) ==
                       ObjectCache::LookupResult::kFound;
@@ -383,9 +400,11 @@ struct NameOps {
     auto reply = s->core().Call(r.message);
     if (!reply.ok()) return ReplyErr(req, reply.status());
     s->core().Absorb(*reply);
+    // A whiteout took the old name: both listings are re-learnt from the server.
+    const bool keep = know_moved && !(flags & kRenameWhiteout);
     s->core().cache().NoteRenamed(InodeId(parent), name, InodeId(new_parent), new_name,
-                                  flags & kRenameExchange, know_moved ? &moved : nullptr,
-                                  victim_state, victim);
+                                  flags & kRenameExchange, keep ? &moved : nullptr, victim_state,
+                                  victim);
     ReplyRenamed(s, req, InodeId(parent), name, InodeId(new_parent), new_name, flags);
   }
 };
@@ -454,6 +473,7 @@ const fuse_lowlevel_ops& FuseOps::Table() {
     o.create = fuse::Gated<NameOps::Create>::Run;
     fuse::AddDataOps(o);
     fuse::AddDirOps(o);
+    fuse::AddIoctlOps(o);
     return o;
   }();
   return ops;

@@ -130,5 +130,6 @@ inline void ReplyErr(fuse_req_t req, const Status& st) { fuse_reply_err(req, st.
 // Each file adds its operations to the table.
 void AddDataOps(fuse_lowlevel_ops& o);
 void AddDirOps(fuse_lowlevel_ops& o);
+void AddIoctlOps(fuse_lowlevel_ops& o);  // client/fuse_ioctl_ops.cc
 
 }  // namespace cohfs::fuse

@@ -8,6 +8,7 @@
 #include <sys/xattr.h>
 
 #include "client/fs_client.h"
+#include "common/inode_flags.h"
 #include "common/limits.h"
 #include "common/permissions.h"
 #include "common/xattr_rules.h"
@@ -47,6 +48,11 @@ Status RenameRules(const Caller& c, ObjectCache::RenameAttrs& r, bool exchange, 
   RETURN_IF_ERROR(MayDelete(c, r.from_dir, r.moved));
   RETURN_IF_ERROR(Permission(c, r.to_dir, kMayWrite | kMayExec));
   Attr* v = r.victim;
+  // As FileSystem::CheckRenameFlags.
+  RETURN_IF_ERROR(CheckDirChange(r.from_dir, /*removes=*/true));
+  RETURN_IF_ERROR(CheckDirChange(r.to_dir, /*removes=*/v != nullptr));
+  RETURN_IF_ERROR(CheckNotGuarded(r.moved));
+  if (v) RETURN_IF_ERROR(CheckNotGuarded(*v));
   if (v) {
     RETURN_IF_ERROR(StickyCheck(c, r.to_dir, *v));
     if (!exchange && S_ISDIR(r.moved.mode) && !S_ISDIR(v->mode)) return Status::Error(ENOTDIR);
@@ -99,6 +105,7 @@ std::optional<Result<Attr>> FsClient::SetAttrLocally(InodeId ino, const Caller& 
   auto result = cache_.UpdateAttr(ino, log_.last_seq() + 1, [&](Attr& a) -> Status {
     if (req.mask & kSetSize) RETURN_IF_ERROR(CheckTruncate(c, a, req));
     RETURN_IF_ERROR(CheckAttrChange(c, a, req));
+    RETURN_IF_ERROR(CheckSetAttrFlags(a, req.mask));
     if (req.mask & kSetSize) {
       if (req.size != a.size) a.mtime_ns = req.now_ns;
       // Blocks past the new end go; a grown file is sparse.
@@ -131,6 +138,7 @@ std::optional<Result<Attr>> FsClient::MakeLocally(InodeId parent, const std::str
     // As FileSystem::CreateNode decides it on the server.
     RETURN_IF_ERROR(Permission(c, dir, kMayWrite | kMayExec));
     if (dir.nlink == 0) return Status::Error(ENOENT);
+    RETURN_IF_ERROR(CheckDirChange(dir, /*removes=*/false));
     f.ino = ino;
     f.generation = rpc_.welcome().server_generation;
     f.mode = mode;
@@ -162,6 +170,8 @@ std::optional<Status> FsClient::RemoveLocally(InodeId parent, const std::string&
     // As FileSystem::RemoveEntry decides it.
     RETURN_IF_ERROR(Permission(c, dir, kMayExec));
     RETURN_IF_ERROR(MayDelete(c, dir, child));
+    RETURN_IF_ERROR(CheckDirChange(dir, /*removes=*/true));
+    RETURN_IF_ERROR(CheckNotGuarded(child));
     if (want_dir && !S_ISDIR(child.mode)) return Status::Error(ENOTDIR);
     if (!want_dir && S_ISDIR(child.mode)) return Status::Error(EISDIR);
     if (want_dir) {
@@ -221,6 +231,8 @@ std::optional<Result<Attr>> FsClient::LinkLocally(InodeId ino, InodeId new_paren
     RETURN_IF_ERROR(Permission(c, dir, kMayExec));
     if (dir.nlink == 0) return Status::Error(ENOENT);
     RETURN_IF_ERROR(Permission(c, dir, kMayWrite | kMayExec));
+    RETURN_IF_ERROR(CheckDirChange(dir, /*removes=*/false));
+    RETURN_IF_ERROR(CheckNotGuarded(child));
     if (S_ISDIR(child.mode)) return Status::Error(EPERM);
     if (child.nlink == 0) return Status::Error(ENOENT);
     if (child.nlink >= kMaxLinks) return Status::Error(EMLINK);
@@ -253,6 +265,7 @@ std::optional<Status> FsClient::SetXattrLocally(InodeId ino, const std::string& 
   auto st = cache_.UpdateXattrs(ino, log_.last_seq() + 1,
                                 [&](Attr& a, ObjectCache::Xattrs& x) -> Status {
     RETURN_IF_ERROR(XattrPermission(c, a, *ns, /*write=*/true));
+    RETURN_IF_ERROR(CheckNotGuarded(a));
     bool exists = x.count(name) != 0;
     if (exists && (flags & XATTR_CREATE)) return Status::Error(EEXIST);
     if (!exists && (flags & XATTR_REPLACE)) return Status::Error(ENODATA);
@@ -279,6 +292,7 @@ std::optional<Status> FsClient::RemoveXattrLocally(InodeId ino, const std::strin
   auto st =
       cache_.UpdateXattrs(ino, log_.last_seq() + 1, [&](Attr& a, ObjectCache::Xattrs& x) -> Status {
         RETURN_IF_ERROR(RemoveXattrPermission(c, a, name, *ns));
+        RETURN_IF_ERROR(CheckNotGuarded(a));
         if (x.erase(name) == 0) return Status::Error(ENODATA);
         if (x.empty()) a.flags &= ~kInodeHasXattrs;
         a.ctime_ns = now;

@@ -34,7 +34,8 @@ struct Attr {
   uint32_t flags = 0;  // kInodeHasXattrs, ...
 };
 
-// Inode flags (InodeItem::flags, Attr::flags).
+// Inode flags (InodeItem::flags, Attr::flags). Bit 0 is ours; the chattr(1)
+// flags cohfs keeps (common/inode_flags.h) sit at their FS_*_FL positions.
 inline constexpr uint32_t kInodeHasXattrs = 1;  // lets a client answer ENODATA without asking
 
 // Which SetAttr fields apply, as FUSE_SET_ATTR_* but our own bits.
@@ -85,5 +86,6 @@ enum class LockMode : uint8_t { kNone = 0, kShared = 1, kExclusive = 2 };
 // rename(2) flags, values as in <linux/fs.h>.
 inline constexpr uint32_t kRenameNoReplace = 1;
 inline constexpr uint32_t kRenameExchange = 2;
+inline constexpr uint32_t kRenameWhiteout = 4;  // leaves a 0/0 character device (overlayfs)
 
 }  // namespace cohfs

@@ -11,7 +11,8 @@ $Cxx.namespace("cohfs::wire");
 # Welcome.grantBytes, write.grantBytes, write.wantGrant, Reply.grantAdded); 5: sessions
 # that outlive connections and server restarts (hello.resume*, Request.repliedBelow,
 # reclaim, Welcome.sessionKey/resumed/reclaim); 6: reclaim.givingBack/fileLocks,
-# write.mtimeNs, returnGrant; 7: serverStatus (instead of a hello, opens no session)
+# write.mtimeNs, returnGrant; 7: serverStatus (instead of a hello, opens no session),
+# setFlags, rename flag 4 (RENAME_WHITEOUT), fallocate COLLAPSE/INSERT_RANGE
 const protocolVersion :UInt32 = 7;
 
 enum LockMode {
@@ -45,7 +46,7 @@ struct Attr {
   atimeNs @9 :Int64;
   mtimeNs @10 :Int64;
   ctimeNs @11 :Int64;
-  flags @12 :UInt32;         # kInodeHasXattrs = 1
+  flags @12 :UInt32;         # kInodeHasXattrs = 1, and the chattr FS_*_FL bits kept
 }
 
 struct Entry {
@@ -236,6 +237,10 @@ struct Request {
     serverStatus :group {    # version 7, instead of a hello (`cohfs status`): the reply is
       versionMin @111 :UInt32;   # a ServerStatus; the connection opens no session and
       versionMax @112 :UInt32;   # takes nothing after it
+    }
+    setFlags :group {        # version 7: FS_IOC_SETFLAGS (chattr); reply: attr (flags in it)
+      ino @113 :UInt64;
+      flags @114 :UInt32;    # FS_*_FL bits of common/inode_flags.h
     }
   }
 }

@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(build-essential cmake pkg-config g++ libfuse3-dev fuse3 liburing-dev
           libcapnp-dev capnproto librocksdb-dev libgtest-dev libsodium-dev libssl-dev
-          libcpp-httplib-dev tar libsystemd-dev systemd dpkg-dev file)
+          libcpp-httplib-dev tar libsystemd-dev systemd dpkg-dev file e2fsprogs util-linux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -40,6 +40,7 @@ bool RecordsReply(wire::Request::Which which) {
     case wire::Request::SET_XATTR:
     case wire::Request::REMOVE_XATTR:
     case wire::Request::FALLOCATE:
+    case wire::Request::SET_FLAGS:
     case wire::Request::COMMIT:
       return true;
     default:

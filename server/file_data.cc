@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "common/inode_flags.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/permissions.h"
@@ -332,6 +333,7 @@ Status FileSystem::Open(const Caller& c, InodeId ino, int flags) {
   if (S_ISDIR(i->mode) && (mask & kMayWrite)) return Status::Error(EISDIR);
   if (i->nlink == 0 && !S_ISREG(i->mode)) return Status::Error(ENOENT);
   RETURN_IF_ERROR(Permission(c, *i, mask));
+  RETURN_IF_ERROR(CheckOpenFlags(*i, flags));  // may_open
   if ((flags & O_TRUNC) && S_ISREG(i->mode)) {
     // FUSE's atomic O_TRUNC: the kernel leaves the truncation to open.
     RETURN_IF_ERROR(CheckWritable());
@@ -350,6 +352,7 @@ Result<Attr> FileSystem::Write(const Caller& c, InodeId ino, uint64_t offset,
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
   if (!S_ISREG(i->mode)) return Status::Error(EINVAL);
   RETURN_IF_ERROR(DataPermission(c, *i, kMayWrite));
+  RETURN_IF_ERROR(CheckWriteAt(*i, offset, i->size));
   if (offset > kMaxFileBytes || data.size() > kMaxFileBytes - offset) return Status::Error(EFBIG);
   if (data.empty()) return ToAttr(ino, *i);
   RETURN_IF_ERROR(CheckWritable());
@@ -375,6 +378,7 @@ Result<Attr> FileSystem::SetAttr(const Caller& c, InodeId ino, const SetAttrRequ
                                         : Permission(c, *i, kMayWrite));
   }
   RETURN_IF_ERROR(CheckAttrChange(c, *i, req));
+  RETURN_IF_ERROR(CheckSetAttrFlags(*i, req.mask));
 
   // A change a client made locally carries the time it happened there.
   int64_t now = req.now_ns != 0 ? req.now_ns : NowNs();
@@ -393,6 +397,9 @@ Result<Attr> FileSystem::Fallocate(const Caller& c, InodeId ino, int mode, uint6
                                    uint64_t length) {
   constexpr int kPunch = FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE;
   const bool zero_range = (mode & ~FALLOC_FL_KEEP_SIZE) == FALLOC_FL_ZERO_RANGE;
+  if (mode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)) {
+    return ShiftRange(c, ino, mode, offset, length);
+  }
   if (mode != 0 && mode != FALLOC_FL_KEEP_SIZE && mode != kPunch && !zero_range) {
     return Status::Error(EOPNOTSUPP);
   }
@@ -404,6 +411,9 @@ Result<Attr> FileSystem::Fallocate(const Caller& c, InodeId ino, int mode, uint6
   if (S_ISDIR(i->mode)) return Status::Error(EISDIR);
   if (!S_ISREG(i->mode)) return Status::Error(ENODEV);
   RETURN_IF_ERROR(DataPermission(c, *i, kMayWrite));  // an fd open for writing
+  if (Immutable(i->flags) || (AppendOnly(i->flags) && (mode & ~FALLOC_FL_KEEP_SIZE))) {
+    return Status::Error(EPERM);  // vfs_fallocate
+  }
   const uint64_t end = offset + length;
   const bool keep_size = mode & FALLOC_FL_KEEP_SIZE;
   if (mode == kPunch || zero_range) RETURN_IF_ERROR(ZeroRange(tx, ino, *i, offset, end));

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 
+#include "common/inode_flags.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/permissions.h"
@@ -168,6 +169,7 @@ Result<Attr> FileSystem::CreateNode(const Caller& c, InodeId parent, std::string
   ASSIGN_OR_RETURN(auto found, tx.Find(parent, name));
   if (found) return Status::Error(EEXIST);
   RETURN_IF_ERROR(Permission(c, *dir, kMayWrite | kMayExec));
+  RETURN_IF_ERROR(CheckDirChange(*dir, /*removes=*/false));
   ASSIGN_OR_RETURN(std::optional<std::string> existing, tx.txn().Get(InodeKey(new_ino)));
   if (existing) return Status::Error(EEXIST, "inode number in use");
 
@@ -225,6 +227,8 @@ Result<Attr> FileSystem::Link(const Caller& c, InodeId ino, InodeId new_parent,
   if (found) return Status::Error(EEXIST);
   RETURN_IF_ERROR(LinkPermission(c, *i));
   RETURN_IF_ERROR(Permission(c, *dir, kMayWrite | kMayExec));
+  RETURN_IF_ERROR(CheckDirChange(*dir, /*removes=*/false));
+  RETURN_IF_ERROR(CheckNotGuarded(*i));  // may_linkat
   if (S_ISDIR(i->mode)) return Status::Error(EPERM);
   if (i->nlink == 0) return Status::Error(ENOENT);
   if (i->nlink >= kMaxLinks) return Status::Error(EMLINK);
@@ -265,6 +269,8 @@ Result<InodeId> FileSystem::RemoveEntry(const Caller& c, InodeId parent, std::st
   auto [seq, child] = *found;
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(child));
   RETURN_IF_ERROR(StickyCheck(c, *d, *i));
+  RETURN_IF_ERROR(CheckDirChange(*d, /*removes=*/true));  // may_delete
+  RETURN_IF_ERROR(CheckNotGuarded(*i));
   if (dir && !S_ISDIR(i->mode)) return Status::Error(ENOTDIR);
   if (!dir && S_ISDIR(i->mode)) return Status::Error(EISDIR);
   if (dir) {
@@ -290,8 +296,13 @@ Result<std::optional<InodeId>> FileSystem::Rename(const Caller& c, InodeId paren
   RETURN_IF_ERROR(CheckName(name));
   RETURN_IF_ERROR(CheckName(new_name));
   if (IsDotOrDotDot(name) || IsDotOrDotDot(new_name)) return Status::Error(EBUSY);
-  if (flags & ~(kRenameNoReplace | kRenameExchange)) return Status::Error(EINVAL);
-  if ((flags & kRenameNoReplace) && (flags & kRenameExchange)) return Status::Error(EINVAL);
+  if (flags & ~(kRenameNoReplace | kRenameExchange | kRenameWhiteout)) {
+    return Status::Error(EINVAL);
+  }
+  if ((flags & kRenameExchange) && (flags & (kRenameNoReplace | kRenameWhiteout))) {
+    return Status::Error(EINVAL);
+  }
+  if ((flags & kRenameWhiteout) && !IsRoot(c)) return Status::Error(EPERM);  // CAP_MKNOD
   bool exchange = flags & kRenameExchange;
   RETURN_IF_ERROR(CheckWritable());
   Tx tx(*this);
@@ -337,6 +348,7 @@ Result<std::optional<InodeId>> FileSystem::Rename(const Caller& c, InodeId paren
   RETURN_IF_ERROR(Permission(c, *pdir, kMayWrite | kMayExec));
   RETURN_IF_ERROR(StickyCheck(c, *pdir, *si));
   RETURN_IF_ERROR(Permission(c, *ndir, kMayWrite | kMayExec));
+  RETURN_IF_ERROR(CheckRenameFlags(*pdir, *si, *ndir, di));
   if (di) {
     RETURN_IF_ERROR(StickyCheck(c, *ndir, *di));
     if (!exchange) {
@@ -377,6 +389,7 @@ Result<std::optional<InodeId>> FileSystem::Rename(const Caller& c, InodeId paren
     tx.DropLink(dst, *di, now);
     replaced = dst;
   }
+  if (flags & kRenameWhiteout) RETURN_IF_ERROR(AddWhiteout(tx, c, parent, *pdir, name, now));
   pdir->mtime_ns = pdir->ctime_ns = now;
   ndir->mtime_ns = ndir->ctime_ns = now;
   RETURN_IF_ERROR(tx.Commit());
@@ -431,6 +444,7 @@ Status FileSystem::SetXattr(const Caller& c, InodeId ino, std::string_view name,
   Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   RETURN_IF_ERROR(XattrPermission(c, *i, ns, /*write=*/true));
+  RETURN_IF_ERROR(CheckNotGuarded(*i));
   ItemKey key{ino.value, ItemType::kXattr, NameHash(name)};
   ASSIGN_OR_RETURN(std::optional<std::string> raw, tx.txn().Get(key));
   XattrItem x;
@@ -457,6 +471,7 @@ Status FileSystem::RemoveXattr(const Caller& c, InodeId ino, std::string_view na
   Tx tx(*this);
   ASSIGN_OR_RETURN(InodeItem * i, tx.Inode(ino));
   RETURN_IF_ERROR(RemoveXattrPermission(c, *i, name, ns));
+  RETURN_IF_ERROR(CheckNotGuarded(*i));
   ItemKey key{ino.value, ItemType::kXattr, NameHash(name)};
   ASSIGN_OR_RETURN(std::optional<std::string> raw, tx.txn().Get(key));
   if (!raw) return Status::Error(ENODATA);

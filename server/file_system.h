@@ -86,20 +86,29 @@ class FileSystem {
   Result<InodeId> Unlink(const Caller& c, InodeId parent, std::string_view name,
                          int64_t now_ns = 0);
   Result<InodeId> Rmdir(const Caller& c, InodeId parent, std::string_view name, int64_t now_ns = 0);
-  // flags: kRenameNoReplace, kRenameExchange. Returns the replaced inode, if any.
+  // flags: kRenameNoReplace, kRenameExchange, kRenameWhiteout (root only: a
+  // 0/0 character device takes the source name, as overlayfs wants; its inode
+  // number comes from SUPER, in the same transaction). Returns the replaced
+  // inode, if any.
   Result<std::optional<InodeId>> Rename(const Caller& c, InodeId parent, std::string_view name,
                                         InodeId new_parent, std::string_view new_name,
                                         uint32_t flags, int64_t now_ns = 0);
 
   // --- inode changes
   Result<Attr> SetAttr(const Caller& c, InodeId ino, const SetAttrRequest& req);
+  // FS_IOC_SETFLAGS (server/file_flags.cc): the chattr flags of
+  // common/inode_flags.h; others EOPNOTSUPP. Owner or root; IMMUTABLE and
+  // APPEND root only (EPERM). Sets the ctime.
+  Result<Attr> SetFlags(const Caller& c, InodeId ino, uint32_t fs_flags);
   // Copy-on-write: data goes to new extents (or the INLINE item while the file
   // stays <= kInlineMaxBytes). Clears setuid/setgid as Linux does.
   // `mtime_ns`: the mtime to store (0: now); ctime becomes it if that is later.
   Result<Attr> Write(const Caller& c, InodeId ino, uint64_t offset, std::span<const char> data,
                      int64_t mtime_ns = 0);
   // mode: 0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE|KEEP_SIZE, FALLOC_FL_ZERO_RANGE
-  // (optionally |KEEP_SIZE); others EOPNOTSUPP. ENOSPC leaves nothing changed.
+  // (optionally |KEEP_SIZE), FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE
+  // (alone, whole blocks; server/file_shift.cc); others EOPNOTSUPP. ENOSPC
+  // leaves nothing changed. EPERM on IMMUTABLE, and on APPEND for all but 0 and KEEP_SIZE.
   Result<Attr> Fallocate(const Caller& c, InodeId ino, int mode, uint64_t offset, uint64_t length);
   // flags: XATTR_CREATE / XATTR_REPLACE. `now_ns` sets the ctime (0: now).
   Status SetXattr(const Caller& c, InodeId ino, std::string_view name, std::string_view value,
@@ -174,6 +183,19 @@ class FileSystem {
   // Unwritten extents over the holes of the blocks covering [start, end).
   Status Preallocate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t start, uint64_t end);
   Status ConvertInline(Tx& tx, InodeId ino, InodeItem& inode);
+  // --- chattr flags and whiteouts (server/file_flags.cc)
+  // may_delete / may_create of a rename under IMMUTABLE and APPEND (EPERM).
+  static Status CheckRenameFlags(const InodeItem& from_dir, const InodeItem& moved,
+                                 const InodeItem& to_dir, const InodeItem* victim);
+  // A new 0/0 character device named `name` in `dir` (RENAME_WHITEOUT).
+  Status AddWhiteout(Tx& tx, const Caller& c, InodeId dir, InodeItem& dir_item,
+                     std::string_view name, int64_t now);
+  // FALLOC_FL_COLLAPSE_RANGE / FALLOC_FL_INSERT_RANGE: shifts the extents
+  // past `offset` (block aligned, checked by Fallocate) down or up by `length`.
+  Status CollapseRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t offset, uint64_t length);
+  Status InsertRange(Tx& tx, InodeId ino, InodeItem& inode, uint64_t offset, uint64_t length);
+  Result<Attr> ShiftRange(const Caller& c, InodeId ino, int mode, uint64_t offset,
+                          uint64_t length);
   Status Truncate(Tx& tx, InodeId ino, InodeItem& inode, uint64_t size);
   // Allocates and writes new extents (at most kMaxExtentBytes each). On ENOSPC,
   // when space freed by earlier commits is waiting for durability, syncs once and

@@ -75,6 +75,9 @@ void Collect(Needs& n, wire::Request::Reader req) {
     case wire::Request::FALLOCATE:
       n.Change(req.getFallocate().getIno());
       break;
+    case wire::Request::SET_FLAGS:
+      n.Change(req.getSetFlags().getIno());
+      break;
     case wire::Request::SET_XATTR:
       n.Change(req.getSetXattr().getIno());
       break;

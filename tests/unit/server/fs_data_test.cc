@@ -227,7 +227,6 @@ TEST_F(FsData, FallocateAndSeek) {
   EXPECT_EQ(Read(s.ino, 0, 10), std::string("ab") + std::string(3, '\0') + "fgh");
   // Errors.
   EXPECT_EQ(Err(fs_->Fallocate(kRoot, g.ino, FALLOC_FL_PUNCH_HOLE, 0, 4096)), EOPNOTSUPP);
-  EXPECT_EQ(Err(fs_->Fallocate(kRoot, g.ino, FALLOC_FL_COLLAPSE_RANGE, 0, 4096)), EOPNOTSUPP);
   EXPECT_EQ(Err(fs_->Fallocate(kRoot, g.ino, 0, 0, 0)), EINVAL);
   EXPECT_EQ(Err(fs_->Fallocate(kRoot, kRootInode, 0, 0, 4096)), EISDIR);
   auto fifo = fs_->Mknod(kRoot, kRootInode, "fifo", S_IFIFO | 0644, 0, NewIno());

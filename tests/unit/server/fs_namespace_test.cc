@@ -202,7 +202,7 @@ TEST_F(FsNamespace, RenameFiles) {
   EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, "b", kRenameNoReplace)), EEXIST);
   EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, "zz", kRenameExchange)), ENOENT);
   EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "nope", kRootInode, "zz", 0)), ENOENT);
-  EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, "b", 4)), EINVAL);
+  EXPECT_EQ(Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, "b", 8)), EINVAL);
   EXPECT_EQ(
       Err(fs_->Rename(kRoot, kRootInode, "a", kRootInode, "b", kRenameExchange | kRenameNoReplace)),
       EINVAL);
